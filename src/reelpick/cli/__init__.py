@@ -1,0 +1,22 @@
+"""The ``reelpick`` command line: one module per subcommand, each a thin call into the library."""
+
+from __future__ import annotations
+
+import typer
+
+from reelpick.cli import demo, evaluate
+
+app = typer.Typer(
+    name="reelpick",
+    help="Personalise a streaming home page: train, evaluate, simulate, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("evaluate")(evaluate.evaluate)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Entry point of the ``reelpick`` script."""
+    app()

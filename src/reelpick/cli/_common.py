@@ -1,0 +1,40 @@
+"""Helpers shared by CLI subcommands: data paths, error reporting, tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(width=None if Console().is_terminal else 160)
+
+#: Where the shared data sets live relative to the project root (``../shared/data``).
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit non-zero (no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def parse_list(value: str, *, what: str, allowed: list[str] | None = None) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        fail(f"{what}: give at least one value")
+    if allowed is not None:
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            fail(f"{what}: unknown value(s) {bad}; choose from {allowed}")
+    return items
+
+
+def parse_ks(value: str) -> list[int]:
+    try:
+        ks = [int(v) for v in parse_list(value, what="--k")]
+    except ValueError:
+        fail(f"--k: expected comma-separated positive integers, got {value!r}")
+    if any(k < 1 for k in ks):
+        fail(f"--k: every k must be >= 1, got {value!r}")
+    return ks

@@ -1,0 +1,258 @@
+"""Offline evaluation protocols for recommenders: leave-last-out, time cut-off, rolling backtests.
+
+Every protocol ranks the full catalogue for each test member with the member's training titles
+excluded, and respects time: models never see an interaction at or after what they are tested on.
+
+>>> import pandas as pd
+>>> from reelpick.data.splits import leave_last_out
+>>> df = pd.DataFrame({"member_id": list("aaabbb"), "title_id": list("xyzxyw"),
+...                    "timestamp": [1, 2, 3, 1, 2, 3]})
+>>> recs = evaluate_leave_last_out(df, ["popular"], ks=(2,), progress=False)
+>>> recs[0].model, sorted(recs[0].metrics)[:2]
+('popular', ['Coverage@2', 'HR@2'])
+"""
+
+from __future__ import annotations
+
+import itertools
+import resource
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reelpick.data.splits import TTSplit, leave_last_out, rolling_cutoffs, time_cutoff
+from reelpick.metrics.ranking import ranking_metrics, truth_matrix
+from reelpick.models.base import Recommender, make_model
+
+#: The light hyperparameter grids searched by ``--tune`` (on validation data only).
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "popular": {"window_days": [None, 30.0, 90.0]},
+    "itemknn": {"neighbors": [20, 50, 100, 200], "similarity": ["cosine", "bm25"]},
+    "als": {"factors": [64, 128], "regularization": [0.5, 5.0],
+            "alpha": [1.0, 4.0, 16.0], "iterations": [20]},
+    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05],
+            "regularization": [0.001, 0.01], "iterations": [100, 300]},
+}
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One model evaluated under one protocol (one JSON record of ``reelpick evaluate --json``).
+
+    ``peak_rss_mb`` is the process's peak resident memory after the model's fit and recommend.
+    ``tuning`` lists the validation score of each configuration tried (empty without tuning).
+    """
+
+    model: str
+    protocol: str
+    metrics: dict[str, float]
+    fit_seconds: float
+    recommend_seconds: float
+    peak_rss_mb: float
+    params: dict[str, Any]
+    split: dict[str, Any] = field(default_factory=dict)
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                    "{task.total}"), TimeElapsedColumn(), disable=not enabled, transient=True)
+
+
+def run_model(
+    name: str,
+    params: dict[str, Any],
+    split: TTSplit,
+    *,
+    catalogue: Sequence[str],
+    ks: Sequence[int] = (10, 20),
+    exclude: pd.DataFrame | None = None,
+) -> tuple[dict[str, float], float, float, Recommender]:
+    """Fit ``name(**params)`` on ``split.train``, rank the catalogue for every test member (their
+    training titles and ``exclude`` rows removed) and score against ``split.test``.
+
+    Returns ``(metrics, fit_seconds, recommend_seconds, model)``.
+    """
+    if len(split.test) == 0:
+        raise ValueError("the split leaves no test rows (with a time cut-off: no member active "
+                         "after the cut-off was seen before it); choose another cut-off")
+    model = make_model(name, **params)
+    t0 = time.perf_counter()
+    model.fit(split.train, titles=catalogue)
+    t1 = time.perf_counter()
+    members = split.test["member_id"].unique()
+    recs = model.recommend(members, k=max(ks), exclude=exclude)
+    t2 = time.perf_counter()
+    m_idx = pd.Index(members).get_indexer(split.test["member_id"])
+    t_idx = model.title_vocab_.index(split.test["title_id"], missing="negative")
+    truth = truth_matrix(m_idx, t_idx, len(members), len(model.title_vocab_))
+    n_train_members = max(len(model.member_vocab_), 1)
+    popularity = np.asarray(model.user_items_.sum(axis=0)).ravel() / n_train_members
+    result = ranking_metrics(recs.title_idx, truth, ks=ks, item_popularity=popularity)
+    return result.summary, t1 - t0, t2 - t1, model
+
+
+def _grid(name: str) -> list[dict[str, Any]]:
+    grid = GRIDS.get(name, {})
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())] or [{}]
+
+
+def tune(
+    name: str,
+    split: TTSplit,
+    *,
+    catalogue: Sequence[str],
+    metric: str = "NDCG@10",
+    base_params: dict[str, Any] | None = None,
+    seeds: Sequence[int] = (0, 1),
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Grid search on a validation split: returns the best parameters and every trial.
+
+    Models with a ``random_state`` are scored as the mean over ``seeds``: on ml-100k the
+    seed-to-seed spread of validation NDCG@10 (about 0.005) is as large as the differences
+    between configurations, so a single seed picks noise."""
+    trials = []
+    candidates = _grid(name)
+    task = progress.add_task(f"tune {name}", total=len(candidates)) if progress else None
+    for params in candidates:
+        merged = {**(base_params or {}), **params}
+        has_seed = "random_state" in make_model(name).get_params()
+        values = [run_model(name, {**merged, "random_state": s} if has_seed else merged, split,
+                            catalogue=catalogue, ks=(10,))[0][metric]
+                  for s in (seeds if has_seed else seeds[:1])]
+        trials.append({"params": merged, metric: float(np.mean(values))})
+        if progress is not None and task is not None:
+            progress.advance(task)
+    best = max(trials, key=lambda t: t[metric])
+    return best["params"], trials
+
+
+def _evaluate(
+    protocol: str,
+    outer: TTSplit,
+    inner: TTSplit | None,
+    models: Iterable[str],
+    *,
+    catalogue: Sequence[str],
+    ks: Sequence[int],
+    params: dict[str, dict[str, Any]] | None,
+    progress: bool,
+    split_info: dict[str, Any],
+) -> list[EvalRecord]:
+    records = []
+    models = list(models)
+    with _progress(progress) as bar:
+        task = bar.add_task(f"{protocol}", total=len(models))
+        for name in models:
+            chosen = dict((params or {}).get(name, {}))
+            trials: list[dict[str, Any]] = []
+            if inner is not None:
+                chosen, trials = tune(name, inner, catalogue=catalogue, base_params=chosen,
+                                      progress=bar)
+            metrics, fit_s, rec_s, model = run_model(name, chosen, outer, catalogue=catalogue,
+                                                     ks=ks)
+            records.append(EvalRecord(name, protocol, metrics, fit_s, rec_s, _peak_rss_mb(),
+                                      model.get_params(), split_info, trials))
+            bar.advance(task)
+    return records
+
+
+def evaluate_leave_last_out(
+    interactions: pd.DataFrame,
+    models: Iterable[str],
+    *,
+    ks: Sequence[int] = (10, 20),
+    tune_on_validation: bool = False,
+    params: dict[str, dict[str, Any]] | None = None,
+    catalogue: Sequence[str] | None = None,
+    progress: bool = True,
+) -> list[EvalRecord]:
+    """Leave-last-out: each member's last interaction is test, the one before it validation.
+
+    With ``tune_on_validation`` each model's grid (:data:`GRIDS`) is searched by fitting on
+    train and scoring NDCG@10 on validation; the chosen model is then refit on train +
+    validation and tested, with train and validation titles excluded from the ranking.
+    """
+    outer = leave_last_out(interactions)
+    inner = leave_last_out(outer.train) if tune_on_validation else None
+    catalogue = list(catalogue) if catalogue is not None else list(
+        pd.unique(interactions["title_id"]))
+    info = {"n_train": len(outer.train), "n_test": len(outer.test),
+            "n_test_members": int(outer.test["member_id"].nunique())}
+    return _evaluate("leave-last-out", outer, inner, models, catalogue=catalogue, ks=ks,
+                     params=params, progress=progress, split_info=info)
+
+
+def evaluate_time_cutoff(
+    interactions: pd.DataFrame,
+    models: Iterable[str],
+    *,
+    quantile: float = 0.8,
+    cutoff: int | None = None,
+    ks: Sequence[int] = (10, 20),
+    tune_on_validation: bool = False,
+    params: dict[str, dict[str, Any]] | None = None,
+    catalogue: Sequence[str] | None = None,
+    progress: bool = True,
+) -> list[EvalRecord]:
+    """Global time cut-off: train before ``t`` (a timestamp, or the ``quantile`` of times), test
+    at or after ``t`` for members seen in training. Tuning uses a second cut-off inside the
+    training period (its last 20% of rows) as validation."""
+    outer = (time_cutoff(interactions, cutoff) if cutoff is not None
+             else time_cutoff(interactions, quantile=quantile))
+    inner = time_cutoff(outer.train, quantile=0.8) if tune_on_validation else None
+    catalogue = list(catalogue) if catalogue is not None else list(
+        pd.unique(interactions["title_id"]))
+    info = {"cutoff": outer.cutoff, "quantile": None if cutoff is not None else quantile,
+            "n_train": len(outer.train), "n_test": len(outer.test),
+            "n_test_members": int(outer.test["member_id"].nunique())}
+    return _evaluate("time-cutoff", outer, inner, models, catalogue=catalogue, ks=ks,
+                     params=params, progress=progress, split_info=info)
+
+
+def evaluate_backtest(
+    interactions: pd.DataFrame,
+    models: Iterable[str],
+    *,
+    quantiles: Sequence[float] = (0.6, 0.7, 0.8, 0.9),
+    horizon: float | None = 0.1,
+    ks: Sequence[int] = (10, 20),
+    params: dict[str, dict[str, Any]] | None = None,
+    catalogue: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[list[EvalRecord], pd.DataFrame]:
+    """Rolling-origin backtest: one time cut-off evaluation per quantile (test window
+    ``horizon`` wide). Returns every record and a summary frame with the mean and standard
+    deviation of each metric over cut-offs, per model."""
+    catalogue = list(catalogue) if catalogue is not None else list(
+        pd.unique(interactions["title_id"]))
+    records: list[EvalRecord] = []
+    models = list(models)
+    for q, split in zip(sorted(quantiles), rolling_cutoffs(interactions, quantiles,
+                                                          horizon=horizon)):
+        info = {"cutoff": split.cutoff, "quantile": q, "n_train": len(split.train),
+                "n_test": len(split.test),
+                "n_test_members": int(split.test["member_id"].nunique())}
+        if len(split.test) == 0:
+            continue
+        records += _evaluate("backtest", split, None, models, catalogue=catalogue, ks=ks,
+                             params=params, progress=progress, split_info=info)
+    rows = [{"model": r.model, "quantile": r.split["quantile"], **r.metrics} for r in records]
+    frame = pd.DataFrame(rows)
+    metric_cols = [c for c in frame.columns if "@" in c]
+    summary = frame.groupby("model")[metric_cols].agg(["mean", "std"]) if rows else frame
+    return records, summary

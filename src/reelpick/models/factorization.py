@@ -1,0 +1,120 @@
+r"""Matrix factorisation over members x titles, via the ``implicit`` library.
+
+**ALS** (Hu, Koren, Volinsky, ICDM 2008): minimise
+:math:`\sum_{u,i} c_{ui}(p_{ui} - x_u^\top y_i)^2 + \lambda(\sum_u \|x_u\|^2 + \sum_i \|y_i\|^2)`
+with :math:`p_{ui} = 1` for observed pairs and confidence :math:`c_{ui} = 1 + \alpha r_{ui}`.
+
+**BPR** (Rendle et al., UAI 2009): maximise
+:math:`\sum_{(u,i,j)} \ln \sigma(x_u^\top y_i - x_u^\top y_j) - \lambda \|\Theta\|^2` over
+sampled (member, played, not played) triples by SGD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.bpr import BayesianPersonalizedRanking
+from threadpoolctl import threadpool_limits
+
+from reelpick.models.base import ModelConfig, Recommender
+
+
+@dataclass(frozen=True)
+class ALSConfig(ModelConfig):
+    factors: int = 128
+    regularization: float = 5.0
+    alpha: float = 4.0
+    iterations: int = 20
+    random_state: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.check(self.factors >= 1, "factors", "must be >= 1")
+        self.check(self.regularization >= 0, "regularization", "must be >= 0")
+        self.check(self.alpha > 0, "alpha", "must be > 0")
+        self.check(self.iterations >= 1, "iterations", "must be >= 1")
+        self.check(self.num_threads >= 1, "num_threads", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class BPRConfig(ModelConfig):
+    factors: int = 64
+    learning_rate: float = 0.01
+    regularization: float = 0.01
+    iterations: int = 100
+    random_state: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.check(self.factors >= 1, "factors", "must be >= 1")
+        self.check(self.learning_rate > 0, "learning_rate", "must be > 0")
+        self.check(self.regularization >= 0, "regularization", "must be >= 0")
+        self.check(self.iterations >= 1, "iterations", "must be >= 1")
+        self.check(self.num_threads >= 1, "num_threads", "must be >= 1")
+
+
+class _Factorization(Recommender):
+    def _score(self, member_idx: np.ndarray) -> np.ndarray:
+        return self.member_factors_[member_idx] @ self.title_factors_.T
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"member_factors": self.member_factors_, "title_factors": self.title_factors_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.member_factors_ = arrays["member_factors"]
+        self.title_factors_ = arrays["title_factors"]
+
+
+class ALS(_Factorization):
+    """Implicit-feedback ALS.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"member_id": list("aabb"), "title_id": list("xyxz"),
+    ...                    "timestamp": [1, 2, 3, 4]})
+    >>> ALS(factors=2, iterations=3).fit(df).recommend(["a"], k=1).title_ids.shape
+    (1, 1)
+    """
+
+    name = "als"
+    Config = ALSConfig
+    config: ALSConfig
+
+    def _fit(self, user_items: sp.csr_matrix, interactions: pd.DataFrame) -> None:
+        c = self.config
+        model = AlternatingLeastSquares(
+            factors=c.factors, regularization=c.regularization, alpha=c.alpha,
+            iterations=c.iterations, random_state=c.random_state, num_threads=c.num_threads,
+            calculate_training_loss=False)
+        # implicit parallelises over members itself; a BLAS thread pool inside would fight it
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items, show_progress=False)
+        self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+
+class BPR(_Factorization):
+    """Bayesian personalised ranking (the factors include a title bias column).
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"member_id": list("aabb"), "title_id": list("xyxz"),
+    ...                    "timestamp": [1, 2, 3, 4]})
+    >>> BPR(factors=2, iterations=3).fit(df).recommend(["a"], k=1).title_ids.shape
+    (1, 1)
+    """
+
+    name = "bpr"
+    Config = BPRConfig
+    config: BPRConfig
+
+    def _fit(self, user_items: sp.csr_matrix, interactions: pd.DataFrame) -> None:
+        c = self.config
+        model = BayesianPersonalizedRanking(
+            factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
+            iterations=c.iterations, random_state=c.random_state, num_threads=c.num_threads)
+        model.fit(user_items, show_progress=False)
+        self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
