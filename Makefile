@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/reelpick demo --data $(DATA)
+	$(BIN)/reelpick demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import demo, evaluate
+from reelpick.cli import demo, evaluate, simulate
 
 app = typer.Typer(
     name="reelpick",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
+app.command("simulate")(simulate.simulate)
 
 
 def main() -> None:

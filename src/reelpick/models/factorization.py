@@ -85,12 +85,12 @@ class ALS(_Factorization):
 
     def _fit(self, user_items: sp.csr_matrix, interactions: pd.DataFrame) -> None:
         c = self.config
-        model = AlternatingLeastSquares(
-            factors=c.factors, regularization=c.regularization, alpha=c.alpha,
-            iterations=c.iterations, random_state=c.random_state, num_threads=c.num_threads,
-            calculate_training_loss=False)
         # implicit parallelises over members itself; a BLAS thread pool inside would fight it
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=c.factors, regularization=c.regularization, alpha=c.alpha,
+                iterations=c.iterations, random_state=c.random_state,
+                num_threads=c.num_threads, calculate_training_loss=False)
             model.fit(user_items, show_progress=False)
         self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
