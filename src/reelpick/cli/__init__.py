@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import demo, evaluate, simulate
+from reelpick.cli import demo, evaluate, ope, simulate
 
 app = typer.Typer(
     name="reelpick",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
+app.command("ope")(ope.ope)
 
 
 def main() -> None:

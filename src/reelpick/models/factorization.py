@@ -29,6 +29,7 @@ class ALSConfig(ModelConfig):
     regularization: float = 5.0
     alpha: float = 4.0
     iterations: int = 20
+    recency_half_life_days: float | None = None
     random_state: int = 0
     num_threads: int = 1
 
@@ -36,6 +37,8 @@ class ALSConfig(ModelConfig):
         self.check(self.factors >= 1, "factors", "must be >= 1")
         self.check(self.regularization >= 0, "regularization", "must be >= 0")
         self.check(self.alpha > 0, "alpha", "must be > 0")
+        self.check(self.recency_half_life_days is None or self.recency_half_life_days > 0,
+                   "recency_half_life_days", "must be positive or None")
         self.check(self.iterations >= 1, "iterations", "must be >= 1")
         self.check(self.num_threads >= 1, "num_threads", "must be >= 1")
 
@@ -91,9 +94,24 @@ class ALS(_Factorization):
                 factors=c.factors, regularization=c.regularization, alpha=c.alpha,
                 iterations=c.iterations, random_state=c.random_state,
                 num_threads=c.num_threads, calculate_training_loss=False)
-            model.fit(user_items, show_progress=False)
+            model.fit(self._confidence(user_items, interactions), show_progress=False)
         self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+    def _confidence(self, user_items: sp.csr_matrix, interactions: pd.DataFrame
+                    ) -> sp.csr_matrix:
+        """Binary plays, or with ``recency_half_life_days`` each play weighted by
+        :math:`2^{-(t_{max} - t)/h}`, so that confidence decays with age (model drift)."""
+        h = self.config.recency_half_life_days
+        if h is None:
+            return user_items
+        ts = interactions["timestamp"].to_numpy(dtype=np.float64)
+        w = np.exp2(-(ts.max() - ts) / (h * 86400.0)).astype(np.float32)
+        rows = self.member_vocab_.index(interactions["member_id"])
+        cols = self.title_vocab_.index(interactions["title_id"])
+        m = sp.coo_matrix((w, (rows, cols)), shape=user_items.shape).tocsr()
+        m.sum_duplicates()
+        return m
 
 
 class BPR(_Factorization):

@@ -1,0 +1,244 @@
+"""Logged bandit feedback as one typed, validated value, and checks of the arrays estimators take.
+
+Vocabulary (the same in every docstring of :mod:`reelpick.ope`):
+
+``action`` ``(n_rounds,)`` int
+    the logged action (title / item index, ``0 <= action < n_actions``).
+``reward`` ``(n_rounds,)`` float
+    the observed reward of the logged action (a play, a click, watch hours).
+``pscore`` ``(n_rounds,)`` float in ``(0, 1]``
+    the logging policy's probability of the logged action (at the logged position, if any).
+``position`` ``(n_rounds,)`` int
+    the slot the action was shown in (``0 <= position < n_positions``); ``None`` for bandits.
+``context`` ``(n_rounds, dim_context)`` float
+    features of the round (used by reward and propensity models and policy learning).
+``action_dist`` ``(n_rounds, n_actions[, n_positions])``
+    the *target* policy's action probabilities; sums to one over actions (per position).
+``reward_hat`` same shape as ``action_dist``
+    a reward model's predictions :math:`\\hat q(x_i, a[, k])`.
+
+A context-free target can be given as ``np.broadcast_to(p, (n_rounds, *p.shape))``: estimators
+read one row of a broadcast (stride-0) array, so it costs no memory.
+
+>>> import numpy as np
+>>> fb = LoggedFeedback(action=[0, 1, 1], reward=[1.0, 0.0, 1.0], pscore=[0.5, 0.5, 0.5],
+...                     n_actions=2)
+>>> fb.n_rounds, fb.n_positions
+(3, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LoggedFeedback", "check_action_dist", "check_reward_hat", "is_broadcast_rows"]
+
+
+def _as_1d(name: str, value: Any, dtype: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_rounds,), got shape {arr.shape}")
+    if dtype == "int":
+        if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            if not np.issubdtype(arr.dtype, np.floating) or np.any(arr != np.round(arr)):
+                raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+        return arr.astype(np.int64, copy=False)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; found NaN or inf")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class LoggedFeedback:
+    """What a logging policy did and what followed, one row per round (impression).
+
+    Parameters
+    ----------
+    action : ``(n_rounds,)`` int, ``0 <= action < n_actions``.
+    reward : ``(n_rounds,)`` float, finite.
+    pscore : ``(n_rounds,)`` float in ``(0, 1]``, the logging policy's probability of ``action``
+        (at ``position``), or ``None`` for logs without propensities (estimate them with
+        :func:`reelpick.ope.propensity.estimate_pscore`).
+    n_actions : number of actions; every ``action_dist`` must have this many columns.
+    position : ``(n_rounds,)`` int ``>= 0`` or ``None`` (one slot).
+    context : ``(n_rounds, dim_context)`` float or ``None``.
+    n_positions : number of slots; defaults to ``position.max() + 1`` (1 without positions).
+    slate_id : ``(n_rounds,)`` int or ``None``: rows with the same id belong to one slate
+        (page); needed by the slate estimators only.
+
+    All checks run once here and name the field; arrays are converted to ``int64`` /
+    ``float64`` (without copying when they already are).
+    """
+
+    action: np.ndarray
+    reward: np.ndarray
+    pscore: np.ndarray | None
+    n_actions: int
+    position: np.ndarray | None = None
+    context: np.ndarray | None = None
+    n_positions: int | None = None
+    slate_id: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if isinstance(self.n_actions, bool) or not isinstance(self.n_actions, int | np.integer):
+            raise TypeError(f"n_actions must be an int, got {type(self.n_actions).__name__}")
+        if self.n_actions < 1:
+            raise ValueError(f"n_actions must be >= 1, got {self.n_actions}")
+        set_(self, "n_actions", int(self.n_actions))
+        action = _as_1d("action", self.action, "int")
+        n = action.shape[0]
+        if n == 0:
+            raise ValueError("action is empty: logged feedback needs at least one round")
+        if action.min() < 0 or action.max() >= self.n_actions:
+            raise ValueError(
+                f"action must lie in [0, n_actions={self.n_actions}), "
+                f"got values in [{action.min()}, {action.max()}]")
+        set_(self, "action", action)
+        reward = _as_1d("reward", self.reward, "float")
+        self._check_len("reward", reward, n)
+        set_(self, "reward", reward)
+        if self.pscore is not None:
+            pscore = _as_1d("pscore", self.pscore, "float")
+            self._check_len("pscore", pscore, n)
+            if pscore.min() <= 0.0 or pscore.max() > 1.0:
+                raise ValueError(
+                    f"pscore must lie in (0, 1], got values in [{pscore.min()}, {pscore.max()}]")
+            set_(self, "pscore", pscore)
+        if self.position is not None:
+            position = _as_1d("position", self.position, "int")
+            self._check_len("position", position, n)
+            if position.min() < 0:
+                raise ValueError(f"position must be >= 0, got {position.min()}")
+            set_(self, "position", position)
+            top = int(position.max()) + 1
+            if self.n_positions is None:
+                set_(self, "n_positions", top)
+            elif self.n_positions < top:
+                raise ValueError(f"n_positions={self.n_positions} but position reaches {top - 1}")
+        elif self.n_positions is None:
+            set_(self, "n_positions", 1)
+        elif self.n_positions != 1:
+            raise ValueError("n_positions > 1 needs a position array")
+        if self.context is not None:
+            context = np.asarray(self.context, dtype=np.float64)
+            if context.ndim == 1:
+                context = context[:, None]
+            if context.ndim != 2 or context.shape[0] != n:
+                raise ValueError(
+                    f"context must have shape (n_rounds={n}, dim_context), got {context.shape}")
+            if not np.all(np.isfinite(context)):
+                raise ValueError("context must be finite; found NaN or inf")
+            set_(self, "context", context)
+        if self.slate_id is not None:
+            slate_id = _as_1d("slate_id", self.slate_id, "int")
+            self._check_len("slate_id", slate_id, n)
+            set_(self, "slate_id", slate_id)
+
+    @staticmethod
+    def _check_len(name: str, arr: np.ndarray, n: int) -> None:
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} has {arr.shape[0]} rounds but action has {n}")
+
+    @property
+    def n_rounds(self) -> int:
+        return int(self.action.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_rounds
+
+    def position_or_zero(self) -> np.ndarray:
+        """``position``, or zeros when the feedback has no positions."""
+        if self.position is None:
+            return np.zeros(self.n_rounds, dtype=np.int64)
+        return self.position
+
+    def require_pscore(self, who: str) -> np.ndarray:
+        if self.pscore is None:
+            raise ValueError(
+                f"{who} needs logged propensities (pscore) but the feedback has none; "
+                "estimate them with reelpick.ope.estimate_pscore (and read its caveat)")
+        return self.pscore
+
+    def take(self, index: np.ndarray | slice) -> LoggedFeedback:
+        """The rounds selected by ``index`` (an index array, boolean mask or slice)."""
+        kw: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v[index] if isinstance(v, np.ndarray) else v
+        return LoggedFeedback(**kw)
+
+
+def is_broadcast_rows(arr: np.ndarray) -> bool:
+    """True when every round shares one row (axis 0 has stride 0, e.g. ``np.broadcast_to``)."""
+    return arr.ndim >= 1 and arr.shape[0] > 1 and arr.strides[0] == 0
+
+
+def _rows_to_check(arr: np.ndarray) -> np.ndarray:
+    return arr[:1] if is_broadcast_rows(arr) else arr
+
+
+def _sum_actions(arr: np.ndarray) -> np.ndarray:
+    """Sum over axis 1 as a matrix-vector product (much faster than a reduction over a short
+    contiguous axis)."""
+    ones = np.ones(arr.shape[1])
+    if arr.ndim == 2:
+        return arr @ ones
+    return np.einsum("iak,a->ik", arr, ones, optimize=True)
+
+
+def check_action_dist(feedback: LoggedFeedback, action_dist: Any, *,
+                      name: str = "action_dist", atol: float = 1e-6) -> np.ndarray:
+    """Check ``action_dist`` against ``feedback`` and return it as a float array.
+
+    Shape ``(n_rounds, n_actions)`` or ``(n_rounds, n_actions, n_positions)``; non-negative;
+    sums to one over actions (per position) within ``atol``. A 3-D ``action_dist`` needs
+    ``feedback.position``. Broadcast (stride-0) rows are checked once.
+    """
+    arr = np.asarray(action_dist)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    n, a = feedback.n_rounds, feedback.n_actions
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must be 2-D (n_rounds, n_actions) or 3-D "
+                         f"(n_rounds, n_actions, n_positions), got shape {arr.shape}")
+    if arr.shape[0] != n or arr.shape[1] != a:
+        raise ValueError(f"{name} must have shape (n_rounds={n}, n_actions={a}[, n_positions]), "
+                         f"got {arr.shape}")
+    if arr.ndim == 3:
+        if feedback.position is None and arr.shape[2] != 1:
+            raise ValueError(f"a 3-D {name} needs feedback.position")
+        if arr.shape[2] < (feedback.n_positions or 1):
+            raise ValueError(f"{name} has {arr.shape[2]} positions but feedback.position "
+                             f"reaches {feedback.n_positions - 1}")
+    rows = _rows_to_check(arr)
+    low = rows.min()  # NaN propagates; sums catch +inf
+    if not np.isfinite(low) or low < 0.0:
+        raise ValueError(f"{name} must hold finite probabilities >= 0")
+    sums = _sum_actions(rows)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if not worst <= atol:
+        raise ValueError(f"{name} must sum to 1 over actions (axis 1); off by up to {worst:.3g}")
+    return arr
+
+
+def check_reward_hat(action_dist: np.ndarray, reward_hat: Any, *, who: str) -> np.ndarray:
+    """Check that ``reward_hat`` has ``action_dist``'s shape and is finite."""
+    if reward_hat is None:
+        raise ValueError(f"{who} needs reward_hat (a reward model's predictions) of shape "
+                         f"{action_dist.shape}; see reelpick.ope.cross_fit_reward_model")
+    arr = np.asarray(reward_hat)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if arr.shape != action_dist.shape:
+        raise ValueError(f"reward_hat must have the shape of action_dist {action_dist.shape}, "
+                         f"got {arr.shape}")
+    if not np.all(np.isfinite(_rows_to_check(arr))):
+        raise ValueError("reward_hat must be finite; found NaN or inf")
+    return arr

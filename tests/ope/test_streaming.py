@@ -1,0 +1,86 @@
+"""Streaming over Parquet equals the in-memory result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reelpick.ope import (
+    DM,
+    DR,
+    IPS,
+    SNDR,
+    SNIPS,
+    ArrayTarget,
+    ClippedIPS,
+    ConstantTarget,
+    FeedbackColumns,
+    PseudoInverse,
+    SwitchDR,
+    estimate_parquet,
+    evaluate_policy,
+    write_feedback_parquet,
+)
+from tests.ope._synthetic import Bandit, target_policy
+
+ESTS = [IPS(), ClippedIPS(max_weight=3.0), SNIPS(), DM(), DR(), SNDR(), SwitchDR(tau=2.0)]
+
+
+@pytest.fixture(scope="module")
+def log_file(tmp_path_factory):
+    bandit = Bandit.make(seed=5)
+    fb, x = bandit.log(20_000, seed=11)
+    path = write_feedback_parquet(fb, tmp_path_factory.mktemp("ope") / "log.parquet",
+                                  row_group_size=3000)
+    pi = target_policy(bandit, "greedy")[x]
+    q = np.clip(bandit.mu + 0.05, 0, 1)[x]
+    return path, fb, pi, q
+
+
+@pytest.mark.parametrize("ci", ["analytic", "bootstrap"])
+@pytest.mark.parametrize("batch_size", [997, 5000])
+def test_stream_equals_in_memory(log_file, ci, batch_size, tmp_path):
+    path, fb, pi, q = log_file
+    kw = dict(ci=ci, n_bootstrap=200, random_state=3)
+    memory = evaluate_policy(fb, pi, ESTS, q, **kw)
+    np.save(tmp_path / "pi.npy", pi)
+    target = ArrayTarget(np.load(tmp_path / "pi.npy", mmap_mode="r"))
+    stream = estimate_parquet(path, ESTS, target, reward_model=ArrayTarget(q),
+                              batch_size=batch_size, **kw)
+    for name, est in memory.items():
+        s = stream[name]
+        for field in ("value", "ci_low", "ci_high", "se", "ess"):
+            assert getattr(s, field) == pytest.approx(getattr(est, field), rel=1e-10,
+                                                      abs=1e-13), (name, field)
+        assert s.n_rounds == est.n_rounds == fb.n_rounds
+    assert stream["ips"].diagnostics.weight_max == memory["ips"].diagnostics.weight_max
+
+
+def test_stream_constant_target_and_column_mapping(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    a = rng.integers(0, 3, n)
+    r = (rng.random(n) < 0.3).astype(float)
+    pq.write_table(pa.table({"item_id": a, "click": r, "propensity_score": np.full(n, 1 / 3)}),
+                   tmp_path / "obd.parquet", row_group_size=1000)
+    cols = FeedbackColumns(action="item_id", reward="click", pscore="propensity_score",
+                           position=None)
+    res = estimate_parquet(tmp_path / "obd.parquet", [IPS()], ConstantTarget([0.2, 0.3, 0.5]),
+                           columns=cols, batch_size=700)
+    w = np.array([0.2, 0.3, 0.5])[a] * 3
+    assert res["ips"].value == pytest.approx(np.mean(w * r), rel=1e-12)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"estimators": [PseudoInverse()]}, ValueError, "cannot stream"),
+    ({"path": "missing.parquet"}, FileNotFoundError, "no such file"),
+    ({"columns": FeedbackColumns(action="item")}, ValueError, r"missing column\(s\) \['item'\]"),
+])
+def test_stream_invalid(log_file, kwargs, error, message):
+    path, *_ = log_file
+    args = {"path": path, "estimators": [IPS()], "target": ConstantTarget([0.25] * 4), **kwargs}
+    with pytest.raises(error, match=message):
+        estimate_parquet(**args)
