@@ -19,13 +19,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reelpick.policies import PopularPolicy, PromotionPolicy, UniformPolicy
+from reelpick.policies import (
+    EpsilonGreedyPolicy,
+    PopularPolicy,
+    PromotionPolicy,
+    SoftmaxPolicy,
+    UniformPolicy,
+)
 from reelpick.world import PRESETS, World, WorldConfig
 
 POLICIES = {
     "uniform": UniformPolicy,
     "popular": PopularPolicy,
     "promotion": PromotionPolicy,
+    # by observable popularity: 10% uniform pages / Plackett-Luce at temperature 1 over the 100
+    # most popular available titles (exact per-slot propensities, docs/policies.md)
+    "epsilon-greedy": EpsilonGreedyPolicy,
+    "softmax": SoftmaxPolicy,
 }
 #: Visits used for the true policy value in truth.json (it costs more per visit than simulating).
 TRUTH_VISITS = 2000
