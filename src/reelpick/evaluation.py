@@ -33,9 +33,9 @@ from reelpick.models.base import Recommender, make_model
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "popular": {"window_days": [None, 30.0, 90.0]},
     "itemknn": {"neighbors": [20, 50, 100, 200], "similarity": ["cosine", "bm25"]},
-    "als": {"factors": [32, 64, 128], "regularization": [0.5, 5.0],
-            "alpha": [1.0, 4.0, 16.0], "iterations": [20],
-            "recency_half_life_days": [None, 15.0, 60.0]},
+    "als": {"factors": [32, 64, 128], "regularization": [5.0], "alpha": [1.0, 4.0],
+            "iterations": [20], "recency_half_life_days": [None, 15.0, 60.0],
+            "weighting": ["none", "bm25"]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05],
             "regularization": [0.001, 0.01], "iterations": [100, 300]},
 }

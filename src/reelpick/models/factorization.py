@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
+from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from reelpick.models.base import ModelConfig, Recommender
@@ -30,11 +31,17 @@ class ALSConfig(ModelConfig):
     alpha: float = 4.0
     iterations: int = 20
     recency_half_life_days: float | None = None
+    weighting: str = "none"
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
     random_state: int = 0
     num_threads: int = 1
 
     def __post_init__(self) -> None:
         self.check(self.factors >= 1, "factors", "must be >= 1")
+        self.check(self.weighting in ("none", "bm25"), "weighting", "must be 'none' or 'bm25'")
+        self.check(self.bm25_k1 > 0, "bm25_k1", "must be > 0")
+        self.check(0 <= self.bm25_b <= 1, "bm25_b", "must be in [0, 1]")
         self.check(self.regularization >= 0, "regularization", "must be >= 0")
         self.check(self.alpha > 0, "alpha", "must be > 0")
         self.check(self.recency_half_life_days is None or self.recency_half_life_days > 0,
@@ -100,17 +107,21 @@ class ALS(_Factorization):
 
     def _confidence(self, user_items: sp.csr_matrix, interactions: pd.DataFrame
                     ) -> sp.csr_matrix:
-        """Binary plays, or with ``recency_half_life_days`` each play weighted by
-        :math:`2^{-(t_{max} - t)/h}`, so that confidence decays with age (model drift)."""
-        h = self.config.recency_half_life_days
-        if h is None:
-            return user_items
-        ts = interactions["timestamp"].to_numpy(dtype=np.float64)
-        w = np.exp2(-(ts.max() - ts) / (h * 86400.0)).astype(np.float32)
-        rows = self.member_vocab_.index(interactions["member_id"])
-        cols = self.title_vocab_.index(interactions["title_id"])
-        m = sp.coo_matrix((w, (rows, cols)), shape=user_items.shape).tocsr()
-        m.sum_duplicates()
+        """Binary plays; with ``recency_half_life_days`` each play weighted by
+        :math:`2^{-(t_{max} - t)/h}`, so that confidence decays with age (model drift); with
+        ``weighting="bm25"`` then BM25-weighted (Robertson & Zaragoza 2009; implicit's
+        ``bm25_weight``), which damps very active members and very popular titles."""
+        c = self.config
+        m = user_items
+        if c.recency_half_life_days is not None:
+            ts = interactions["timestamp"].to_numpy(dtype=np.float64)
+            w = np.exp2(-(ts.max() - ts) / (c.recency_half_life_days * 86400.0))
+            rows = self.member_vocab_.index(interactions["member_id"])
+            cols = self.title_vocab_.index(interactions["title_id"])
+            m = sp.coo_matrix((w.astype(np.float32), (rows, cols)), shape=m.shape).tocsr()
+            m.sum_duplicates()
+        if c.weighting == "bm25":
+            m = sp.csr_matrix(bm25_weight(m, K1=c.bm25_k1, B=c.bm25_b), dtype=np.float32)
         return m
 
 
