@@ -142,6 +142,21 @@ def tune(
     return best["params"], trials
 
 
+def _catalogue(interactions: pd.DataFrame, catalogue: Sequence[str] | None) -> list[str]:
+    """The titles to rank: as given, else every title in the interactions."""
+    if catalogue is not None:
+        return list(catalogue)
+    return list(pd.unique(interactions["title_id"]))
+
+
+def _split_info(split: TTSplit, **extra: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {} if split.cutoff is None else {"cutoff": split.cutoff}
+    info.update(extra)
+    info.update(n_train=len(split.train), n_test=len(split.test),
+                n_test_members=int(split.test["member_id"].nunique()))
+    return info
+
+
 def _evaluate(
     protocol: str,
     outer: TTSplit,
@@ -190,12 +205,9 @@ def evaluate_leave_last_out(
     """
     outer = leave_last_out(interactions)
     inner = leave_last_out(outer.train) if tune_on_validation else None
-    catalogue = list(catalogue) if catalogue is not None else list(
-        pd.unique(interactions["title_id"]))
-    info = {"n_train": len(outer.train), "n_test": len(outer.test),
-            "n_test_members": int(outer.test["member_id"].nunique())}
-    return _evaluate("leave-last-out", outer, inner, models, catalogue=catalogue, ks=ks,
-                     params=params, progress=progress, split_info=info)
+    return _evaluate("leave-last-out", outer, inner, models,
+                     catalogue=_catalogue(interactions, catalogue), ks=ks, params=params,
+                     progress=progress, split_info=_split_info(outer))
 
 
 def evaluate_time_cutoff(
@@ -216,13 +228,10 @@ def evaluate_time_cutoff(
     outer = (time_cutoff(interactions, cutoff) if cutoff is not None
              else time_cutoff(interactions, quantile=quantile))
     inner = time_cutoff(outer.train, quantile=0.8) if tune_on_validation else None
-    catalogue = list(catalogue) if catalogue is not None else list(
-        pd.unique(interactions["title_id"]))
-    info = {"cutoff": outer.cutoff, "quantile": None if cutoff is not None else quantile,
-            "n_train": len(outer.train), "n_test": len(outer.test),
-            "n_test_members": int(outer.test["member_id"].nunique())}
-    return _evaluate("time-cutoff", outer, inner, models, catalogue=catalogue, ks=ks,
-                     params=params, progress=progress, split_info=info)
+    return _evaluate("time-cutoff", outer, inner, models,
+                     catalogue=_catalogue(interactions, catalogue), ks=ks, params=params,
+                     progress=progress, split_info=_split_info(
+                         outer, quantile=None if cutoff is not None else quantile))
 
 
 def evaluate_backtest(
@@ -239,19 +248,16 @@ def evaluate_backtest(
     """Rolling-origin backtest: one time cut-off evaluation per quantile (test window
     ``horizon`` wide). Returns every record and a summary frame with the mean and standard
     deviation of each metric over cut-offs, per model."""
-    catalogue = list(catalogue) if catalogue is not None else list(
-        pd.unique(interactions["title_id"]))
+    catalogue = _catalogue(interactions, catalogue)
     records: list[EvalRecord] = []
     models = list(models)
     for q, split in zip(sorted(quantiles), rolling_cutoffs(interactions, quantiles,
                                                           horizon=horizon)):
-        info = {"cutoff": split.cutoff, "quantile": q, "n_train": len(split.train),
-                "n_test": len(split.test),
-                "n_test_members": int(split.test["member_id"].nunique())}
         if len(split.test) == 0:
             continue
         records += _evaluate("backtest", split, None, models, catalogue=catalogue, ks=ks,
-                             params=params, progress=progress, split_info=info)
+                             params=params, progress=progress,
+                             split_info=_split_info(split, quantile=q))
     rows = [{"model": r.model, "quantile": r.split["quantile"], **r.metrics} for r in records]
     frame = pd.DataFrame(rows)
     metric_cols = [c for c in frame.columns if "@" in c]

@@ -25,7 +25,17 @@ from reelpick.models.base import ModelConfig, Recommender
 
 
 @dataclass(frozen=True)
-class ALSConfig(ModelConfig):
+class _FactorConfig(ModelConfig):
+    """Fields every factorisation model shares, checked once."""
+
+    def check_common(self) -> None:
+        for name in ("factors", "iterations", "num_threads"):
+            self.check(getattr(self, name) >= 1, name, "must be >= 1")
+        self.check(getattr(self, "regularization") >= 0, "regularization", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ALSConfig(_FactorConfig):
     factors: int = 128
     regularization: float = 5.0
     alpha: float = 4.0
@@ -38,20 +48,17 @@ class ALSConfig(ModelConfig):
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        self.check(self.factors >= 1, "factors", "must be >= 1")
-        self.check(self.weighting in ("none", "bm25"), "weighting", "must be 'none' or 'bm25'")
-        self.check(self.bm25_k1 > 0, "bm25_k1", "must be > 0")
-        self.check(0 <= self.bm25_b <= 1, "bm25_b", "must be in [0, 1]")
-        self.check(self.regularization >= 0, "regularization", "must be >= 0")
+        self.check_common()
         self.check(self.alpha > 0, "alpha", "must be > 0")
         self.check(self.recency_half_life_days is None or self.recency_half_life_days > 0,
                    "recency_half_life_days", "must be positive or None")
-        self.check(self.iterations >= 1, "iterations", "must be >= 1")
-        self.check(self.num_threads >= 1, "num_threads", "must be >= 1")
+        self.check(self.weighting in ("none", "bm25"), "weighting", "must be 'none' or 'bm25'")
+        self.check(self.bm25_k1 > 0, "bm25_k1", "must be > 0")
+        self.check(0 <= self.bm25_b <= 1, "bm25_b", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
-class BPRConfig(ModelConfig):
+class BPRConfig(_FactorConfig):
     factors: int = 64
     learning_rate: float = 0.01
     regularization: float = 0.01
@@ -60,11 +67,8 @@ class BPRConfig(ModelConfig):
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        self.check(self.factors >= 1, "factors", "must be >= 1")
+        self.check_common()
         self.check(self.learning_rate > 0, "learning_rate", "must be > 0")
-        self.check(self.regularization >= 0, "regularization", "must be >= 0")
-        self.check(self.iterations >= 1, "iterations", "must be >= 1")
-        self.check(self.num_threads >= 1, "num_threads", "must be >= 1")
 
 
 class _Factorization(Recommender):
@@ -77,6 +81,11 @@ class _Factorization(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.member_factors_ = arrays["member_factors"]
         self.title_factors_ = arrays["title_factors"]
+
+    def _keep_factors(self, model: AlternatingLeastSquares | BayesianPersonalizedRanking
+                      ) -> None:
+        self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
 
 class ALS(_Factorization):
@@ -102,8 +111,7 @@ class ALS(_Factorization):
                 iterations=c.iterations, random_state=c.random_state,
                 num_threads=c.num_threads, calculate_training_loss=False)
             model.fit(self._confidence(user_items, interactions), show_progress=False)
-        self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self._keep_factors(model)
 
     def _confidence(self, user_items: sp.csr_matrix, interactions: pd.DataFrame
                     ) -> sp.csr_matrix:
@@ -145,5 +153,4 @@ class BPR(_Factorization):
             factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
             iterations=c.iterations, random_state=c.random_state, num_threads=c.num_threads)
         model.fit(user_items, show_progress=False)
-        self.member_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.title_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self._keep_factors(model)
