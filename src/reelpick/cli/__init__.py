@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import demo, evaluate, ope, simulate
+from reelpick.cli import demo, evaluate, logs, ope, serve, simulate, train
 
 app = typer.Typer(
     name="reelpick",
@@ -17,6 +17,9 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
 app.command("ope")(ope.ope)
+app.command("serve")(serve.serve)
+app.command("train")(train.train)
+app.add_typer(logs.app, name="logs")
 
 
 def main() -> None:

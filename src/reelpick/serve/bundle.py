@@ -1,0 +1,68 @@
+"""What the service holds and swaps on reload: the catalogue and the page provider, together.
+
+:func:`load_bundle` reads ``settings.model_dir`` (its ``manifest.json`` names the current
+version). Without a model directory it trains a small model on a simulated world once
+(:func:`demo_model_dir`, kept under ``data_dir/demo-model``) so ``reelpick serve`` works out of
+the box. Tests and future composers pass their own loader to :func:`reelpick.serve.create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reelpick.serve.catalog import Catalog
+from reelpick.serve.default_provider import EpsilonGreedyProvider
+from reelpick.serve.model_dir import TrainConfig, publish, read_manifest
+from reelpick.serve.provider import HomepageProvider
+from reelpick.serve.settings import Settings
+
+DEMO_VISITS = 4_000
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """An immutable catalogue + provider pair; replaced as a whole on reload."""
+
+    catalog: Catalog
+    provider: HomepageProvider
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.provider.version
+
+
+#: A function that builds the bundle from settings (called at start-up and on every reload).
+BundleLoader = Callable[[Settings], ModelBundle]
+
+
+def load_bundle(settings: Settings) -> ModelBundle:
+    """The default loader: the current version of ``settings.model_dir`` (or the demo model)."""
+    model_dir = settings.model_dir or demo_model_dir(settings)
+    manifest = read_manifest(model_dir)
+    version_dir = Path(model_dir) / manifest["path"]
+    provider = EpsilonGreedyProvider.from_dir(
+        version_dir, version=manifest["version"], n_rows=settings.n_rows,
+        n_positions=settings.n_positions, epsilon=settings.epsilon,
+        context_weight=settings.context_weight, artwork=settings.artwork)
+    return ModelBundle(provider.catalog, provider, manifest)
+
+
+def demo_model_dir(settings: Settings) -> Path:
+    """A model trained on ``DEMO_VISITS`` simulated visits of the ``demo_preset`` world (seed 0),
+    built once under ``data_dir/demo-model``."""
+    out = settings.data_dir / "demo-model"
+    if (out / "manifest.json").exists():
+        return out
+    from reelpick.policies import PopularPolicy
+    from reelpick.world import World, WorldConfig
+
+    world = World(WorldConfig.preset(settings.demo_preset), seed=0)
+    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), DEMO_VISITS)
+    publish(out, interactions=log.interactions(), titles=world.titles(),
+            members=world.members(), artworks=world.artworks(),
+            config=TrainConfig(factors=32, iterations=10))
+    return out

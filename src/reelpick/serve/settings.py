@@ -1,0 +1,68 @@
+"""Service settings, read from the environment (``REELPICK_*``) or given in code.
+
+Every field has an environment variable named ``REELPICK_`` + the field name in capitals, e.g.
+``REELPICK_API_KEY``, ``REELPICK_DATA_DIR``. Values are validated once, at construction, and an
+invalid value raises :class:`pydantic.ValidationError` naming the field.
+
+>>> s = Settings(api_key="k", data_dir="/tmp/rp")
+>>> s.db_path.name, s.n_slots
+('events.sqlite3', 200)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of one service instance (see ``docs/serve.md`` for each variable)."""
+
+    model_config = SettingsConfigDict(env_prefix="REELPICK_", extra="forbid", frozen=True)
+
+    #: Model directory written by ``reelpick train`` (``manifest.json`` inside). ``None``: train a
+    #: small model on a simulated world at start-up (demo and tests).
+    model_dir: Path | None = None
+    #: Folder of the event log (``events.sqlite3``), created when missing.
+    data_dir: Path = Path("reelpick-data")
+    #: Key required in ``X-API-Key`` by ``POST /v1/events``. ``None`` disables writes (403).
+    api_key: SecretStr | None = None
+    #: Key required by ``/v1/admin/*``; defaults to ``api_key``.
+    admin_key: SecretStr | None = None
+
+    # page composition (default provider)
+    n_rows: int = Field(10, ge=1, le=50)
+    n_positions: int = Field(20, ge=1, le=100)
+    epsilon: float = Field(0.1, ge=0.0, le=1.0)
+    context_weight: float = Field(0.5, ge=0.0, le=10.0)
+    artwork: Literal["random", "first"] = "random"
+    #: Folder of artwork images named ``<artwork_id>.{png,jpg,webp,svg}``; otherwise SVGs are drawn.
+    artwork_dir: Path | None = None
+    #: Seed of the page randomness (``None``: fresh entropy per process).
+    seed: int | None = None
+    #: World preset used when ``model_dir`` is ``None``.
+    demo_preset: str = "small"
+
+    # limits
+    max_body_bytes: int = Field(1_048_576, ge=1_024, le=64 * 1_048_576)
+    max_batch_events: int = Field(1_000, ge=1, le=100_000)
+
+    # event log
+    group_commit: bool = True
+    commit_max_jobs: int = Field(1_024, ge=1, le=100_000)
+    commit_delay_ms: float = Field(0.0, ge=0.0, le=100.0)
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+    @property
+    def n_slots(self) -> int:
+        return self.n_rows * self.n_positions
+
+    def admin_secret(self) -> SecretStr | None:
+        return self.admin_key if self.admin_key is not None else self.api_key

@@ -1,0 +1,156 @@
+"""Fixtures of the service tests: a small trained model directory (once per session), settings,
+an in-process client, and a real uvicorn server on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from reelpick.serve import Settings, create_app
+from reelpick.serve.model_dir import TrainConfig, publish
+
+with warnings.catch_warnings():  # starlette warns that its TestClient will move to httpx2
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+API_KEY = "test-key-123"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="session")
+def sim_tables() -> dict[str, Any]:
+    """A small simulated world's logs (the same tables ``reelpick simulate`` writes)."""
+    from reelpick.policies import PopularPolicy
+    from reelpick.world import World, WorldConfig
+
+    world = World(WorldConfig.preset("small"), seed=3)
+    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), 1_500, seed=3)
+    return {"interactions": log.interactions(), "titles": world.titles(),
+            "members": world.members(), "artworks": world.artworks()}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, sim_tables: dict[str, Any]) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    publish(out, **sim_tables, config=TrainConfig(factors=8, iterations=3))
+    return out
+
+
+@pytest.fixture
+def make_settings(model_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**kw: Any) -> Settings:
+        base: dict[str, Any] = dict(model_dir=model_dir, data_dir=tmp_path / "data",
+                                    api_key=API_KEY, n_rows=4, n_positions=6, epsilon=0.3,
+                                    seed=11)
+        base.update(kw)
+        return Settings(**base)
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+class LiveServer:
+    """uvicorn serving ``app`` in a thread on 127.0.0.1 (port chosen by the OS)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.service
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings)) as srv:
+        yield srv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``uvicorn --factory reelpick.serve.app:app_from_env`` in a subprocess (kill -9 tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONPATH": str(SRC),
+                    "REELPICK_MODEL_DIR": str(settings.model_dir),
+                    "REELPICK_DATA_DIR": str(settings.data_dir),
+                    "REELPICK_API_KEY": API_KEY, "REELPICK_N_ROWS": str(settings.n_rows),
+                    "REELPICK_N_POSITIONS": str(settings.n_positions)}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "reelpick.serve.app:app_from_env",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"server exited: {err[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # SIGKILL: no shutdown hooks
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,137 @@
+"""The event log: durability across close/reopen, idempotency, group commit, all-or-none."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reelpick.serve.store import (
+    EventRecord,
+    EventStore,
+    PageRecord,
+    StoreClosedError,
+    UnknownDecisionError,
+    integrity_check,
+    split_decision_id,
+)
+
+
+def page(pid: str, n: int = 4) -> PageRecord:
+    return PageRecord(
+        page_id=pid, timestamp=1_700_000_000, member_id="m1", device="tv", country="US",
+        hour=20, day_of_week=5, policy="p", model_version="v", row_labels=("a", "b"),
+        titles=[f"t{i}" for i in range(n)], artworks=[f"t{i}-a0" for i in range(n)],
+        row_index=np.arange(n) // 2, position=np.arange(n) % 2, propensity=np.full(n, 0.5),
+        artwork_propensity=np.ones(n), explored=np.zeros(n, bool))
+
+
+def ev(eid: str, did: str, kind: str = "play", watch: float = 0.0) -> EventRecord:
+    return EventRecord(eid, did, kind, 1_700_000_100, watch)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = EventStore(tmp_path / "log.sqlite3")
+    s.start()
+    yield s
+    s.close()
+
+
+def count(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_wal_mode_and_integrity(store: EventStore) -> None:
+    mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert store.integrity == "ok"
+
+
+def test_acknowledged_events_survive_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    s = EventStore(path)
+    s.start()
+    s.submit_page(page("p1")).result(10)
+    res = s.submit_events([ev(f"e{i}", f"p1-{i % 4}") for i in range(50)]).result(10)
+    assert res.accepted == 50
+    s.close()
+    assert count(path, "events") == 50 and count(path, "pages") == 1
+    s2 = EventStore(path)
+    s2.start()
+    assert s2.submit_events([ev("e0", "p1-0")]).result(10).duplicates == 1
+    s2.close()
+    assert integrity_check(path) == "ok"
+
+
+def test_idempotent_on_event_id(store: EventStore) -> None:
+    store.submit_page(page("p1")).result(10)
+    first = store.submit_events([ev("a", "p1-0"), ev("b", "p1-1")]).result(10)
+    again = store.submit_events([ev("a", "p1-0"), ev("b", "p1-1"), ev("c", "p1-2")]).result(10)
+    assert (first.accepted, first.duplicates) == (2, 0)
+    assert (again.accepted, again.duplicates) == (1, 2)
+    assert count(store.path, "events") == 3
+
+
+@pytest.mark.parametrize("decision", ["nope-0", "p1-4", "p1", "p1-x", "-3", "p1--1"])
+def test_unknown_decision_rejects_the_whole_batch(store: EventStore, decision: str) -> None:
+    store.submit_page(page("p1", n=4)).result(10)
+    with pytest.raises(UnknownDecisionError) as info:
+        store.submit_events([ev("ok", "p1-0"), ev("bad", decision)]).result(10)
+    assert info.value.index == 1
+    assert count(store.path, "events") == 0
+
+
+def test_group_commit_batches_concurrent_jobs(store: EventStore) -> None:
+    store.submit_page(page("p1")).result(10)
+    base = store.transactions
+    n = 400
+    futures = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        for i in range(n // 8):
+            f = store.submit_events([ev(f"w{k}-{i}", "p1-0")])
+            with lock:
+                futures.append(f)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(f.result(30).accepted for f in futures) == n
+    assert store.transactions - base < n
+    assert count(store.path, "events") == n
+
+
+def test_without_group_commit_one_transaction_per_job(tmp_path: Path) -> None:
+    s = EventStore(tmp_path / "log.sqlite3", group_commit=False)
+    s.start()
+    s.submit_page(page("p1")).result(10)
+    fs = [s.submit_events([ev(f"e{i}", "p1-0")]) for i in range(20)]
+    assert all(f.result(10).accepted == 1 for f in fs)
+    assert s.transactions == 21
+    s.close()
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = EventStore(tmp_path / "log.sqlite3")
+    s.start()
+    s.close()
+    with pytest.raises(StoreClosedError):
+        s.submit_events([])
+
+
+def test_split_decision_id() -> None:
+    assert split_decision_id("abc-12") == ("abc", 12)
+    assert split_decision_id("a-b-3") == ("a-b", 3)
+    assert split_decision_id("abc") is None
+    assert split_decision_id("abc-") is None
