@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import demo, evaluate, logs, ope, serve, simulate, train
+from reelpick.cli import causal, demo, evaluate, logs, ope, serve, simulate, train
 
 app = typer.Typer(
     name="reelpick",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
+app.add_typer(causal.app, name="causal")
 app.command("ope")(ope.ope)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)
