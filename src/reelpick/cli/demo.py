@@ -1,90 +1,126 @@
-"""``reelpick demo``: the main job on the embedded default world (and on MovieLens if present)."""
+"""``reelpick demo``: the closed loop on the embedded world, its report, then the service.
+
+Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute), writes
+``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), and unless
+``--no-serve`` trains the service's model directory from the loop's production logs (the library
+function behind ``reelpick train``) and serves it (the function behind ``reelpick serve``) until
+Ctrl-C.
+
+Example: ``reelpick demo --quick --no-serve --out runs/demo-quick``
+"""
 
 from __future__ import annotations
 
+import os
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from threadpoolctl import threadpool_limits
 
-from reelpick.cli._common import DEFAULT_DATA_ROOT, console, fail
-from reelpick.cli.evaluate import records_table
-from reelpick.data.loaders import load_dataset
-from reelpick.data.schema import SchemaError
-from reelpick.evaluation import evaluate_leave_last_out, evaluate_time_cutoff
-from reelpick.policies import PopularPolicy, UniformPolicy
-from reelpick.world import World, WorldConfig
+from reelpick.cli._common import console, fail
 
-MODELS = ["popular", "itemknn", "als", "bpr"]
+
+class RichProgress:
+    """:class:`reelpick.loop.progress.Progress` as rich progress bars."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+
+    def task(self, description: str, total: int) -> _RichTask:
+        return _RichTask(self.bar, description, total)
+
+    def log(self, message: str) -> None:
+        self.bar.console.print(message)
+
+
+class _RichTask:
+    def __init__(self, bar: Progress, description: str, total: int) -> None:
+        self.bar, self.description, self.total = bar, description, total
+        self.started = 0.0
+
+    def __enter__(self) -> _RichTask:
+        self.id = self.bar.add_task(self.description, total=self.total)
+        self.started = time.perf_counter()
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.id, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.remove_task(self.id)
+        self.bar.console.print(f"[dim]{self.description}: "
+                               f"{time.perf_counter() - self.started:.1f} s[/dim]")
 
 
 def demo(
-    preset: Annotated[str, typer.Option(help="World preset")] = "default",
-    visits: Annotated[int, typer.Option(help="Visits to simulate", min=100)] = 30_000,
-    seed: Annotated[int, typer.Option(help="World seed", min=0)] = 0,
-    out: Annotated[Path, typer.Option(help="Folder for the simulated logs")] = Path(
-        "runs/demo"),
-    data: Annotated[Path | None, typer.Option(
-        help="Also evaluate on this dataset (default: ../shared/data/ml-100k when present)")]
-    = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small world, few days (< 1 min).")]
+    = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report, results and logs",
+                                      file_okay=False)] = Path("runs/demo"),
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Train the service on the "
+                                        "loop's logs and serve it at the end.")] = True,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the world and loop")] = 0,
+    days: Annotated[int | None, typer.Option("--days", min=2, help="Override the days")] = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
 ) -> None:
-    """Simulate the default world, compare policies by their true value, and evaluate the
-    baseline recommenders on the logs (time cut-off) and on MovieLens-100K (leave-last-out)."""
-    t0 = time.perf_counter()
+    """Run the closed loop (serve with exploration → log → retrain → evaluate offline → A/B →
+    ship → repeat), write the HTML report, then start the service."""
+    from reelpick.loop import LoopConfig, run_loop
+    from reelpick.report import write_report
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        cfg = WorldConfig.preset(preset)
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    changes = {"seed": seed, **({"days": days} if days is not None else {})}
+    try:
+        cfg = LoopConfig.quick(**changes) if quick else LoopConfig.full(**changes)
     except ValueError as exc:
         fail(str(exc))
-    world = World(cfg, seed=seed)
-    console.rule(f"[bold]The simulated world: preset '{preset}', seed {seed}")
-    console.print(f"{cfg.n_members:,} members, {cfg.n_titles:,} titles, pages of "
-                  f"{cfg.n_slots} slots")
-    with Progress(TextColumn("[bold]simulating uniform exploration"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task("visits", total=visits)
-        log = world.simulate(UniformPolicy(), visits, seed=seed,
-                             progress=lambda k: bar.advance(task, k))
-    paths = log.write(out)
-    console.print(f"logged {log.n_impressions:,} impressions with exact propensities -> "
-                  f"{paths['impressions'].parent}")
-
-    table = Table(title="True value per visit (exact, 1,000 visits)")
-    for col in ("policy", "plays", "incremental plays", "watch minutes"):
-        table.add_column(col, justify="right" if col != "policy" else "left")
-    for policy in (UniformPolicy(), PopularPolicy()):
-        v = world.policy_value(policy, 1000, seed=seed)
-        table.add_row(policy.name, f"{v.plays:.3f} ± {v.plays_se:.3f}",
-                      f"{v.incremental_plays:.3f} ± {v.incremental_plays_se:.3f}",
-                      f"{v.watch_seconds / 60:.1f}")
-    console.print(table)
-
-    console.rule("[bold]Recommenders trained on the exploration logs (time cut-off 0.8)")
-    params = {m: {"num_threads": 1} for m in MODELS if m != "popular"}
-    with threadpool_limits(1):
-        records = evaluate_time_cutoff(log.interactions(), MODELS, params=params)
-    console.print(records_table(records, [10, 20]))
-
-    path = data if data is not None else DEFAULT_DATA_ROOT / "ml-100k"
-    if path.exists():
-        console.rule(f"[bold]MovieLens-100K ({path}): leave-last-out")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                dataset = load_dataset(path)
-        except (FileNotFoundError, SchemaError, ValueError) as exc:
-            fail(str(exc))
-        with threadpool_limits(1):
-            records = evaluate_leave_last_out(dataset.interactions, MODELS, params=params,
-                                              catalogue=dataset.title_vocab().to_list())
-        console.print(records_table(records, [10, 20]))
-    elif data is not None:
-        fail(f"no data at {path}")
-    else:
-        console.print(f"(MovieLens-100K not found at {path}; pass --data DIR to add it)")
+        return
+    w = cfg.world_config()
+    console.rule(f"[bold]reelpick closed loop: world '{cfg.preset}', {cfg.days} days")
+    console.print(f"{w.n_members:,} members, {w.n_titles:,} titles, pages of {w.n_slots} "
+                  f"slots; {cfg.visits_per_day:,} visits per day per arm, ε = {cfg.epsilon}, "
+                  f"releases after days {[d + 1 for d in cfg.releases]}")
+    t0 = time.perf_counter()
+    with threadpool_limits(1), Progress(TextColumn("{task.description}"), BarColumn(),
+                                        MofNCompleteColumn(), TimeElapsedColumn(),
+                                        console=console, transient=True) as bar:
+        results = run_loop(cfg, RichProgress(bar), logs_out=out / "logs")
+        task = bar.add_task("writing the report", total=1)
+        report = write_report(results, out)
+        bar.advance(task)
+    for rel in results["releases"]:
+        d = rel["ab"]["difference"]
+        console.print(f"release after day {rel['day'] + 1}: offline top "
+                      f"{[a['name'] for a in rel['ab']['arms']]}, A/B winner "
+                      f"[bold]{rel['shipped']}[/bold] (+{d['value']:.3f} plays/visit, "
+                      f"95% CI [{d['lo']:.3f}, {d['hi']:.3f}])")
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
+    console.print(f"report: {report.resolve()}")
+    console.print(f"results: {(out / 'results.json').resolve()}")
+    if not serve:
+        return
+    from reelpick.cli.serve import serve as serve_command
+    from reelpick.serve.model_dir import TrainConfig, train_model_dir
+
+    manifest = train_model_dir(out / "logs", out / "model", TrainConfig(seed=seed))
+    console.print(f"trained the service's model {manifest['version']} on the loop's logs -> "
+                  f"{out / 'model'}")
+    console.print(f"home page: http://127.0.0.1:{port}/ (the URL with its key follows; "
+                  "Ctrl-C to stop)")
+    serve_command(model_dir=out / "model", data_dir=out / "data", host="127.0.0.1", port=port,
+                  log_level="warning")

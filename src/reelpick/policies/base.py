@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -41,14 +41,11 @@ class PopularityScorer:
         return np.broadcast_to(visits.catalog.popularity, (len(visits), visits.catalog.n_titles))
 
 
-@dataclass(frozen=True, eq=False)
-class AnnotatedPageBatch(PageBatch):
-    """A :class:`PageBatch` with what the world log cannot hold: ``slot_label (n, S)`` the row
-    label of each slot for this visit (rows differ per member and context) and ``source (n,)``
-    who made the page (e.g. the winning model). The world reads only the base fields."""
-
-    slot_label: np.ndarray | None = None
-    source: np.ndarray | None = None
+#: A page with per-visit annotations: ``slot_label (n, S)``, the row label of each slot (rows
+#: differ per member and context), and ``source (n,)``, who made the page (e.g. the winning
+#: model). Both are fields of the world's :class:`PageBatch` and reach the logs (``row``,
+#: ``page_source``); the name is kept for the policies that return annotated pages.
+AnnotatedPageBatch = PageBatch
 
 
 def candidate_scores(scorer: Scorer, visits: VisitBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +104,7 @@ def grid_page(titles: np.ndarray, visits: VisitBatch, propensity: np.ndarray, la
     base = PageBatch.grid(titles, n_rows=visits.n_rows, n_positions=visits.n_positions,
                           propensity=np.where(titles >= 0, propensity, 1.0),
                           row_labels=tuple(f"{label} {r + 1}" for r in range(visits.n_rows)))
-    return AnnotatedPageBatch(**base.__dict__, **extra)
+    return replace(base, **extra)
 
 
 def action_dist(policy: ExactPolicy, visits: VisitBatch) -> np.ndarray:

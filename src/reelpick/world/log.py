@@ -63,6 +63,8 @@ class ImpressionLog:
     watch_seconds: np.ndarray
     p_organic: np.ndarray
     p_play: np.ndarray
+    #: index into ``SimulationLog.sources`` of who made the page, ``-1`` when not recorded
+    source_code: np.ndarray | None = None
 
     @property
     def uplift(self) -> np.ndarray:
@@ -90,6 +92,7 @@ class SimulationLog:
     row_labels: tuple[str, ...]
     countries: tuple[str, ...]
     artwork_rank: np.ndarray  # global artwork index -> variant number within its title
+    sources: tuple[str, ...] = ()  # page makers, e.g. the winning model's name
 
     @property
     def n_impressions(self) -> int:
@@ -137,6 +140,9 @@ class SimulationLog:
             "artwork_propensity": pa.array(s.artwork_propensity.astype(np.float64)),
             "experiment_cell": pa.array(v.cell[s.visit].astype(np.int64)),
         }
+        if s.source_code is not None and (s.source_code >= 0).any():
+            code = pa.array(s.source_code, mask=s.source_code < 0)
+            cols["page_source"] = pc.take(pa.array(self.sources, pa.string()), code)
         return pa.table(cols)
 
     def outcomes_arrow(self) -> pa.Table:

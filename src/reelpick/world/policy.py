@@ -110,6 +110,11 @@ class PageBatch:
     propensity: np.ndarray
     artwork_propensity: np.ndarray
     row_labels: tuple[str, ...]
+    #: optional ``(n, S)`` row label of each slot, when rows differ per visit (overrides
+    #: ``row_labels[row_index]`` in the log), and ``(n,)`` who made each page (e.g. the winning
+    #: model of a greedy-winner policy), logged as ``page_source``.
+    slot_label: np.ndarray | None = None
+    source: np.ndarray | None = None
 
     @classmethod
     def grid(cls, titles: np.ndarray, *, n_rows: int, n_positions: int, propensity: np.ndarray,

@@ -198,6 +198,7 @@ class World:
         parts: list[dict[str, np.ndarray]] = []
         org_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         labels: dict[str, int] = {}
+        sources: dict[str, int] = {}
         for sl, vb in self.batches(visits):
             page = policy.choose(vb, prng)
             if check:
@@ -220,10 +221,17 @@ class World:
                 m = np.clip(mu[i, j][pl], 1e-6, 1 - 1e-6)
                 k = cfg.watch_concentration
                 watch[pl] = orng.beta(m * k, (1 - m) * k) * ent.duration[titles[i, j][pl]]
-            codes = np.array([labels.setdefault(lb, len(labels)) for lb in page.row_labels])
             ri = page.row_index[i, j]
+            if page.slot_label is not None:
+                row_code = _codes(labels, np.asarray(page.slot_label)[i, j])
+            else:
+                codes = np.array([labels.setdefault(lb, len(labels)) for lb in page.row_labels])
+                row_code = codes[ri]
+            source_code = (np.full(i.size, -1) if page.source is None
+                           else _codes(sources, np.asarray(page.source)[i]))
             parts.append(dict(
-                visit=i + sl.start, slot=j, row_code=codes[ri], row_index=ri,
+                visit=i + sl.start, slot=j, row_code=row_code, row_index=ri,
+                source_code=source_code,
                 position=page.position[i, j], title=titles[i, j], artwork=art[i, j],
                 propensity=page.propensity[i, j],
                 artwork_propensity=page.artwork_propensity[i, j], play=pl.astype(np.int8),
@@ -256,7 +264,7 @@ class World:
             organic_title=np.concatenate([p[1] for p in org_parts]),
             organic_watch=np.concatenate([p[2] for p in org_parts]),
             row_labels=tuple(labels), countries=self.config.countries,
-            artwork_rank=self._artwork_rank)
+            artwork_rank=self._artwork_rank, sources=tuple(sources))
 
     # ------------------------------------------------------------------ ground truth
     def organic_probability(self, visits: VisitBatch, titles: np.ndarray,
@@ -435,3 +443,10 @@ class World:
 def _sub(vf: VisitFeatures, idx: np.ndarray) -> VisitFeatures:
     return VisitFeatures(vf.key[idx], vf.eta[idx], vf.genre_p[idx], vf.ratio[idx],
                          vf.search[idx])
+
+
+def _codes(vocab: dict[str, int], values: np.ndarray) -> np.ndarray:
+    """Integer codes of string ``values``, extending ``vocab`` (label -> code) as needed."""
+    uniq, inverse = np.unique(values.astype(str), return_inverse=True)
+    return np.array([vocab.setdefault(str(u), len(vocab)) for u in uniq],
+                    dtype=np.int64)[inverse]

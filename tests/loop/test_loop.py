@@ -1,0 +1,110 @@
+"""The closed loop on a tiny world: invariants that hold whatever the numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reelpick.data.loaders import load_table
+from reelpick.data.schema import IMPRESSIONS, INTERACTIONS, OUTCOMES
+from reelpick.loop import LoopConfig, run_loop
+
+TINY = dict(days=4, release_every=2, visits_per_day=150, ab_visits=120, ope_visits=None,
+            candidates=("popular", "by-play", "uplift", "ranker", "ranker-no-context"),
+            ranker_trees=15, train_rows=5_000, artwork=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("loop")
+    res = run_loop(LoopConfig.quick(**TINY), logs_out=out / "logs")
+    return res, out / "logs"
+
+
+def test_results_are_json_and_complete(tiny):
+    res, _ = tiny
+    again = json.loads(json.dumps(res))
+    assert again["arms"] == ["greedy", "explore", "uplift", "production"]
+    assert len(res["daily"]) == 4 * TINY["days"]
+    assert [r["day"] for r in res["releases"]] == [1]
+    for row in res["daily"]:
+        assert 0 < row["coverage_shown"] <= 1 and 0 <= row["coverage_played"] <= 1
+        assert 0 < row["incremental"] < row["plays"]
+        assert row["explore_share"] == (0.0 if row["arm"] == "greedy" else row["explore_share"])
+
+
+def test_shipped_policy_is_the_ab_winner(tiny):
+    res, _ = tiny
+    for rel in res["releases"]:
+        arms = rel["ab"]["arms"]
+        best = max(arms, key=lambda a: a["value"])
+        assert rel["shipped"] == rel["ab"]["winner"] == best["name"]
+        # the finalists are the best candidates by offline DR
+        dr = sorted(rel["candidates"], key=lambda c: -c["offline"]["dr"]["value"])
+        assert [a["name"] for a in arms] == [c["name"] for c in dr[:len(arms)]]
+    # the production arm serves the shipped policy the day after the release
+    prod = [d for d in res["daily"] if d["arm"] == "production"]
+    assert prod[2]["policy"] == res["releases"][0]["shipped"]
+
+
+def test_offline_and_online_numbers_are_sane(tiny):
+    res, _ = tiny
+    for c in res["releases"][0]["candidates"]:
+        o, on = c["offline"], c["online"]
+        for k in ("ips", "snips", "dr"):
+            assert o[k]["lo"] <= o[k]["value"] <= o[k]["hi"]
+        assert 0 <= o["naive_hit_rate"] <= 1
+        assert 0 < on["incremental"]["value"] < on["plays"]["value"]
+        assert on["plays"]["lo"] < on["plays"]["value"] < on["plays"]["hi"]
+    assert "context" in res["releases"][0]["lifts"]
+
+
+def test_logs_validate_and_propensities_are_probabilities(tiny):
+    _, logs = tiny
+    imp = load_table(logs / "impressions.parquet", "impressions")
+    IMPRESSIONS.validate(imp)
+    OUTCOMES.validate(load_table(logs / "outcomes.parquet", "outcomes"))
+    INTERACTIONS.validate(load_table(logs / "interactions.parquet", "interactions"))
+    p = imp["propensity"].to_numpy()
+    assert ((p > 0) & (p <= 1)).all()
+    # the exploration bucket is flagged and a share of the pages
+    share = imp.groupby("page_id")["explored"].first().mean()
+    assert 0.05 < share < 0.45
+    # on explored pages no title repeats within a page
+    ex = imp[imp["explored"]]
+    assert not ex.duplicated(["page_id", "title_id"]).any()
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"days": 1}, "LoopConfig.days"),
+    ({"epsilon": 0.0}, "LoopConfig.epsilon"),
+    ({"epsilon": 1.0}, "LoopConfig.epsilon"),
+    ({"release_every": 6}, "LoopConfig.release_every"),
+    ({"candidates": ("ranker", "nope")}, "LoopConfig.candidates"),
+    ({"candidates": ()}, "LoopConfig.candidates"),
+    ({"preset": "huge"}, "LoopConfig.preset"),
+    ({"visits_per_day": 10}, "LoopConfig.visits_per_day"),
+    ({"ab_arms": 1}, "LoopConfig.ab_arms"),
+    ({"days": 99}, "world's 14 days"),
+    ({"world_overrides": {"n_titels": 3}}, "n_titels"),
+])
+def test_invalid_configs_name_the_field(changes, match):
+    with pytest.raises(ValueError, match=match):
+        LoopConfig.quick(**changes)
+
+
+def test_run_loop_rejects_a_dict():
+    with pytest.raises(TypeError, match="LoopConfig"):
+        run_loop({"days": 3})  # type: ignore[arg-type]
+
+
+def test_same_seed_same_results():
+    cfg = LoopConfig.quick(days=3, release_every=1, visits_per_day=80, ab_visits=40,
+                           candidates=("popular", "uplift"), artwork=False)
+    a, b = run_loop(cfg), run_loop(cfg)
+    strip = lambda r: [{k: v for k, v in d.items()} for d in r["daily"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert a["releases"][0]["ab"] == b["releases"][0]["ab"]
+    assert np.isfinite(a["releases"][0]["ab"]["difference"]["value"])
