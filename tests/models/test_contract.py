@@ -18,8 +18,10 @@ from reelpick.models import (
 
 FAST = {"als": {"factors": 8, "iterations": 10, "regularization": 0.1},
         "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
-        "itemknn": {"neighbors": 20}, "popular": {}}
-PERSONALISED = ["itemknn", "als", "bpr"]
+        "itemknn": {"neighbors": 20}, "popular": {},
+        "seq": {"hidden": 16, "n_blocks": 1, "max_len": 16, "max_epochs": 20, "eval_every": 5,
+                "learning_rate": 5e-3, "dropout": 0.1, "batch_size": 32}}
+PERSONALISED = ["itemknn", "als", "bpr", "seq"]
 
 
 @pytest.fixture(params=available_models())

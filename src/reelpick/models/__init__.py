@@ -13,6 +13,17 @@ from reelpick.models.factorization import ALS, BPR
 from reelpick.models.knn import ItemKNN
 from reelpick.models.popular import MostPopular
 
+_LAZY = {"SequenceConfig", "SequenceRecommender"}
+
+
+def __getattr__(name: str) -> object:
+    """The sequence model imports torch (seconds, hundreds of MB): load it on first use only."""
+    if name in _LAZY:
+        from reelpick.models import sequence
+
+        return getattr(sequence, name)
+    raise AttributeError(f"module 'reelpick.models' has no attribute {name!r}")
+
 __all__ = [
     "ALS",
     "BPR",
@@ -21,6 +32,8 @@ __all__ = [
     "NotFittedError",
     "Recommendations",
     "Recommender",
+    "SequenceConfig",
+    "SequenceRecommender",
     "UnknownMemberError",
     "available_models",
     "load_model",

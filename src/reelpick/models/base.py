@@ -12,6 +12,7 @@ Models save to a single ``.npz`` file (arrays plus a JSON header) and load with
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -79,6 +80,8 @@ class ModelConfig:
 
 
 _REGISTRY: dict[str, type[Recommender]] = {}
+#: Models whose module is imported on first use (the sequence model pulls in torch).
+_LAZY_MODULES: dict[str, str] = {"seq": "reelpick.models.sequence"}
 
 
 class Recommender(ABC):
@@ -261,11 +264,13 @@ def _mask(scores: np.ndarray, rows: sp.csr_matrix) -> None:
 
 def available_models() -> list[str]:
     """Names accepted by :func:`make_model` and the CLI's ``--models``."""
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_LAZY_MODULES))
 
 
 def make_model(name: str, **params: Any) -> Recommender:
     """Build a model by its registered name, e.g. ``make_model("als", factors=64)``."""
+    if name not in _REGISTRY and name in _LAZY_MODULES:
+        importlib.import_module(_LAZY_MODULES[name])
     try:
         cls = _REGISTRY[name]
     except KeyError:

@@ -1,0 +1,214 @@
+"""The contextual sequence model ("seq"): shapes, causality, seeds, persistence, context, early
+stopping, drift features and invalid configurations. The generic contract lives in
+test_contract.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from reelpick.models import SequenceRecommender, load_model
+from reelpick.models._seq_net import SeqNet
+from reelpick.models.sequence import N_DRIFT, _drift_table, _gap_codes
+
+TINY = {"hidden": 16, "n_blocks": 1, "max_len": 16, "max_epochs": 6, "eval_every": 2,
+        "dropout": 0.1, "learning_rate": 5e-3, "batch_size": 32}
+
+
+def device_world(n_members: int = 40, n_titles: int = 20, per_member: int = 30,
+                 seed: int = 3) -> pd.DataFrame:
+    """Titles 0..9 are played on the tv, 10..19 on mobile; the device of each action is random.
+    Only the request's device tells which half comes next."""
+    rng = np.random.default_rng(seed)
+    half = n_titles // 2
+    rows = []
+    for m in range(n_members):
+        for j in range(per_member):
+            device = ["tv", "mobile"][int(rng.integers(2))]
+            t = int(rng.integers(half)) + (half if device == "mobile" else 0)
+            rows.append((f"m{m}", f"t{t}", 1_600_000_000 + 3600 * j + m, device,
+                         int(rng.integers(24)), int(rng.integers(7))))
+    return pd.DataFrame(rows, columns=["member_id", "title_id", "timestamp", "device", "hour",
+                                       "day_of_week"])
+
+
+@pytest.fixture(scope="module")
+def device_df() -> pd.DataFrame:
+    return device_world()
+
+
+@pytest.fixture(scope="module")
+def fitted(device_df) -> SequenceRecommender:
+    return SequenceRecommender(**TINY).fit(device_df)
+
+
+def test_shapes_and_history(fitted, device_df):
+    scores = fitted.score(["m0", "m1", "m2"])
+    assert scores.shape == (3, 20) and scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+    assert fitted.history_.shape[1] == 3 and 1 <= fitted.best_epoch_ <= 6
+    # ordered sequences kept per member, in time order
+    lo, hi = fitted.seq_offsets_[0], fitted.seq_offsets_[1]
+    assert hi - lo == 30 and np.all(np.diff(fitted.seq_times_[lo:hi]) > 0)
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+def test_future_items_do_not_change_a_prefix(encoder):
+    torch.manual_seed(0)
+    net = SeqNet(30, hidden=16, n_blocks=2, n_heads=2, max_len=12, dropout=0.0,
+                 feature_sizes=(5, 25), encoder=encoder).eval()
+    titles = torch.randint(1, 31, (3, 12))
+    feats = torch.randint(0, 5, (3, 12, 2))
+    other_titles, other_feats = titles.clone(), feats.clone()
+    other_titles[:, 7:] = torch.randint(1, 31, (3, 5))
+    other_feats[:, 7:] = torch.randint(0, 5, (3, 5, 2))
+    with torch.no_grad():
+        a, b = net.encode(titles, feats), net.encode(other_titles, other_feats)
+    torch.testing.assert_close(a[:, :7], b[:, :7], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_sequences_are_kept_in_time_order(fitted, device_df):
+    model = fitted
+    lo, hi = model.seq_offsets_[0], model.seq_offsets_[1]
+    order = device_df[device_df["member_id"] == "m0"].sort_values("timestamp")
+    assert model.title_vocab_.ids(model.seq_titles_[lo:hi]).tolist() == \
+        order["title_id"].tolist()
+
+
+def test_same_seed_same_model_other_seed_other_model(device_df):
+    a = SequenceRecommender(**TINY, random_state=1).fit(device_df).score(["m0", "m5"])
+    b = SequenceRecommender(**TINY, random_state=1).fit(device_df).score(["m0", "m5"])
+    c = SequenceRecommender(**TINY, random_state=2).fit(device_df).score(["m0", "m5"])
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_save_load_equality_with_context(fitted, tmp_path):
+    path = fitted.save(tmp_path / "seq.npz")
+    loaded = load_model(path)
+    ctx = pd.DataFrame({"device": ["tv", "mobile"], "hour": [20, 8],
+                        "timestamp": [1_700_000_000, 1_700_000_000]})
+    np.testing.assert_allclose(loaded.score(["m0", "m1"], context=ctx),
+                               fitted.score(["m0", "m1"], context=ctx), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.history_, fitted.history_)
+    assert loaded.devices_ == fitted.devices_
+
+
+def test_context_changes_scores_in_the_right_direction(device_df):
+    model = SequenceRecommender(**{**TINY, "max_epochs": 20, "eval_every": 5}).fit(device_df)
+    members = [f"m{i}" for i in range(10)]
+    tv = model.score(members, context=pd.DataFrame({"device": ["tv"] * 10}))
+    mobile = model.score(members, context=pd.DataFrame({"device": ["mobile"] * 10}))
+    tv_titles = model.title_vocab_.index([f"t{i}" for i in range(10)])
+    mobile_titles = model.title_vocab_.index([f"t{i}" for i in range(10, 20)])
+    # the request's device moves probability mass to that device's titles
+    assert (tv[:, tv_titles].mean(1) - tv[:, mobile_titles].mean(1) >
+            mobile[:, tv_titles].mean(1) - mobile[:, mobile_titles].mean(1)).all()
+    assert np.isin(tv.argmax(1), tv_titles).mean() >= 0.9
+    assert np.isin(mobile.argmax(1), mobile_titles).mean() >= 0.9
+
+
+def test_no_context_ablation_ignores_context(device_df):
+    model = SequenceRecommender(**TINY, use_context=False).fit(device_df)
+    members = ["m0", "m1"]
+    np.testing.assert_array_equal(
+        model.score(members, context=pd.DataFrame({"device": ["tv", "tv"]})),
+        model.score(members, context=pd.DataFrame({"device": ["mobile", "mobile"]})))
+
+
+def test_missing_or_unknown_context_is_the_unknown_code(fitted):
+    members = ["m0", "m1"]
+    none = fitted.score(members)
+    np.testing.assert_array_equal(
+        none, fitted.score(members, context=pd.DataFrame({"colour": ["red", "blue"]})))
+    np.testing.assert_array_equal(
+        none, fitted.score(members, context=pd.DataFrame({"device": ["fridge", None]})))
+    with pytest.raises(ValueError, match="context has 1 rows for 2 members"):
+        fitted.score(members, context=pd.DataFrame({"device": ["tv"]}))
+
+
+def test_early_stopping_stops(device_df):
+    model = SequenceRecommender(**{**TINY, "max_epochs": 300, "eval_every": 1, "patience": 2,
+                                   "learning_rate": 0.05}).fit(device_df)
+    n = len(model.history_)
+    assert n < 300
+    val = model.history_[:, 2]
+    assert model.best_epoch_ == int(model.history_[np.nanargmax(val), 0])
+    assert n - model.best_epoch_ == 2  # stopped after `patience` validations without gain
+
+
+def test_time_budget_stops(device_df):
+    model = SequenceRecommender(**{**TINY, "max_epochs": 500, "max_seconds": 0.01,
+                                   "validation": False}).fit(device_df)
+    assert len(model.history_) == 1
+
+
+@pytest.mark.parametrize("params", [
+    {"encoder": "gru"},
+    {"loss": "sampled", "n_negatives": 8},
+    {"use_time": False},
+    {"use_time": False, "use_context": False},
+    {"precision": "bf16"},
+])
+def test_variants_train_and_score(device_df, params):
+    model = SequenceRecommender(**{**TINY, "max_epochs": 2}, **params).fit(device_df)
+    scores = model.score(["m0"], context=pd.DataFrame({"device": ["tv"]}))
+    assert scores.shape == (1, 20) and np.isfinite(scores).all()
+    assert np.isfinite(model.history_[:, 1]).all()
+
+
+def test_side_features_change_the_model_and_persist(device_df, tmp_path):
+    titles = pd.DataFrame({"title_id": [f"t{i}" for i in range(20)],
+                           "genres": ["Drama|Comedy" if i < 10 else "Action" for i in range(20)],
+                           "year": [1990 + i for i in range(20)],
+                           "duration_seconds": [3600.0] * 20})
+    members = pd.DataFrame({"member_id": [f"m{i}" for i in range(40)],
+                            "age_band": ["18-24" if i % 2 else "50+" for i in range(40)]})
+    df = device_df.assign(watch_seconds=1800.0)
+    model = SequenceRecommender(**TINY).fit(df, title_features=titles, member_features=members)
+    assert model.side_.shape == (21, 5)  # 3 genres + year + year missing
+    assert model.member_attrs_.shape == (40, 1) and (model.seq_feats_[:, 5] == 6).all()
+    loaded = load_model(model.save(tmp_path / "side.npz"))
+    np.testing.assert_allclose(loaded.score(["m3"]), model.score(["m3"]), rtol=1e-6)
+    plain = SequenceRecommender(**TINY).fit(df)
+    assert not np.allclose(plain.score(["m3"]), model.score(["m3"]))
+
+
+def test_drift_table_uses_only_earlier_buckets():
+    # title 0 played in buckets 0 and 1, title 1 first in bucket 3
+    table = _drift_table(np.array([0, 1, 3]), np.array([0, 0, 1]), 4, 2, decay=0.5)
+    assert table.shape == (5, 2, N_DRIFT)
+    never = table[:, 1, 5]
+    assert (never[:4] == never[0]).all() and never[4] < never[0]  # unseen until after bucket 3
+    cum = table[:, 0, 2]
+    assert cum[0] < cum[1] < cum[2] == cum[3] == cum[4]  # bucket b counts plays before b
+
+
+def test_gap_codes():
+    codes = _gap_codes(np.array([np.nan, 0.0, 1.0, 3.0, 1e12, -5.0]), 8)
+    assert codes.tolist() == [0, 1, 2, 3, 7, 0]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"encoder": "lstm"}, "SequenceConfig.encoder: must be one of"),
+    ({"hidden": 0}, "SequenceConfig.hidden: must be >= 1"),
+    ({"hidden": 10, "n_heads": 3}, "SequenceConfig.n_heads: must be >= 1 and divide hidden"),
+    ({"dropout": 1.0}, r"SequenceConfig.dropout: must be in \[0, 1\)"),
+    ({"learning_rate": 0.0}, "SequenceConfig.learning_rate: must be > 0"),
+    ({"max_len": 0}, "SequenceConfig.max_len"),
+    ({"loss": "bce"}, "SequenceConfig.loss: must be one of 'full', 'sampled'"),
+    ({"n_negatives": 0}, "SequenceConfig.n_negatives"),
+    ({"patience": 0}, "SequenceConfig.patience"),
+    ({"gap_buckets": 1}, "SequenceConfig.gap_buckets"),
+    ({"drift_half_life_days": 0.0}, "SequenceConfig.drift_half_life_days"),
+    ({"context_dropout": -0.1}, "SequenceConfig.context_dropout"),
+    ({"precision": "fp16"}, "SequenceConfig.precision"),
+    ({"max_seconds": 0.0}, "SequenceConfig.max_seconds"),
+    ({"num_threads": 0}, "SequenceConfig.num_threads"),
+])
+def test_invalid_config(params, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceRecommender(**params)
