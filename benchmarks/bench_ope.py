@@ -1,5 +1,6 @@
 """Off-policy evaluation: agreement with obp on the Open Bandit Dataset, the exact BTS action
-distribution against obp's Monte Carlo, and IPS/SNIPS/DR speed over 10M rounds.
+distribution against obp's Monte Carlo, IPS/SNIPS/DR speed over 10M rounds, streaming memory,
+and accuracy against the simulated world's exact truth (>= 20 targets, bias/RMSE vs log size).
 
 Run: ``.venv/bin/python benchmarks/bench_ope.py [--data ../shared/data/obd] [--rounds 10000000]``
 (needs the optional oracle: obp 0.5.7 installed with ``--no-deps``). Writes the ``ope`` section of
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.ope._world_sim
 from _common import header, pin_threads, write_section  # noqa: E402
 
 pin_threads(1)
@@ -33,6 +35,7 @@ from reelpick.ope import (  # noqa: E402
     IPS,
     SNDR,
     SNIPS,
+    ExtremeWeightWarning,
     LoggedFeedback,
     SupportWarning,
     SwitchDR,
@@ -156,31 +159,142 @@ def speed(n: int, n_actions: int, repeats: int) -> dict:
             t_obp.append(time.perf_counter() - t)
         out[name] = dict(ours_s=min(t_ours), obp_s=min(t_obp), speedup=min(t_obp) / min(t_ours),
                          abs_diff=abs(mine.value - float(v)))
-    # streaming: the same log from Parquet in 1M-row batches, in a fresh process (peak RSS)
+    # streaming: the same log from Parquet in 1M-row batches, in a fresh process (peak RSS),
+    # against the same estimators on the whole arrays in memory (another fresh process)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_feedback_parquet(fb, Path(tmp) / "log.parquet")
         np.save(Path(tmp) / "pi.npy", dist)
         np.save(Path(tmp) / "q.npy", q)
         memory = evaluate_policy(fb, dist, [IPS(), SNIPS(), DR()], q)
-        code = (
-            "import json,resource,time,numpy as np\n"
-            "from reelpick.ope import *\n"
-            f"t=time.perf_counter(); r=estimate_parquet({str(path)!r},[IPS(),SNIPS(),DR()],"
-            f"ArrayTarget(np.load({str(Path(tmp) / 'pi.npy')!r},mmap_mode='r')),"
-            f"reward_model=ArrayTarget(np.load({str(Path(tmp) / 'q.npy')!r},mmap_mode='r')),"
-            "batch_size=1_000_000)\n"
-            "print(json.dumps({'s':time.perf_counter()-t,'rss_mb':resource.getrusage("
-            "resource.RUSAGE_SELF).ru_maxrss/1024,"
-            "'values':{k:v.value for k,v in r.items()}}))\n")
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True, env={"OMP_NUM_THREADS": "1",
-                                               "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        out["stream"] = dict(seconds=res["s"], peak_rss_mb=res["rss_mb"],
-                             max_abs_diff_vs_memory=max(abs(res["values"][k] - memory[k].value)
+        pi_path, q_path = str(Path(tmp) / "pi.npy"), str(Path(tmp) / "q.npy")
+        stream_code = (
+            f"r=estimate_parquet({str(path)!r},[IPS(),SNIPS(),DR()],NpyTarget({pi_path!r}),"
+            f"reward_model=NpyTarget({q_path!r}),batch_size=1_000_000)\n")
+        memory_code = (
+            "import pyarrow.parquet as pq\n"
+            f"t=pq.read_table({str(path)!r})\n"
+            "fb=LoggedFeedback(action=t['action'].to_numpy(),reward=t['reward'].to_numpy(),"
+            f"pscore=t['pscore'].to_numpy(),n_actions={n_actions})\n"
+            f"r=evaluate_policy(fb,np.load({pi_path!r}),[IPS(),SNIPS(),DR()],"
+            f"np.load({q_path!r}))\n")
+
+        def run(body: str) -> dict:
+            code = ("import json,time,numpy as np\nfrom reelpick.ope import *\n"
+                    "t0=time.perf_counter()\n" + body +
+                    # VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child
+                    # reports the benchmark process's own peak from before the fork
+                    "hwm=[ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')]\n"
+                    "print(json.dumps({'s':time.perf_counter()-t0,"
+                    "'rss_mb':int(hwm[0].split()[1])/1024,"
+                    "'values':{k:v.value for k,v in r.items()}}))\n")
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True, env={"OMP_NUM_THREADS": "1",
+                                                   "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+
+        st, mem = run(stream_code), run(memory_code)
+        out["stream"] = dict(seconds=st["s"], peak_rss_mb=st["rss_mb"],
+                             memory_seconds=mem["s"], memory_peak_rss_mb=mem["rss_mb"],
+                             max_abs_diff_vs_memory=max(abs(st["values"][k] - memory[k].value)
                                                         for k in memory),
                              in_memory_arrays_mb=(n * n_actions * 8 * 2) / 2**20)
     return out
+
+
+ACC_ESTIMATORS = ("ips", "clipped_ips", "snips", "dm", "dr", "sndr", "switch_dr")
+
+
+def accuracy(sizes: list[int], seeds: int, truth_visits: int, epsilon: float) -> dict:
+    """>= 20 targets from epsilon-greedy logs of the stationary small world, against exact
+    per-impression play rates (tests/ope/_world_sim.py states the estimand)."""
+    from scipy.stats import spearmanr
+    from tests.ope import _world_sim as ws
+
+    from reelpick.ope import ClippedIPS
+
+    world = ws.stationary_world("small", seed=3)
+    train = world.simulate(ws.logging_policy(epsilon), n_visits=2000, seed=777)
+    targets = ws.target_policies(world, train)
+    t0 = time.perf_counter()
+    truth = {k: ws.true_value(world, p, n_visits=truth_visits) for k, p in targets.items()}
+    t_truth = time.perf_counter() - t0
+    ests = [IPS(), ClippedIPS(max_weight=50.0), SNIPS(), DM(), DR(), SNDR(), SwitchDR(tau=50.0)]
+    runs = []
+    for n_visits in sizes:
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            log = world.simulate(ws.logging_policy(epsilon), n_visits=n_visits, seed=100 + seed)
+            fb = ws.slot_feedback(world, log)
+            q = ws.slot_reward_hat(fb, seed=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtremeWeightWarning)
+                res = ws.evaluate_targets(world, log, targets, ests, reward_hat=q, fb=fb)
+            rows = {k: {e: dict(value=r.value, ci_low=r.ci_low, ci_high=r.ci_high, ess=r.ess)
+                        for e, r in v.items()} for k, v in res.items()}
+            tv = [truth[k][0] for k in targets]
+            spear = {e: float(spearmanr([rows[k][e]["value"] for k in targets], tv)[0])
+                     for e in ACC_ESTIMATORS}
+            runs.append(dict(n_visits=n_visits, n_rounds=fb.n_rounds, seed=seed, rows=rows,
+                             spearman=spear, seconds=time.perf_counter() - t0))
+            print(n_visits, seed, {e: round(v, 3) for e, v in spear.items()}, flush=True)
+    table = {}
+    for n_visits in sizes:
+        rs = [r for r in runs if r["n_visits"] == n_visits]
+        for e in ACC_ESTIMATORS:
+            err = np.array([[r["rows"][k][e]["value"] - truth[k][0] for k in targets]
+                            for r in rs])
+            cover = np.array([[r["rows"][k][e]["ci_low"] <= truth[k][0]
+                               <= r["rows"][k][e]["ci_high"] for k in targets] for r in rs])
+            table[f"{n_visits}/{e}"] = dict(
+                bias=float(err.mean()), abs_bias=float(np.abs(err.mean(axis=0)).mean()),
+                rmse=float(np.sqrt((err ** 2).mean())), coverage=float(cover.mean()),
+                n_intervals=int(cover.size),
+                spearman_mean=float(np.mean([r["spearman"][e] for r in rs])),
+                spearman_min=float(np.min([r["spearman"][e] for r in rs])))
+    return dict(world="small (stationary: recent_weight = seen_penalty = 0), seed 3",
+                logging=f"EpsilonGreedyPolicy(PopularityScorer(), epsilon={epsilon})",
+                targets={k: dict(truth=v[0], truth_se=v[1]) for k, v in truth.items()},
+                truth_visits=truth_visits, truth_seconds=t_truth, sizes=sizes, seeds=seeds,
+                n_slots=world.config.n_slots, table=table, runs=runs)
+
+
+def accuracy_lines(acc: dict) -> list[str]:
+    big = max(acc["sizes"])
+    t = acc["table"]
+    lines = ["### Accuracy on the simulator", "",
+             f"World `{acc['world']}`; logs from `{acc['logging']}`; "
+             f"{len(acc['targets'])} target policies; {acc['seeds']} independent logs per size. "
+             "Round = one impression (slot); reward = its play; estimand = the target's play "
+             "rate per impression, "
+             f"x {acc['n_slots']} = expected page plays per visit. Truth: exact, from the "
+             f"world's equations over {acc['truth_visits']:,} fresh visits (SE <= "
+             f"{max(v['truth_se'] for v in acc['targets'].values()):.1e}). Reward model for "
+             "DM/DR/SNDR/Switch-DR: cross-fitted (2 folds) logistic title + slot + context "
+             "effects. Intervals: 95% analytic.", "",
+             f"**Largest logs ({big:,} visits):** Spearman(DR, truth) mean "
+             f"{t[f'{big}/dr']['spearman_mean']:.3f} (min {t[f'{big}/dr']['spearman_min']:.3f}; "
+             "target >= 0.95); DR 95% CI coverage "
+             f"{t[f'{big}/dr']['coverage']:.1%} of {t[f'{big}/dr']['n_intervals']} intervals "
+             "(target >= 93%).", "",
+             "| visits (rounds) | estimator | bias | mean abs bias | RMSE | 95% CI coverage | "
+             "Spearman mean (min) |", "|---|---|---|---|---|---|---|"]
+    n_rounds = {r["n_visits"]: r["n_rounds"] for r in acc["runs"]}
+    for n in acc["sizes"]:
+        for e in ACC_ESTIMATORS:
+            r = t[f"{n}/{e}"]
+            lines.append(f"| {n:,} ({n_rounds[n]:,}) | {e} | {r['bias']:+.4f} | "
+                         f"{r['abs_bias']:.4f} | {r['rmse']:.4f} | {r['coverage']:.1%} | "
+                         f"{r['spearman_mean']:.3f} ({r['spearman_min']:.3f}) |")
+    last = [r for r in acc["runs"] if r["n_visits"] == big][0]
+    lines += ["", f"Per target (first log of {big:,} visits):", "",
+              "| target | truth | IPS | DR [95% CI] | DM | ESS (DR) |", "|---|---|---|---|---|---|"]
+    for k, v in sorted(acc["targets"].items(), key=lambda kv: -kv[1]["truth"]):
+        r = last["rows"][k]
+        lines.append(f"| {k} | {v['truth']:.4f} | {r['ips']['value']:.4f} | "
+                     f"{r['dr']['value']:.4f} [{r['dr']['ci_low']:.4f}, "
+                     f"{r['dr']['ci_high']:.4f}] | {r['dm']['value']:.4f} | "
+                     f"{r['dr']['ess']:,.0f} |")
+    return lines
 
 
 def main() -> None:
@@ -188,14 +302,26 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "obd")
     ap.add_argument("--rounds", type=int, default=10_000_000)
     ap.add_argument("--actions", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--bts-sims", type=int, default=1_000_000)
+    ap.add_argument("--acc-sizes", type=int, nargs="+", default=[1000, 4000, 12000])
+    ap.add_argument("--acc-seeds", type=int, default=3)
+    ap.add_argument("--acc-truth-visits", type=int, default=4000)
+    ap.add_argument("--acc-epsilon", type=float, default=0.5)
+    ap.add_argument("--only-accuracy", action="store_true",
+                    help="run the accuracy section only (debugging; does not write BENCHMARKS.md)")
     args = ap.parse_args()
+    if args.only_accuracy:
+        acc = accuracy(args.acc_sizes, args.acc_seeds, args.acc_truth_visits, args.acc_epsilon)
+        print("\n".join(accuracy_lines(acc)))
+        return
     cmd = "benchmarks/bench_ope.py " + " ".join(sys.argv[1:])
     results: dict = {"oracle": oracle(args.data), "bts": bts_speed(args.bts_sims)}
     print(json.dumps(results, indent=1))
     results["speed"] = speed(args.rounds, args.actions, args.repeats)
     print(json.dumps(results["speed"], indent=1))
+    results["accuracy"] = accuracy(args.acc_sizes, args.acc_seeds, args.acc_truth_visits,
+                                   args.acc_epsilon)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ope.json").write_text(json.dumps(results, indent=2))
@@ -226,7 +352,7 @@ def main() -> None:
               f"sums {', '.join(f'{s:.10f}' for s in b['column_sums'])}."]
     s = results["speed"]
     lines += ["", f"### Speed over {args.rounds:,} rounds x {args.actions} actions "
-              f"(best of {args.repeats}, same arrays)", "",
+              f"(best of {args.repeats}, interleaved, same arrays)", "",
               "| estimator | reelpick s | obp s | speed-up | abs diff |", "|---|---|---|---|---|"]
     for k in ("ips", "snips", "dr"):
         lines.append(f"| {k} | {s[k]['ours_s']:.3f} | {s[k]['obp_s']:.3f} | "
@@ -234,14 +360,18 @@ def main() -> None:
     st = s["stream"]
     lines += ["", "reelpick's timings include validation, the analytic CI and the diagnostics; "
               "obp's are the point estimate only.", "",
-              f"Streaming the same log from Parquet (1M-row batches; target and reward model "
-              f"memory-mapped `.npy`), IPS+SNIPS+DR together: {st['seconds']:.1f} s, peak RSS "
-              f"{st['peak_rss_mb']:.0f} MB for the whole process (the in-memory target + reward "
-              f"arrays alone are {st['in_memory_arrays_mb']:.0f} MB); max |stream - in-memory| "
-              f"{st['max_abs_diff_vs_memory']:.1e}.", "",
-              "### Accuracy on the simulator", "",
-              "Pending: needs the finished `reelpick.world` (>= 20 targets from epsilon-greedy "
-              "logs, Spearman(DR, truth), CI coverage, bias/RMSE vs log size)."]
+              "**Streaming memory** (IPS+SNIPS+DR over the same 10M-round log, each in a fresh "
+              "process, peak RSS = `VmHWM`):", "",
+              "| run | seconds | peak RSS (MB) |", "|---|---|---|",
+              f"| `estimate_parquet`, 1M-row batches, target and reward model read batch by "
+              f"batch (`NpyTarget`) | {st['seconds']:.1f} | {st['peak_rss_mb']:.0f} |",
+              f"| in memory (`evaluate_policy` on the loaded arrays) | "
+              f"{st['memory_seconds']:.1f} | {st['memory_peak_rss_mb']:.0f} |", "",
+              f"The target and reward arrays alone are {st['in_memory_arrays_mb']:.0f} MB; "
+              f"max |stream - in-memory| {st['max_abs_diff_vs_memory']:.1e}. (A memory-mapped "
+              "`.npy` through `ArrayTarget` is not bounded: every page read stays resident.)",
+              ""]
+    lines += accuracy_lines(results["accuracy"])
     write_section(ROOT / "BENCHMARKS.md", "ope", "\n".join(lines))
 
 

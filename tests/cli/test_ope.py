@@ -115,3 +115,22 @@ def test_ope_bad_logs(tmp_path):
     result = runner.invoke(app, ["ope", "--logs", str(path), "--target",
                                  str(tmp_path / "bad.npy")])
     assert result.exit_code == 2 and "fits neither" in result.output
+
+
+def test_ope_streams_per_round_npy_target_and_reward_hat(feedback_file, tmp_path):
+    """Per-round targets and reward predictions in .npy files are read batch by batch and give
+    the same estimates as the constant target they repeat."""
+    pi = np.array([0.1, 0.2, 0.3, 0.4])
+    np.save(tmp_path / "const.npy", pi)
+    np.save(tmp_path / "rows.npy", np.tile(pi, (3000, 1)))
+    np.save(tmp_path / "qhat.npy", np.full((3000, 4), 0.15))
+    values = {}
+    for name in ("const", "rows"):
+        out = tmp_path / f"{name}.json"
+        result = runner.invoke(app, ["ope", "--logs", str(feedback_file), "--target",
+                                     str(tmp_path / f"{name}.npy"), "--estimators", "ips,dr",
+                                     "--reward-hat", str(tmp_path / "qhat.npy"),
+                                     "--batch-size", "700", "--json", str(out)])
+        _ok(result)
+        values[name] = [e["value"] for e in json.loads(out.read_text())["estimates"]]
+    np.testing.assert_allclose(values["rows"], values["const"], rtol=1e-12)

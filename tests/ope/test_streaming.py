@@ -15,6 +15,7 @@ from reelpick.ope import (
     ClippedIPS,
     ConstantTarget,
     FeedbackColumns,
+    NpyTarget,
     PseudoInverse,
     SwitchDR,
     estimate_parquet,
@@ -54,6 +55,23 @@ def test_stream_equals_in_memory(log_file, ci, batch_size, tmp_path):
                                                       abs=1e-13), (name, field)
         assert s.n_rounds == est.n_rounds == fb.n_rounds
     assert stream["ips"].diagnostics.weight_max == memory["ips"].diagnostics.weight_max
+
+
+def test_stream_npy_target_reads_batches(log_file, tmp_path):
+    """NpyTarget reads rows from the file (no memory map) and gives the in-memory result."""
+    path, fb, pi, q = log_file
+    np.save(tmp_path / "pi.npy", pi.astype(np.float32))
+    np.save(tmp_path / "q.npy", q)
+    memory = evaluate_policy(fb, pi.astype(np.float32), ESTS, q)
+    target = NpyTarget(tmp_path / "pi.npy")
+    assert len(target) == fb.n_rounds
+    stream = estimate_parquet(path, ESTS, target, reward_model=NpyTarget(tmp_path / "q.npy"),
+                              batch_size=1234)
+    for name, est in memory.items():
+        assert stream[name].value == pytest.approx(est.value, rel=1e-10, abs=1e-13), name
+    np.save(tmp_path / "short.npy", pi[:10])
+    with pytest.raises(ValueError, match="fewer than the log"):
+        estimate_parquet(path, [IPS()], NpyTarget(tmp_path / "short.npy"))
 
 
 def test_stream_constant_target_and_column_mapping(tmp_path):

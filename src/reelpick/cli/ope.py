@@ -48,6 +48,7 @@ from reelpick.ope import (
     Estimate,
     Estimator,
     LoggedFeedback,
+    NpyTarget,
     OPEWarning,
     cross_fit_reward_model,
     estimate_parquet,
@@ -108,8 +109,14 @@ def _load_array(path: Path) -> np.ndarray:
     raise SpecError(f"{path}: unsupported target file; use .npy, .npz or .parquet")
 
 
+def _per_round(path: Path, arr: np.ndarray) -> ArrayTarget | NpyTarget:
+    """Per-round rows as a batch function: a ``.npy`` file is read batch by batch (bounded
+    memory; a memory map would keep every page it touched resident), others from memory."""
+    return NpyTarget(path) if path.suffix == ".npy" else ArrayTarget(arr)
+
+
 def parse_target(spec: str, *, n_actions: int, n_positions: int, campaign: str | None
-                 ) -> ConstantTarget | ArrayTarget:
+                 ) -> ConstantTarget | ArrayTarget | NpyTarget:
     """A target spec (see the module) as a batch function."""
     if spec == "uniform":
         return ConstantTarget(np.full((n_actions, n_positions), 1.0 / n_actions)
@@ -138,7 +145,7 @@ def parse_target(spec: str, *, n_actions: int, n_positions: int, campaign: str |
             arr.ndim == 2 and arr.shape[1] == n_actions):
         return ConstantTarget(np.asarray(arr, float))
     if arr.ndim in (2, 3) and arr.shape[1] == n_actions:
-        return ArrayTarget(arr)
+        return _per_round(path, arr)
     raise SpecError(f"--target {path}: shape {arr.shape} fits neither (n_actions={n_actions}"
                     "[, n_positions]) nor (n_rounds, n_actions[, n_positions])")
 
@@ -171,7 +178,7 @@ def run_ope(logs: Path, target: str, names: list[str], *, ci: str = "analytic",
         if needs_q:
             if reward_hat is None:
                 raise SpecError("DM/DR/SNDR/Switch-DR on a streamed file need --reward-hat")
-            model = ArrayTarget(_load_array(reward_hat))
+            model = _per_round(reward_hat, _load_array(reward_hat))
         res = estimate_parquet(logs, ests, tgt, reward_model=model, batch_size=batch_size,
                                n_actions=n_actions, **kw)
         return res, {"logs": str(logs), "format": "feedback-parquet", "n_actions": n_actions}

@@ -32,6 +32,7 @@ from reelpick.ope.streaming import (
     ArrayTarget,
     ConstantTarget,
     FeedbackColumns,
+    NpyTarget,
     estimate_parquet,
     write_feedback_parquet,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LinearRewardModel",
     "LinearSoftmaxPolicy",
     "MultinomialLogit",
+    "NpyTarget",
     "OBDLog",
     "bts_action_dist",
     "cross_fit_reward_model",

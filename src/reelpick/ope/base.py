@@ -29,12 +29,16 @@ from reelpick.ope.estimate import (
 )
 from reelpick.ope.feedback import (
     LoggedFeedback,
-    check_action_dist,
     check_reward_hat,
+    check_shape,
     is_broadcast_rows,
+    scan_action_dist,
 )
 
 __all__ = ["Estimator", "OffPolicyEvaluation", "RoundInputs", "evaluate_policy"]
+
+#: per-round statistics of a batch: ``(n, m)``, ``m`` columns ``(n,)``, or ``(n,)`` if m = 1
+Stats = np.ndarray | tuple[np.ndarray, ...]
 
 
 def gather(dist: np.ndarray, action: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -66,14 +70,17 @@ def expected_under(pi: np.ndarray, q: np.ndarray, position: np.ndarray) -> np.nd
 class RoundInputs:
     """One validated batch and the per-round quantities estimators share (computed lazily).
 
-    ``w`` = :math:`\\pi_e(a_i|x_i[,k_i]) / \\pi_0(a_i|x_i[,k_i])`; ``q_logged`` =
-    :math:`\\hat q(x_i, a_i[, k_i])`; ``dm`` = :math:`\\sum_a \\pi_e(a|x_i)\\hat q(x_i, a)`.
+    ``pi_logged`` = :math:`\\pi_e(a_i|x_i[,k_i])` (gathered in the same pass over
+    ``action_dist`` that validates it); ``w`` = :math:`\\pi_e(a_i|x_i[,k_i]) /
+    \\pi_0(a_i|x_i[,k_i])`; ``q_logged`` = :math:`\\hat q(x_i, a_i[, k_i])`; ``dm`` =
+    :math:`\\sum_a \\pi_e(a|x_i)\\hat q(x_i, a)`.
     """
 
     def __init__(self, feedback: LoggedFeedback, action_dist: Any,
                  reward_hat: Any = None) -> None:
         self.feedback = feedback
-        self.action_dist = check_action_dist(feedback, action_dist)
+        self.action_dist, pi = scan_action_dist(feedback, action_dist)
+        self.pi_logged: np.ndarray = pi  # type: ignore[assignment]
         self._reward_hat_raw = reward_hat
         self.position = feedback.position_or_zero()
 
@@ -85,16 +92,19 @@ class RoundInputs:
     def has_reward_hat(self) -> bool:
         return self._reward_hat_raw is not None
 
-    @cached_property
-    def pi_logged(self) -> np.ndarray:
-        return gather(self.action_dist, self.feedback.action, self.position)
-
     def pscore(self, who: str) -> np.ndarray:
         return self.feedback.require_pscore(who)
 
     @cached_property
     def w(self) -> np.ndarray:
         return self.pi_logged / self.feedback.require_pscore("importance weighting")
+
+    @cached_property
+    def w_moments(self) -> tuple[float, float, float]:
+        """``(sum w, sum w**2, max w)`` of the unclipped weights (shared by the estimators
+        that use them and the diagnostics)."""
+        w = self.w
+        return float(w.sum()), float(np.dot(w, w)), float(w.max())
 
     @cached_property
     def q_logged(self) -> np.ndarray:
@@ -159,8 +169,9 @@ class Estimator(ABC):
         return run.results(stacklevel=3)[self.name]
 
     @abstractmethod
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(stats (n, n_stats), weights or None)`` of one batch."""
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
+        """``(stats, weights or None)`` of one batch: ``stats`` is ``(n, n_stats)``, a tuple of
+        ``n_stats`` columns ``(n,)`` (no copy), or ``(n,)`` when ``n_stats == 1``."""
 
     def value_from_means(self, m: np.ndarray) -> np.ndarray:
         return m[..., 0]
@@ -170,6 +181,9 @@ class Estimator(ABC):
         g[0] = 1.0
         return g
 
+    def check_batch(self, feedback: LoggedFeedback) -> None:
+        """Checks that need the whole batch at once (before it is cut into blocks)."""
+
     def check_inputs(self, inp: RoundInputs) -> None:
         """Fail early, naming the missing input."""
         if self.needs_pscore:
@@ -178,6 +192,16 @@ class Estimator(ABC):
             raise ValueError(
                 f"{self.name} needs reward_hat (a reward model's predictions) of shape "
                 f"{inp.action_dist.shape}; see reelpick.ope.cross_fit_reward_model")
+
+
+_BLOCK_CELLS = 1 << 16  # action_dist cells per block of OffPolicyEvaluation.update
+_MIN_BLOCK_ROWS = 1 << 10
+
+
+def _block_rows(dist: np.ndarray) -> int:
+    """Rounds per cache-sized block (``action_dist`` block of 512 KB, at least 1024 rows)."""
+    cells = int(np.prod(dist.shape[1:])) if dist.ndim > 1 else 1
+    return max(_MIN_BLOCK_ROWS, _BLOCK_CELLS // max(cells, 1))
 
 
 def _n_positions(feedback: LoggedFeedback, action_dist: Any) -> int:
@@ -231,16 +255,37 @@ class OffPolicyEvaluation:
         if feedback.n_actions != self.n_actions:
             raise ValueError(f"feedback has n_actions={feedback.n_actions}, expected "
                              f"{self.n_actions}")
+        for est in self.estimators:
+            est.check_batch(feedback)
+        n = feedback.n_rounds
+        dist = np.asarray(action_dist)
+        block = _block_rows(dist)
+        if n <= block or not all(e.streamable for e in self.estimators):
+            self._update_block(feedback, dist, reward_hat, logging_dist)
+            return
+        # cache-sized blocks: every array is read from memory once, every intermediate stays in
+        # cache; the accumulators are exact over any partition into blocks
+        check_shape(feedback, dist)
+        q = None if reward_hat is None else np.asarray(reward_hat)
+        if q is not None and q.shape != dist.shape:
+            check_reward_hat(dist, q, who="this estimator")
+        log = None if logging_dist is None else np.asarray(logging_dist)
+        for lo in range(0, n, block):
+            sl = slice(lo, min(lo + block, n))
+            self._update_block(feedback.rows(sl), dist[sl], None if q is None else q[sl],
+                               None if log is None else log[sl])
+
+    def _update_block(self, feedback: LoggedFeedback, action_dist: Any, reward_hat: Any,
+                      logging_dist: Any) -> None:
         inp = RoundInputs(feedback, action_dist, reward_hat)
         for est in self.estimators:
             est.check_inputs(inp)
-        w = inp.w if feedback.pscore is not None else None
-        self.diag.update(feedback.pscore, w, feedback.action, inp.position, inp.action_dist,
-                         logging_dist)
+        self.diag.update(inp, logging_dist)
         cache: dict[tuple[int, int], np.ndarray] = {}   # one set of bootstrap draws per batch
         for est in self.estimators:
             stats, weights = est.round_stats(inp)
-            self.accs[est.name].update(stats, weights, cache)
+            moments = inp.w_moments if weights is not None and weights is inp.w else None
+            self.accs[est.name].update(stats, weights, cache, weight_moments=moments)
 
     def results(self, *, warn: bool = True, stacklevel: int = 2) -> dict[str, Estimate]:
         """One :class:`Estimate` per estimator (by name); warns once about the diagnostics."""

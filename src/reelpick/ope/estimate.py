@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.stats import norm
 
 __all__ = [
@@ -165,22 +167,32 @@ class StatAccumulator:
             self.boot_n = np.zeros(self.B)
             self.boot_s = np.zeros((self.B, n_stats))
 
-    def update(self, stats: np.ndarray, weights: np.ndarray | None,
-               boot_cache: dict[tuple[int, int], np.ndarray] | None = None) -> None:
-        stats = np.asarray(stats, dtype=np.float64).reshape(len(stats), self.m)
-        k = stats.shape[0]
+    def update(self, stats: np.ndarray | Sequence[np.ndarray], weights: np.ndarray | None,
+               boot_cache: dict[tuple[int, int], np.ndarray] | None = None, *,
+               weight_moments: tuple[float, float, float] | None = None) -> None:
+        """Add one batch: ``stats`` ``(k, m)`` (or ``m`` columns ``(k,)``; a ``(k,)`` array when
+        ``m == 1``) and the weights behind them (``None``: no weights, ESS = rounds).
+        ``weight_moments`` = ``(sum w, sum w**2, max w)`` when already known."""
+        if isinstance(stats, np.ndarray) and stats.ndim == 2:
+            cols = [stats[:, j] for j in range(stats.shape[1])]
+        elif isinstance(stats, np.ndarray):
+            cols = [stats]
+        else:
+            cols = list(stats)
+        if len(cols) != self.m:
+            raise ValueError(f"expected {self.m} statistics per round, got {len(cols)}")
+        k = cols[0].shape[0]
         if k == 0:
             return
-        if self.shift is None:
-            self.shift = stats.mean(axis=0)
-        self.total += stats.sum(axis=0)
-        d = stats - self.shift
-        self.s1 += d.sum(axis=0)
-        self.s2 += d.T @ d
+        self._moments(cols, k)
         if weights is not None:
             self.has_weights = True
-            self.w1 += float(weights.sum())
-            self.w2 += float(np.dot(weights, weights))
+            if weight_moments is None:
+                self.w1 += float(weights.sum())
+                self.w2 += float(np.dot(weights, weights))
+            else:
+                self.w1 += weight_moments[0]
+                self.w2 += weight_moments[1]
         if self.ci == "bootstrap":
             key = (self.n, self.n + k)
             if boot_cache is not None and key in boot_cache:
@@ -190,8 +202,24 @@ class StatAccumulator:
                 if boot_cache is not None:
                     boot_cache[key] = pw
             self.boot_n += pw.sum(axis=1)
-            self.boot_s += pw @ stats
+            self.boot_s += pw @ np.column_stack(cols)
         self.n += k
+
+    def _moments(self, cols: list[np.ndarray], k: int) -> None:
+        """Sums and cross-products of the columns shifted by the first batch's mean (numerical
+        stability). Callers pass cache-sized batches (see ``OffPolicyEvaluation.update``)."""
+        sums = np.array([float(c.sum()) for c in cols])
+        if self.shift is None:
+            self.shift = sums / k
+        self.total += sums
+        self.s1 += sums - k * self.shift
+        d = [c - self.shift[j] for j, c in enumerate(cols)]
+        for j in range(self.m):
+            for i in range(j + 1):
+                v = float(np.dot(d[i], d[j]))
+                self.s2[i, j] += v
+                if i != j:
+                    self.s2[j, i] += v
 
     def mean(self) -> np.ndarray:
         return self.total / self.n
@@ -237,26 +265,35 @@ class DiagnosticsAccumulator:
         self.has_w = False
         self.count = np.zeros((n_actions, n_positions))
         self.mass = np.zeros((n_actions, n_positions))
+        self.all_seen = False
         self.unsupported_known = 0.0
         self.known = False
 
-    def update(self, pscore: np.ndarray | None, weight: np.ndarray | None, action: np.ndarray,
-               position: np.ndarray, action_dist: np.ndarray,
-               logging_dist: np.ndarray | None = None) -> None:
-        k = action.shape[0]
-        self.n += k
-        if pscore is not None and weight is not None:
+    def update(self, inp: Any, logging_dist: np.ndarray | None = None) -> None:
+        """Add one batch (a :class:`~reelpick.ope.base.RoundInputs`).
+
+        Cheap by construction: the weight moments are shared with the estimators, the pscore
+        range comes from validation, and the target mass per (action, position) -- needed only
+        for pairs the log has never shown -- is computed only while such pairs exist.
+        """
+        fb = inp.feedback
+        action, position, action_dist = fb.action, inp.position, inp.action_dist
+        self.n += action.shape[0]
+        if fb.pscore is not None:
             self.has_w = True
-            self.p_min = min(self.p_min, float(pscore.min()))
-            self.p_max = max(self.p_max, float(pscore.max()))
-            self.w1 += float(weight.sum())
-            self.w2 += float(np.dot(weight, weight))
-            self.w_max = max(self.w_max, float(weight.max()))
-        n_pos = self.count.shape[1]
-        n_act = self.count.shape[0]
-        flat = action if n_pos == 1 else action * n_pos + np.minimum(position, n_pos - 1)
-        self.count += np.bincount(flat, minlength=n_act * n_pos).reshape(n_act, n_pos)
-        self.mass += _mass_by_position(action_dist, position, n_pos)
+            p_min, p_max = fb.pscore_range
+            self.p_min, self.p_max = min(self.p_min, p_min), max(self.p_max, p_max)
+            w1, w2, w_max = inp.w_moments
+            self.w1 += w1
+            self.w2 += w2
+            self.w_max = max(self.w_max, w_max)
+        if not self.all_seen:  # once every pair has been shown, nothing is left to count
+            n_act, n_pos = self.count.shape
+            flat = action if n_pos == 1 else action * n_pos + np.minimum(position, n_pos - 1)
+            self.count += np.bincount(flat, minlength=n_act * n_pos).reshape(n_act, n_pos)
+            self.all_seen = bool(self.count.all())
+            if not self.all_seen:  # some pair never shown so far: its target mass is needed
+                self.mass += _mass_by_position(action_dist, position, n_pos)
         if logging_dist is not None:
             self.known = True
             tgt = _at_position(action_dist, position)
@@ -290,25 +327,19 @@ def _at_position(dist: np.ndarray, position: np.ndarray) -> np.ndarray:
 
 
 def _mass_by_position(dist: np.ndarray, position: np.ndarray, n_pos: int) -> np.ndarray:
-    """``(n_actions, n_positions)``: the target mass summed over rounds, per logged position."""
-    out = np.zeros((dist.shape[1], n_pos))
-    broadcast = dist.shape[0] > 1 and dist.strides[0] == 0
-    counts = np.bincount(position, minlength=n_pos)[:n_pos]
-    if dist.ndim == 2:
-        if broadcast:
-            for k in np.flatnonzero(counts):
-                out[:, k] = dist[0] * counts[k]
-        else:
-            for k in np.flatnonzero(counts):
-                sel = (position == k).astype(np.float64)
-                out[:, k] = sel @ dist if n_pos > 1 else np.ones(dist.shape[0]) @ dist
-        return out
-    for k in np.flatnonzero(counts):
-        if broadcast:
-            out[:, k] = dist[0, :, k] * counts[k]
-        else:
-            out[:, k] = (position == k).astype(np.float64) @ dist[:, :, k]
-    return out
+    """``(n_actions, n_positions)``: the target mass summed over rounds, per logged position
+    (one pass over ``dist``)."""
+    k = np.minimum(position, n_pos - 1)
+    if dist.shape[0] > 1 and dist.strides[0] == 0:  # broadcast rows: counts x the row
+        counts = np.bincount(k, minlength=n_pos).astype(np.float64)
+        row = dist[0] if dist.ndim == 2 else dist[0][:, :n_pos]
+        return row[:, None] * counts[None, :] if dist.ndim == 2 else row * counts[None, :]
+    at = _at_position(dist, k) if dist.ndim == 3 else dist
+    if n_pos == 1:
+        return (np.ones(at.shape[0]) @ at)[:, None]
+    sel = sp.csr_matrix((np.ones(k.shape[0]), (k, np.arange(k.shape[0]))),
+                        shape=(n_pos, k.shape[0]))
+    return np.asarray((sel @ at).T)
 
 
 def warn_diagnostics(diag: Diagnostics, *, stacklevel: int = 3) -> None:

@@ -29,7 +29,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from reelpick.ope.base import Estimator, RoundInputs, _ratio_gradient
+from reelpick.ope.base import Estimator, RoundInputs, Stats, _ratio_gradient
+from reelpick.ope.feedback import LoggedFeedback
 
 __all__ = ["DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "Replay", "SwitchDR"]
 
@@ -70,16 +71,18 @@ class Replay(Estimator):
     name: ClassVar[str] = "replay"
     n_stats: ClassVar[int] = 2
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
-        pscore, pos = inp.pscore(self.name), inp.position
+    def check_batch(self, feedback: LoggedFeedback) -> None:
+        pscore, pos = feedback.require_pscore(self.name), feedback.position_or_zero()
         for k in np.unique(pos):
             p = pscore[pos == k]
             if p.max() - p.min() > 1e-9 * p.max():
                 raise ValueError(
                     "replay needs uniformly random logs: pscore varies within position "
                     f"{int(k)} ({p.min():.3g}..{p.max():.3g}); use IPS/SNIPS/DR instead")
+
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         pi = inp.pi_logged
-        return np.column_stack([pi * inp.feedback.reward, pi]), pi
+        return (pi * inp.feedback.reward, pi), pi
 
     def value_from_means(self, m: np.ndarray) -> np.ndarray:
         return m[..., 0] / m[..., 1]
@@ -110,9 +113,9 @@ class IPS(Estimator):
 
     name: ClassVar[str] = "ips"
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = inp.w
-        return (w * inp.feedback.reward)[:, None], w
+        return w * inp.feedback.reward, w
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,9 +145,9 @@ class ClippedIPS(Estimator):
     def __post_init__(self) -> None:
         _check_positive("max_weight", self.max_weight)
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = np.minimum(inp.w, self.max_weight)
-        return (w * inp.feedback.reward)[:, None], w
+        return w * inp.feedback.reward, w
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,9 +172,9 @@ class SNIPS(Estimator):
     name: ClassVar[str] = "snips"
     n_stats: ClassVar[int] = 2
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = inp.w
-        return np.column_stack([w * inp.feedback.reward, w]), w
+        return (w * inp.feedback.reward, w), w
 
     def value_from_means(self, m: np.ndarray) -> np.ndarray:
         return m[..., 0] / m[..., 1]
@@ -206,8 +209,8 @@ class DM(Estimator):
     needs_pscore: ClassVar[bool] = False
     needs_reward_hat: ClassVar[bool] = True
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
-        return inp.dm[:, None], None
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
+        return inp.dm, None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,9 +243,9 @@ class DR(Estimator):
     def __post_init__(self) -> None:
         _check_positive("max_weight", self.max_weight)
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = inp.w if math.isinf(self.max_weight) else np.minimum(inp.w, self.max_weight)
-        return (inp.dm + w * (inp.feedback.reward - inp.q_logged))[:, None], w
+        return inp.dm + w * (inp.feedback.reward - inp.q_logged), w
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,9 +272,9 @@ class SNDR(Estimator):
     n_stats: ClassVar[int] = 3
     needs_reward_hat: ClassVar[bool] = True
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = inp.w
-        return np.column_stack([inp.dm, w * (inp.feedback.reward - inp.q_logged), w]), w
+        return (inp.dm, w * (inp.feedback.reward - inp.q_logged), w), w
 
     def value_from_means(self, m: np.ndarray) -> np.ndarray:
         return m[..., 0] + m[..., 1] / m[..., 2]
@@ -310,8 +313,8 @@ class SwitchDR(Estimator):
     def __post_init__(self) -> None:
         _check_positive("tau", self.tau)
 
-    def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
+    def round_stats(self, inp: RoundInputs) -> tuple[Stats, np.ndarray | None]:
         w = inp.w
         keep = w <= self.tau
         term = inp.dm + np.where(keep, w * (inp.feedback.reward - inp.q_logged), 0.0)
-        return term[:, None], np.where(keep, w, 0.0)
+        return term, np.where(keep, w, 0.0)

@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LoggedFeedback", "check_action_dist", "check_reward_hat", "is_broadcast_rows"]
+__all__ = [
+    "LoggedFeedback",
+    "check_action_dist",
+    "check_reward_hat",
+    "check_shape",
+    "is_broadcast_rows",
+    "scan_action_dist",
+]
 
 
 def _as_1d(name: str, value: Any, dtype: str) -> np.ndarray:
@@ -107,10 +114,11 @@ class LoggedFeedback:
         if self.pscore is not None:
             pscore = _as_1d("pscore", self.pscore, "float")
             self._check_len("pscore", pscore, n)
-            if pscore.min() <= 0.0 or pscore.max() > 1.0:
-                raise ValueError(
-                    f"pscore must lie in (0, 1], got values in [{pscore.min()}, {pscore.max()}]")
+            p_min, p_max = float(pscore.min()), float(pscore.max())
+            if p_min <= 0.0 or p_max > 1.0:
+                raise ValueError(f"pscore must lie in (0, 1], got values in [{p_min}, {p_max}]")
             set_(self, "pscore", pscore)
+            set_(self, "_pscore_range", (p_min, p_max))  # reused by the diagnostics
         if self.position is not None:
             position = _as_1d("position", self.position, "int")
             self._check_len("position", position, n)
@@ -159,12 +167,30 @@ class LoggedFeedback:
             return np.zeros(self.n_rounds, dtype=np.int64)
         return self.position
 
+    @property
+    def pscore_range(self) -> tuple[float, float]:
+        """``(min, max)`` of ``pscore`` (computed once, at validation)."""
+        if self.pscore is None:
+            return (np.nan, np.nan)
+        return self._pscore_range  # type: ignore[attr-defined,no-any-return]
+
     def require_pscore(self, who: str) -> np.ndarray:
         if self.pscore is None:
             raise ValueError(
                 f"{who} needs logged propensities (pscore) but the feedback has none; "
                 "estimate them with reelpick.ope.estimate_pscore (and read its caveat)")
         return self.pscore
+
+    def rows(self, sl: slice) -> LoggedFeedback:
+        """Rounds ``sl`` (a slice) as views, without validating again (they were checked)."""
+        out = object.__new__(LoggedFeedback)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            object.__setattr__(out, f.name, v[sl] if isinstance(v, np.ndarray) else v)
+        if out.pscore is not None:
+            object.__setattr__(out, "_pscore_range",
+                               (float(out.pscore.min()), float(out.pscore.max())))
+        return out
 
     def take(self, index: np.ndarray | slice) -> LoggedFeedback:
         """The rounds selected by ``index`` (an index array, boolean mask or slice)."""
@@ -193,6 +219,9 @@ def _sum_actions(arr: np.ndarray) -> np.ndarray:
     return np.einsum("iak,a->ik", arr, ones, optimize=True)
 
 
+_CHUNK_CELLS = 1 << 16  # cells of action_dist per chunk of the fused scan (in L2)
+
+
 def check_action_dist(feedback: LoggedFeedback, action_dist: Any, *,
                       name: str = "action_dist", atol: float = 1e-6) -> np.ndarray:
     """Check ``action_dist`` against ``feedback`` and return it as a float array.
@@ -201,9 +230,12 @@ def check_action_dist(feedback: LoggedFeedback, action_dist: Any, *,
     sums to one over actions (per position) within ``atol``. A 3-D ``action_dist`` needs
     ``feedback.position``. Broadcast (stride-0) rows are checked once.
     """
-    arr = np.asarray(action_dist)
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float64)
+    return scan_action_dist(feedback, action_dist, name=name, atol=atol, gather=False)[0]
+
+
+def check_shape(feedback: LoggedFeedback, arr: np.ndarray, *, name: str = "action_dist"
+                ) -> None:
+    """``(n_rounds, n_actions[, n_positions])`` matching ``feedback``."""
     n, a = feedback.n_rounds, feedback.n_actions
     if arr.ndim not in (2, 3):
         raise ValueError(f"{name} must be 2-D (n_rounds, n_actions) or 3-D "
@@ -217,15 +249,71 @@ def check_action_dist(feedback: LoggedFeedback, action_dist: Any, *,
         if arr.shape[2] < (feedback.n_positions or 1):
             raise ValueError(f"{name} has {arr.shape[2]} positions but feedback.position "
                              f"reaches {feedback.n_positions - 1}")
-    rows = _rows_to_check(arr)
-    low = rows.min()  # NaN propagates; sums catch +inf
-    if not np.isfinite(low) or low < 0.0:
+
+
+def scan_action_dist(feedback: LoggedFeedback, action_dist: Any, *, name: str = "action_dist",
+                     atol: float = 1e-6, gather: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`check_action_dist` and, in the same pass over memory, the target's probability of
+    each logged action ``pi_logged[i] = action_dist[i, action[i][, position[i]]]``.
+
+    The array is read once, in chunks that stay in cache: minimum, per-row sums and the gather
+    of the logged cell are done chunk by chunk (the (n_rounds, n_actions) array is never
+    copied or converted when it is already floating point).
+    """
+    arr = np.asarray(action_dist)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    check_shape(feedback, arr, name=name)
+    n = feedback.n_rounds
+    action = feedback.action
+    position = feedback.position_or_zero() if arr.ndim == 3 else None
+    if is_broadcast_rows(arr):
+        _check_rows(arr[:1], name, atol)
+        if not gather:
+            return arr, None
+        row = arr[0]
+        pi = row[action] if arr.ndim == 2 else row[action, position]
+        return arr, np.asarray(pi, dtype=np.float64)
+    cells = int(np.prod(arr.shape[1:]))
+    flat = arr.reshape(n, cells) if arr.flags.c_contiguous else None
+    pi = np.empty(n, dtype=np.float64) if gather else None
+    step = max(1, _CHUNK_CELLS // max(cells, 1))
+    base = np.arange(min(step, n), dtype=np.int64) * cells
+    ones = np.ones(arr.shape[1])
+    exact_dtype = arr.dtype == np.float64
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        ch = arr[lo:hi]
+        _check_chunk(ch, ones, name, atol)
+        if pi is not None:
+            if flat is not None:
+                idx = base[:hi - lo] + (action[lo:hi] if position is None else
+                                        action[lo:hi] * arr.shape[2] + position[lo:hi])
+                if exact_dtype:
+                    np.take(flat[lo:hi].reshape(-1), idx, out=pi[lo:hi])
+                else:
+                    pi[lo:hi] = np.take(flat[lo:hi].reshape(-1), idx)
+            elif position is None:
+                pi[lo:hi] = ch[np.arange(hi - lo), action[lo:hi]]
+            else:
+                pi[lo:hi] = ch[np.arange(hi - lo), action[lo:hi], position[lo:hi]]
+    return arr, pi
+
+
+def _check_rows(rows: np.ndarray, name: str, atol: float) -> None:
+    _check_chunk(rows, np.ones(rows.shape[1]), name, atol)
+
+
+def _check_chunk(ch: np.ndarray, ones: np.ndarray, name: str, atol: float) -> None:
+    """Non-negative, finite and summing to one over actions (NaN fails every comparison)."""
+    if not ch.min() >= 0.0:
         raise ValueError(f"{name} must hold finite probabilities >= 0")
-    sums = _sum_actions(rows)
-    worst = float(np.max(np.abs(sums - 1.0)))
-    if not worst <= atol:
+    sums = ch @ ones if ch.ndim == 2 else np.matmul(ones, ch)
+    lo, hi = sums.min(), sums.max()
+    if not (lo >= 1.0 - atol and hi <= 1.0 + atol):
+        worst = float(np.max(np.abs(sums - 1.0)))
         raise ValueError(f"{name} must sum to 1 over actions (axis 1); off by up to {worst:.3g}")
-    return arr
 
 
 def check_reward_hat(action_dist: np.ndarray, reward_hat: Any, *, who: str) -> np.ndarray:

@@ -11,7 +11,8 @@ is bounded by ``batch_size`` x ``n_actions`` x ``n_positions``.
 
 Targets and reward models are callables ``f(batch: LoggedFeedback, offset: int) -> array``
 (``offset`` = index of the batch's first round in the file): :class:`ConstantTarget` for a
-context-free policy, :class:`ArrayTarget` for a precomputed (e.g. memory-mapped ``.npy``) array.
+context-free policy, :class:`NpyTarget` for a precomputed ``.npy`` file read batch by batch
+(bounded memory), :class:`ArrayTarget` for an array already in memory.
 
 >>> import tempfile, pathlib, numpy as np
 >>> from reelpick.ope import IPS, SNIPS, LoggedFeedback
@@ -44,6 +45,7 @@ __all__ = [
     "ArrayTarget",
     "ConstantTarget",
     "FeedbackColumns",
+    "NpyTarget",
     "estimate_parquet",
     "iter_feedback_batches",
     "write_feedback_parquet",
@@ -78,7 +80,8 @@ class ConstantTarget:
 @dataclass(frozen=True, eq=False)
 class ArrayTarget:
     """Rows ``offset .. offset + len(batch)`` of a ``(n_rounds, n_actions[, n_positions])``
-    array (a memory-mapped ``.npy`` keeps memory bounded)."""
+    array. A memory-mapped ``.npy`` works, but every page read stays resident (RSS grows to the
+    whole file by the end): use :class:`NpyTarget` to stream a large file."""
 
     array: Any
 
@@ -87,6 +90,44 @@ class ArrayTarget:
         if out.shape[0] != batch.n_rounds:
             raise ValueError(f"the target array has {len(self.array)} rows, fewer than the log")
         return out
+
+
+class NpyTarget:
+    """Rows ``offset .. offset + len(batch)`` of a ``(n_rounds, n_actions[, n_positions])``
+    ``.npy`` file, read batch by batch with plain file reads.
+
+    Unlike a memory map (:class:`ArrayTarget` over ``np.load(..., mmap_mode="r")``), whose pages
+    stay resident (and count in the process's RSS) once touched, only the current batch is held
+    in memory: streaming stays bounded by ``batch_size`` however large the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            self._data_start = f.tell()
+        if fortran:
+            raise ValueError(f"{self.path}: Fortran-ordered arrays cannot be streamed by rows")
+        if len(shape) not in (2, 3):
+            raise ValueError(f"{self.path}: expected (n_rounds, n_actions[, n_positions]), "
+                             f"got shape {shape}")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._row = int(np.prod(shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __call__(self, batch: LoggedFeedback, offset: int = 0) -> np.ndarray:
+        k = batch.n_rounds
+        if offset + k > self.shape[0]:
+            raise ValueError(f"{self.path} has {self.shape[0]} rows, fewer than the log")
+        with open(self.path, "rb") as f:
+            f.seek(self._data_start + offset * self._row * self.dtype.itemsize)
+            out = np.fromfile(f, dtype=self.dtype, count=k * self._row)
+        return out.reshape((k, *self.shape[1:])).astype(np.float64, copy=False)
 
 
 def write_feedback_parquet(feedback: LoggedFeedback, path: str | os.PathLike[str], *,
