@@ -6,10 +6,10 @@ import json
 import traceback
 
 import pytest
-from tests.conftest import make_interactions
 from typer.testing import CliRunner
 
 from reelpick.cli import app
+from tests.conftest import make_interactions
 
 runner = CliRunner()
 

@@ -6,7 +6,10 @@
   for closed form, with sparse member/title effects.
 * :mod:`reelpick.causal.instruments`: IV designs from the logs' experiment cells and
   randomised slots (:class:`Logs`, :func:`visit_design`).
-* :mod:`reelpick.causal.uplift`: uplift per segment and title, and a policy ranking by it.
+* :mod:`reelpick.causal.uplift`: uplift per segment and title, a policy ranking by uplift,
+  naive offline hit rates, and ``MISMATCH_WORLD`` (the offline/online mismatch world).
+* :mod:`reelpick.causal.learners`: :class:`TLearnerUplift`, a feature-based T-learner (LightGBM)
+  of p(play | do(show)) and p(play | do(not show)).
 
 See ``docs/causal.md``.
 """
@@ -22,26 +25,41 @@ from reelpick.causal.iv import (
     ols,
     two_stage_least_squares,
 )
+from reelpick.causal.learners import TLearnerConfig, TLearnerUplift
 from reelpick.causal.sgd import SGDIV, ArrayBatches, IVBatch, ParquetBatches, SGDIVConfig
-from reelpick.causal.uplift import SegmentUpliftModel, UpliftPolicy, offline_hit_rate
+from reelpick.causal.uplift import (
+    MISMATCH_WORLD,
+    HitRate,
+    SegmentUpliftModel,
+    UpliftPolicy,
+    UpliftScorer,
+    offline_hit_rate,
+    offline_hit_rates,
+)
 
 __all__ = [
     "COV_TYPES",
     "ArrayBatches",
     "Design",
     "FirstStage",
+    "HitRate",
     "IVBatch",
     "IVResult",
     "Logs",
+    "MISMATCH_WORLD",
     "NotFittedError",
     "ParquetBatches",
     "SGDIV",
     "SGDIVConfig",
     "SegmentUpliftModel",
+    "TLearnerConfig",
+    "TLearnerUplift",
     "TwoStageLeastSquares",
     "UpliftPolicy",
+    "UpliftScorer",
     "WeakInstrumentWarning",
     "offline_hit_rate",
+    "offline_hit_rates",
     "ols",
     "two_stage_least_squares",
     "visit_design",

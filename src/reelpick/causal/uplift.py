@@ -40,6 +40,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,16 @@ from reelpick.causal.instruments import Logs, exploration_impressions, organic_p
 from reelpick.causal.iv import NotFittedError
 from reelpick.data.schema import DEVICES
 from reelpick.world.policy import Marginals, PageBatch, VisitBatch
+
+#: World overrides (``WorldConfig.preset("small", **MISMATCH_WORLD)``) under which ranking by
+#: uplift wins online while ranking by p(play | shown) wins on naive offline metrics: organic
+#: search concentrates on popular titles (``organic_popularity_weight``), the page persuades
+#: least for them (``saturation``), members search more (``search_rate``), and member state is
+#: stationary (no drift, short-term interest or seen penalty) so that a policy learned from the
+#: logs meets the same members online. See ``docs/causal.md``.
+MISMATCH_WORLD: dict[str, float] = dict(
+    organic_popularity_weight=2.0, saturation=1.0, search_rate=0.5, uplift_bias=-4.0,
+    recent_weight=0.0, seen_penalty=0.0, drift=0.0)
 
 
 @dataclass(frozen=True)
@@ -184,16 +195,38 @@ class SegmentUpliftModel:
         out[rows < 0] = pooled
         return out
 
+    def context_scores(self, ctx: pd.DataFrame, *, score: str = "uplift") -> np.ndarray:
+        """:meth:`scores` for context rows with ``member_id`` and ``device`` columns (the
+        interface :class:`UpliftPolicy` and :func:`offline_hit_rate` use)."""
+        return self.scores(ctx["member_id"].to_numpy(), ctx["device"].to_numpy(), score=score)
+
+
+@runtime_checkable
+class UpliftScorer(Protocol):
+    """What :class:`UpliftPolicy` needs from a fitted uplift model: score columns ``titles_``,
+    ``slot_order_`` (``(row_index, position)`` best first) and
+    ``context_scores(ctx, score=...) -> (n, n_titles)`` for context rows with columns
+    ``member_id, device, hour, day_of_week, timestamp``. Implemented by
+    :class:`SegmentUpliftModel` and :class:`reelpick.causal.learners.TLearnerUplift`."""
+
+    titles_: np.ndarray
+    slot_order_: list[tuple[int, int]]
+
+    def context_scores(self, ctx: pd.DataFrame, *, score: str = "uplift") -> np.ndarray:
+        ...
+
 
 @dataclass(frozen=True, eq=False)
 class UpliftPolicy:
-    """A deterministic page policy ranking titles by a :class:`SegmentUpliftModel` score.
+    """A deterministic page policy ranking titles by an uplift model's score (an
+    :class:`UpliftScorer`: :class:`SegmentUpliftModel` or
+    :class:`~reelpick.causal.learners.TLearnerUplift`).
 
     ``member_ids[i]``/``title_ids[j]`` map the world's member/title indices to log ids
     (:meth:`for_world` takes them from the world). Titles unknown to the model rank last.
     """
 
-    model: SegmentUpliftModel
+    model: UpliftScorer
     member_ids: np.ndarray
     title_ids: np.ndarray
     score: str = "uplift"
@@ -201,7 +234,7 @@ class UpliftPolicy:
     version: str = "v1"
 
     @classmethod
-    def for_world(cls, model: SegmentUpliftModel, world, *, score: str = "uplift",
+    def for_world(cls, model: UpliftScorer, world, *, score: str = "uplift",
                   name: str | None = None) -> UpliftPolicy:
         return cls(model, world.members()["member_id"].to_numpy(),
                    world.titles()["title_id"].to_numpy(), score=score,
@@ -209,10 +242,14 @@ class UpliftPolicy:
 
     def _pages(self, visits: VisitBatch) -> np.ndarray:
         m = self.model
-        m._check()
+        if not hasattr(m, "slot_order_"):
+            raise NotFittedError(f"{type(m).__name__}: call fit() first")
         col = pd.Index(m.titles_).get_indexer(self.title_ids)
-        dev = np.asarray(DEVICES)[visits.device]
-        s = m.scores(self.member_ids[visits.member], dev, score=self.score)
+        ctx = pd.DataFrame({"member_id": self.member_ids[visits.member],
+                            "device": np.asarray(DEVICES)[visits.device],
+                            "hour": visits.hour, "day_of_week": visits.day_of_week,
+                            "timestamp": visits.timestamp})
+        s = m.context_scores(ctx, score=self.score)
         full = np.full((len(visits), len(self.title_ids)), -1e9)
         known = col >= 0
         full[:, known] = s[:, col[known]]
@@ -247,16 +284,37 @@ class UpliftPolicy:
         return Marginals(ts, slots // visits.n_positions, slots % visits.n_positions, art)
 
 
-def offline_hit_rate(model: SegmentUpliftModel, logs: Logs, *, score: str, k: int) -> float:
+@dataclass(frozen=True)
+class HitRate:
+    """A naive offline hit rate: ``rate`` = hits / ``n`` logged plays, ``se`` its binomial
+    standard error (plays treated as independent)."""
+
+    rate: float
+    se: float
+    n: int
+
+    def ci(self, z: float = 1.96) -> tuple[float, float]:
+        return self.rate - z * self.se, self.rate + z * self.se
+
+
+def offline_hit_rate(model: UpliftScorer, logs: Logs, *, score: str, k: int,
+                     window: int = 3600) -> float:
     """Naive offline metric: share of logged plays (page or organic, attributed to a page) whose
-    title is in the top ``k`` of ``score`` for that page's member and device, among the titles
-    shown in the same country-day (a proxy for availability)."""
+    title is in the top ``k`` of ``score`` for that page's member and context, among the titles
+    shown in the same country-day (a proxy for availability). See :func:`offline_hit_rates`."""
+    return offline_hit_rates(model, logs, scores=(score,), k=k, window=window)[score].rate
+
+
+def offline_hit_rates(model: UpliftScorer, logs: Logs, *, scores: tuple[str, ...] = (
+        "uplift", "play"), k: int, window: int = 3600) -> dict[str, HitRate]:
+    """:func:`offline_hit_rate` for several scores at once, with standard errors."""
     imp = logs.impressions
     pages = imp.groupby("page_id").first()
     page_plays = imp[imp["play"].to_numpy() > 0][["page_id", "title_id"]]
-    plays = pd.concat([page_plays, organic_plays(logs, window=model.config.window)])
+    window = getattr(getattr(model, "config", None), "window", window)
+    plays = pd.concat([page_plays, organic_plays(logs, window=window)])
     if plays.empty:
-        return float("nan")
+        return {s: HitRate(float("nan"), float("nan"), 0) for s in scores}
     tcol = pd.Index(model.titles_)
     cd = (pages["country"].astype(str) + "@" + (pages["timestamp"] // 86_400).astype(str))
     cd_codes, cd_levels = pd.factorize(cd)
@@ -264,11 +322,16 @@ def offline_hit_rate(model: SegmentUpliftModel, logs: Logs, *, score: str, k: in
     ti = tcol.get_indexer(imp["title_id"])
     pc = pd.Series(cd_codes, index=pages.index).reindex(imp["page_id"]).to_numpy()
     avail[pc[ti >= 0], ti[ti >= 0]] = True
-    s = model.scores(pages["member_id"].to_numpy(), pages["device"].to_numpy(), score=score)
-    s = np.where(avail[cd_codes], s, -np.inf)
-    kth = -np.partition(-s, min(k, s.shape[1]) - 1, axis=1)[:, min(k, s.shape[1]) - 1]
     row = pd.Index(pages.index).get_indexer(plays["page_id"])
     col = tcol.get_indexer(plays["title_id"])
     ok = (row >= 0) & (col >= 0)
-    hit = s[row[ok], col[ok]] >= kth[row[ok]]
-    return float(hit.mean())
+    kk = min(k, len(tcol))
+    out = {}
+    for score in scores:
+        s = model.context_scores(pages.reset_index(), score=score)
+        s = np.where(avail[cd_codes], s, -np.inf)
+        kth = -np.partition(-s, kk - 1, axis=1)[:, kk - 1]
+        hit = s[row[ok], col[ok]] >= kth[row[ok]]
+        p = float(hit.mean())
+        out[score] = HitRate(p, float(np.sqrt(p * (1 - p) / max(hit.size, 1))), int(hit.size))
+    return out

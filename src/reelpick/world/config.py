@@ -76,6 +76,12 @@ class WorldConfig:
         ``uplift_bias``, ``theme_weight``, ``quality_weight``, ``row_decay``,
         ``position_decay`` (examination ``row_decay**row * position_decay**position``),
         ``watch_bias``, ``watch_affinity``, ``watch_concentration`` (Beta watch fraction).
+    Organic vs uplift (both 0 = off)
+        ``organic_popularity_weight`` (extra logit per unit of popularity in the organic search
+        only: members find popular titles by themselves) and ``saturation`` (uplift logit lost
+        per unit of popularity: the page persuades least for the titles everyone searches for).
+        Together they make "high organic, low uplift" titles, where ranking by p(play | shown)
+        and ranking by the causal effect of showing disagree.
     Confounding and instrument
         ``mood_rate`` (chance a visit is in hidden "binge mood"; 0 disables),
         ``mood_search_rate`` (organic play chance in that mood, instead of ``search_rate``),
@@ -125,6 +131,8 @@ class WorldConfig:
     watch_bias: float = 0.0
     watch_affinity: float = 0.8
     watch_concentration: float = 4.0
+    organic_popularity_weight: float = 0.0
+    saturation: float = 0.0
     mood_rate: float = 0.2
     mood_search_rate: float = 0.8
     mood_series_logit: float = 1.5
@@ -183,6 +191,8 @@ class WorldConfig:
             _interval(self, name, 0.0, math.inf)
         for name in ("recent_half_life_days", "popularity_decay_days", "watch_concentration"):
             _interval(self, name, 0.0, math.inf, lo_open=True)
+        for name in ("organic_popularity_weight", "saturation"):
+            _interval(self, name, 0.0, 5.0)
         if self.seen_penalty < 0:
             raise ValueError(f"seen_penalty: must be >= 0, got {self.seen_penalty}")
 

@@ -14,13 +14,15 @@ and a title :math:`t` with artwork :math:`a` (see ``docs/world.md`` for the full
     \eta_m &= u_m(\tau) + \beta_R\, \rho_m(\tau) \\
     b(c, t) &= \beta_P\, \mathrm{pop}_t(\mathrm{day}) + \beta_D[d]\, \mathrm{short}_t
              + \mathrm{fam}_t (\beta_A [12 \le h < 18] + \beta_W [w \ge 5]) \\
-    W(c, t) &= \mathrm{avail}_k(t, \mathrm{day})\, e^{b(c, t) + \beta_Z\, z\, \mathrm{series}_t},
+    W(c, t) &= \mathrm{avail}_k(t, \mathrm{day})\, e^{b(c, t) + \beta_O\, \mathrm{pop}_t
+        + \beta_Z\, z\, \mathrm{series}_t},
         \quad
     Z_\gamma(c) = \textstyle\sum_{t \ni \gamma} W(c, t) \\
     P(\gamma \mid v) &= \mathrm{softmax}_{\gamma: Z_\gamma > 0}(\eta_{m\gamma}) \\
     p_0(v, t) &= \sigma_s(z) \textstyle\sum_{\gamma \in t} P(\gamma \mid v)\, W(c, t) / Z_\gamma(c)
         \quad \text{(organic: search, genre, title)} \\
-    x(v, t, a) &= \beta_0 + \eta_m \cdot \bar g_t + b(c, t) + \beta_\theta\, V_{m, \theta_a}
+    x(v, t, a) &= \beta_0 + \eta_m \cdot \bar g_t + b(c, t) - \kappa\, \mathrm{pop}_t
+                 + \beta_\theta\, V_{m, \theta_a}
                  + \beta_q\, q_a - \beta_S\, \mathrm{seen}(m, t) \\
     P(\text{play} \mid \text{shown in slot } (r, j)) &= p_0 + (1 - p_0)\, e_{rj}\, \sigma(x),
         \quad e_{rj} = \lambda_r^r \lambda_j^j \\
@@ -32,6 +34,11 @@ The causal effect of showing :math:`t` in slot :math:`(r, j)` is
 (in binge mood the member searches more often, ``mood_search_rate`` instead of ``search_rate``,
 and favours series), so it confounds exposure and plays while the
 effect of exposure given :math:`(m, t, c)` does not depend on it.
+
+The organic-vs-uplift trade-off (both 0 by default): :math:`\beta_O` =
+``organic_popularity_weight`` concentrates organic search on popular titles, and
+:math:`\kappa` = ``saturation`` lowers the page's persuasion for them ("would watch it anyway":
+the titles everyone searches for are the ones a page adds least to).
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ class DayTables:
     popularity: np.ndarray     # (T,) true
     observed: np.ndarray       # (T,) observable
     base: np.ndarray           # (n_keys, T) b(c, t), without the mood term
+    shift: np.ndarray          # (T,) -saturation * pop_t, added to the uplift logit x
     weight: np.ndarray         # (n_keys, T) W(c, t) = avail * exp(b + mood term)
     z: np.ndarray              # (n_keys, G)
     cum: np.ndarray            # (n_keys * L,) cumulative W over genre segments, key-major
@@ -145,11 +153,15 @@ class Dynamics:
                 + dev[self._key_device][:, None] * ent.shortness[None, :]
                 + fam_val[self._key_fam][:, None] * ent.is_family[None, :])
         mood = cfg.mood_series_logit * self._key_mood[:, None] * ent.is_series[None, :]
+        if cfg.organic_popularity_weight:
+            mood = mood + cfg.organic_popularity_weight * pop[None, :]
         weight = np.where(avail[self._key_country], np.exp(base + mood), 0.0)
+        shift = -cfg.saturation * pop
         z = weight @ ent.genre_onehot
         cum = np.cumsum(weight[:, self.genre_titles].ravel())
         cat = Catalog(popularity=self.popularity(day, observed=True), **self._catalog_static)
-        self._cache = DayTables(day, avail, pop, cat.popularity, base, weight, z, cum, cat)
+        self._cache = DayTables(day, avail, pop, cat.popularity, base, shift, weight, z, cum,
+                                cat)
         return self._cache
 
     # ------------------------------------------------------------------ visit level
@@ -210,6 +222,8 @@ class Dynamics:
         p0 = vf.search[:, None] * w * np.einsum("nkg,ng->nk", ent.genre_onehot[t], vf.ratio)
         p0 = np.where(ok, np.minimum(p0, 1.0), 0.0)
         x = cfg.uplift_bias + aff + tab.base[key, t]
+        if cfg.saturation:
+            x = x + tab.shift[t]
         if artworks is not None:
             a = np.where(ok, artworks, 0)
             x = x + (cfg.theme_weight * ent.theme_taste[vb.member[:, None], ent.art_theme[a]]

@@ -388,6 +388,8 @@ class World:
         cfg, ent, dyn = self.config, self.entities, self.dynamics
         tab = dyn.tables(vb.day)
         x_t = cfg.uplift_bias + vf.eta @ ent.genre_mean.T + tab.base[vf.key]
+        if cfg.saturation:
+            x_t = x_t + tab.shift[None, :]
         if cfg.seen_penalty:
             seen = np.zeros(x_t.shape, dtype=bool)
             buf = state.seen[vb.member]
