@@ -78,3 +78,22 @@ def test_logs_export_refuses_a_foreign_file(tmp_path) -> None:
     db.write_bytes(b"")
     res = runner.invoke(app, ["logs", "export", "--db", str(db), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "not a reelpick event log" in res.output
+
+
+def test_train_on_a_movielens_folder(tmp_path):
+    """A folder without reelpick logs is read as a dataset (here the RecBole layout)."""
+    data = tmp_path / "ml"
+    data.mkdir()
+    rows = "".join(f"{m}\t{t}\t4\t{100 + m * 10 + t}\n" for m in range(1, 9) for t in range(1, 6)
+                   if (m + t) % 3)
+    (data / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\t"
+                                    "timestamp:float\n" + rows)
+    (data / "toy.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\t"
+                                   "class:token_seq\n" + "".join(
+                                       f"{t}\tFilm {t}\t1995\tDrama\n" for t in range(1, 6)))
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", "--logs", str(data), "--out", str(out),
+                                      "--factors", "4", "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_titles"] == 5 and manifest["n_members"] == 8

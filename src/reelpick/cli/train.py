@@ -21,7 +21,8 @@ from reelpick.serve.model_dir import TrainConfig, train_model_dir
 
 def train(
     logs: Annotated[Path, typer.Option("--logs", help="Folder with interactions.parquet, "
-                                       "titles.parquet (members, artworks optional).",
+                                       "titles.parquet (members, artworks optional), or a "
+                                       "dataset folder (MovieLens, interactions.csv).",
                                        exists=True, file_okay=False)],
     out: Annotated[Path, typer.Option("--out", help="Model directory to publish into.",
                                       file_okay=False)],

@@ -57,8 +57,21 @@ class TrainConfig:
 
 def read_logs(logs: str | Path) -> dict[str, pd.DataFrame]:
     """The tables of a ``reelpick simulate`` folder (or any folder with the same files):
-    ``interactions`` and ``titles`` required, ``members`` and ``artworks`` optional."""
+    ``interactions`` and ``titles`` required, ``members`` and ``artworks`` optional. A folder
+    without ``interactions.parquet`` is read as a dataset (MovieLens in either layout, or
+    ``interactions.csv`` with optional ``titles``/``members``): see
+    :func:`reelpick.data.loaders.load_dataset`."""
     logs = Path(logs)
+    if not (logs / "interactions.parquet").exists():
+        from reelpick.data.loaders import load_dataset
+
+        ds = load_dataset(logs)
+        titles = ds.titles if ds.titles is not None else pd.DataFrame(
+            {"title_id": pd.unique(ds.interactions["title_id"])})
+        tables = {"interactions": ds.interactions, "titles": titles}
+        if ds.members is not None:
+            tables["members"] = ds.members
+        return tables
     out: dict[str, pd.DataFrame] = {}
     for name in ("interactions", "titles", "members", "artworks"):
         path = logs / f"{name}.parquet"
