@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from reelpick.serve import create_app
+from reelpick.serve.schemas import HomepageOut
 from tests.serve.conftest import API_KEY, TestClient
 
 KEY = {"X-API-Key": API_KEY}
@@ -25,6 +26,7 @@ def slots(page: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_homepage_shape_and_propensities(client: TestClient) -> None:
     page = homepage(client)
+    HomepageOut.model_validate(page)  # the pre-serialised answer matches the documented model
     assert page["member"] == "m1" and not page["cold_start"]
     assert len(page["rows"]) == 4
     items = slots(page)
@@ -223,3 +225,16 @@ def test_seeded_pages_are_reproducible(make_settings) -> None:
         with TestClient(create_app(make_settings(seed=5))) as c:
             return [i["title_id"] for i in slots(homepage(c, member="m2"))]
     assert titles() == titles()
+
+
+def test_undecodable_body_is_400_naming_the_body(client: TestClient) -> None:
+    """Found by schemathesis: bytes that are not UTF-8 under a JSON content type."""
+    r = client.post("/v1/events", content=b"\xad)@\xeb,\xae\x91",
+                    headers={**KEY, "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["detail"][0]["field"] == "body"
+
+
+def test_homepage_openapi_documents_the_response_model(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ok = spec["paths"]["/v1/homepage"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/HomepageOut")

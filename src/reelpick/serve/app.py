@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from reelpick.serve import errors
-from reelpick.serve.bundle import BundleLoader, load_bundle
+from reelpick.serve.bundle import BundleLoader, load_bundle, prepared
 from reelpick.serve.metrics import Metrics
 from reelpick.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from reelpick.serve.routers import admin, events, health, homepage, titles, web
@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_threads(1)
-        bundle = await anyio.to_thread.run_sync(loader, settings)
+        bundle = await anyio.to_thread.run_sync(lambda: prepared(loader(settings)))
         own = store is None
         log = store or EventStore(settings.db_path, group_commit=settings.group_commit,
                                   max_jobs=settings.commit_max_jobs,

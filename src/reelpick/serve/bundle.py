@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from reelpick.serve.catalog import Catalog
 from reelpick.serve.default_provider import EpsilonGreedyProvider
 from reelpick.serve.model_dir import TrainConfig, publish, read_manifest
 from reelpick.serve.provider import HomepageProvider
+from reelpick.serve.render import PageRenderer
 from reelpick.serve.settings import Settings
 
 DEMO_VISITS = 4_000
@@ -33,6 +35,19 @@ class ModelBundle:
     @property
     def version(self) -> str:
         return self.provider.version
+
+    @cached_property
+    def renderer(self) -> PageRenderer:
+        """JSON fragments of the catalogue for the home page answer (built once per bundle;
+        :func:`prepared` builds it in the loading thread, not on a request)."""
+        return PageRenderer.for_catalog(self.catalog, policy=self.provider.name,
+                                        model_version=self.provider.version)
+
+
+def prepared(bundle: ModelBundle) -> ModelBundle:
+    """``bundle`` with its per-bundle caches built (call it off the event loop)."""
+    bundle.renderer  # noqa: B018 - builds the cached property
+    return bundle
 
 
 #: A function that builds the bundle from settings (called at start-up and on every reload).

@@ -21,6 +21,8 @@ propensity ``1 / n_variants``) or its first variant (``"first"``, propensity 1).
 from __future__ import annotations
 
 import json
+import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +64,15 @@ class FactorModel:
                        seen_indptr=z["__ui_indptr__"], seen_indices=z["__ui_indices__"])
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    sd = float(x.std())
-    return ((x - x.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
-
-
 class EpsilonGreedyProvider:
-    """The default :class:`~reelpick.serve.provider.HomepageProvider` (module docstring)."""
+    """The default :class:`~reelpick.serve.provider.HomepageProvider` (module docstring).
+
+    Per-request cost is kept small by precomputing at load time what does not depend on the
+    member: the weighted context scores and their order per (country, device, hour bucket), the
+    moments of the title factors (so the ALS scores are standardised from a 64-d quadratic form
+    instead of two passes over the catalogue), each genre's titles, and, per country and release
+    window, the eligible titles; cold-start pages' greedy rows are cached per context.
+    """
 
     def __init__(self, catalog: Catalog, als: FactorModel, context_counts: dict[str, np.ndarray], *,
                  version: str, n_rows: int = 10, n_positions: int = 20, epsilon: float = 0.1,
@@ -89,11 +93,24 @@ class EpsilonGreedyProvider:
         self._mf, self._tf = als.member_factors, als.title_factors
         self._n_variants = np.diff(catalog.art_offset)
         self._ctx = self._context_scores(context_counts)
+        self._ctx_w = (np.float32(context_weight) * self._ctx).astype(np.float32)
         self._devices = {d: i for i, d in enumerate(catalog.devices)}
         self._countries = {c: i for i, c in enumerate(catalog.countries)}
         self._buckets = context_counts["device_hour"].shape[1]
         # context scores do not depend on the member: their order is computed once
         self._ctx_order = np.argsort(-self._ctx, axis=-1, kind="stable").astype(np.int32)
+        # standardising x_u . y_t over titles: mean = x_u . ybar, var = x_u' C x_u
+        tf64 = self._tf.astype(np.float64)
+        self._tf_mean = tf64.mean(axis=0)
+        self._tf_cov = np.cov(tf64, rowvar=False, bias=True).reshape(
+            tf64.shape[1], tf64.shape[1])
+        self._genre_titles = [np.flatnonzero(m) for m in catalog.genre_mask]
+        self._genre_total = 1e-3 * catalog.genre_mask.sum(axis=1)
+        self._release_sorted = np.unique(catalog.release_ts)
+        self._eligible_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        self._cold_cache: dict[tuple[int, int, str, int], _Greedy] = {}
+        self._order_cache: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_dir(cls, version_dir: str | Path, *, version: str, catalog: Catalog | None = None,
@@ -121,36 +138,107 @@ class EpsilonGreedyProvider:
 
     # ------------------------------------------------------------------ compose
     def compose(self, member_id: str, context: PageContext, rng: np.random.Generator) -> Page:
-        cat = self.catalog
         k = self._countries[context.country]
         d = self._devices.get(context.device, 0)
         b = min(context.hour * self._buckets // 24, self._buckets - 1)
-        ctx = self._ctx[k, d, b]
-        eligible = cat.licensed[k] & (cat.release_ts <= context.timestamp)
+        window = int(np.searchsorted(self._release_sorted, context.timestamp, side="right"))
+        base, n_base = self._eligible(k, window, context.timestamp)
         u = self._members.get(member_id, -1)
+        if u >= 0:
+            return self._explore(self._greedy(k, d, b, context, base, n_base, u), rng)
+        key = (k, window, context.device, context.hour)
+        g = self._cold_cache.get(key)
+        if g is None:
+            g = self._greedy(k, d, b, context, base, n_base, -1)
+            with self._lock:
+                if len(self._cold_cache) >= 4096:
+                    self._cold_cache.clear()
+                self._cold_cache[key] = g
+        return self._explore(g, rng)
+
+    def _eligible(self, k: int, window: int, timestamp: int) -> tuple[np.ndarray, int]:
+        """Titles licensed in country ``k`` and released by ``timestamp`` (read-only, cached per
+        country and release window: ``window`` distinct release times have passed)."""
+        key = (k, window)
+        hit = self._eligible_cache.get(key)
+        if hit is None:
+            mask = self.catalog.licensed[k] & (self.catalog.release_ts <= timestamp)
+            mask.flags.writeable = False
+            hit = (mask, int(mask.sum()))
+            with self._lock:
+                if len(self._eligible_cache) >= 1024:
+                    self._eligible_cache.clear()
+                self._eligible_cache[key] = hit
+        return hit
+
+    def _eligible_order(self, k: int, d: int, b: int, base: np.ndarray) -> np.ndarray:
+        """The first eligible titles (``base``) in context order, cached per context and
+        release window (long enough for the context row plus a member's seen titles)."""
+        key = (k, d, b, id(base))
+        hit = self._order_cache.get(key)
+        if hit is None or hit[0] is not base:
+            order = self._ctx_order[k, d, b]
+            pre = order[base[order]][:4 * self.n_positions + 1_024]
+            pre.flags.writeable = False
+            hit = (base, pre)
+            with self._lock:
+                if len(self._order_cache) >= 4096:
+                    self._order_cache.clear()
+                self._order_cache[key] = hit
+        return hit[1]
+
+    def _greedy(self, k: int, d: int, b: int, context: PageContext, base: np.ndarray,
+                n_base: int, u: int) -> _Greedy:
+        """The greedy rows (before exploration) for member ``u`` (-1: cold start)."""
+        cat = self.catalog
+        P = self.n_positions
+        ctx = self._ctx[k, d, b]
+        order = self._ctx_order[k, d, b]
         cold = u < 0
         if cold:
             blend = ctx
+            eligible = base
+            n_eligible = n_base
+            top_blend = order[base[order]][:min(n_eligible, 3 * self.n_rows * P)]
+            top_ctx = top_blend
         else:
-            blend = _z(self._tf @ self._mf[u]) + self.context_weight * ctx
-            eligible[self._seen[self._seen_ptr[u]:self._seen_ptr[u + 1]]] = False
-        n_eligible = int(eligible.sum())
+            x = self._mf[u]
+            blend = self._tf @ x
+            xd = x.astype(np.float64)
+            var = float(xd @ self._tf_cov @ xd)
+            sd = math.sqrt(var) if var > 0 else 1.0
+            blend -= np.float32(xd @ self._tf_mean)
+            blend *= np.float32(1.0 / sd)
+            blend += self._ctx_w[k, d, b]
+            seen = self._seen[self._seen_ptr[u]:self._seen_ptr[u + 1]]
+            eligible = base.copy()
+            eligible[seen] = False
+            n_eligible = n_base - int(base[seen].sum())
+            top_blend = _top(blend, eligible, min(n_eligible, 3 * self.n_rows * P))
+            pre = self._eligible_order(k, d, b, base)
+            head = pre[:4 * P + len(seen)]
+            top_ctx = head[eligible[head]][:4 * P]
+            if len(top_ctx) < 4 * P and len(head) == len(pre) < n_base:  # many seen titles
+                top_ctx = order[eligible[order]][:4 * P]
         used = np.zeros(cat.n_titles, dtype=bool)
-        P = self.n_positions
-        top_blend = _top(blend, eligible, min(n_eligible, 3 * self.n_rows * P))
-        order = self._ctx_order[k, d, b]
-        top_ctx = order[eligible[order]][:4 * P] if not cold else top_blend
         country = cat.countries[k]
         rows: list[tuple[str, str, np.ndarray, np.ndarray]] = []
 
         def add(label: str, reason: str, order: np.ndarray, score: np.ndarray,
-                mask: np.ndarray | None = None) -> None:
-            keep = ~used[order] if mask is None else (~used[order] & mask[order])
+                g: int | None = None) -> None:
+            keep = ~used[order]
+            if g is not None:
+                keep &= cat.genre_mask[g][order]
             picked = order[keep][:P]
-            if len(picked) < P and mask is not None:  # genre rarer than the candidate list
-                rest = np.flatnonzero(mask & eligible & ~used)
+            if len(picked) < P and g is not None:  # genre rarer than the candidate list
+                used[picked] = True
+                rest = self._genre_titles[g]
+                rest = rest[eligible[rest] & ~used[rest]]
+                need = P - len(picked)
+                if len(rest) > need:
+                    rest = rest[np.argpartition(-score[rest], need - 1)[:need]]
                 rest = rest[np.argsort(-score[rest], kind="stable")]
-                picked = np.concatenate([picked, rest[~np.isin(rest, picked)]])[:P]
+                picked = np.concatenate([picked, rest[:need]])
             if len(picked):
                 used[picked] = True
                 rows.append((label, reason, picked, score[picked]))
@@ -164,35 +252,26 @@ class EpsilonGreedyProvider:
         add(f"Popular on {context.device} around {context.hour:02d}:00",
             f"played most on {context.device} in {country} at this hour", top_ctx, ctx)
         head = top_blend[:100]
-        affinity = cat.genre_mask[:, head].sum(axis=1) + 1e-3 * cat.genre_mask.sum(axis=1)
-        for g in np.argsort(-affinity, kind="stable"):
+        affinity = cat.genre_mask[:, head].sum(axis=1) + self._genre_total
+        for g in np.argsort(-affinity, kind="stable").tolist():
             if len(rows) >= self.n_rows:
                 break
             genre = cat.genres[g]
             reason = (f"popular {genre} in this context" if cold
                       else f"you play a lot of {genre}")
-            add(genre.capitalize(), reason, top_blend, blend, mask=cat.genre_mask[g])
+            add(genre.capitalize(), reason, top_blend, blend, g)
         while len(rows) < self.n_rows:
             before = len(rows)
             add("More for you", "next best matches", top_blend, blend)
             if len(rows) == before:
                 break
-        return self._explore(rows, eligible, used, blend, cold, rng)
+        return _Greedy.build(rows, eligible, used, blend, cold)
 
-    def _explore(self, rows: list[tuple[str, str, np.ndarray, np.ndarray]], eligible: np.ndarray,
-                 used: np.ndarray, blend: np.ndarray, cold: bool, rng: np.random.Generator
-                 ) -> Page:
+    def _explore(self, g: _Greedy, rng: np.random.Generator) -> Page:
         cat = self.catalog
-        greedy = (np.concatenate([r[2] for r in rows]) if rows
-                  else np.zeros(0, dtype=np.int64))
-        row_index = np.concatenate([np.full(len(r[2]), i, np.int32)
-                                    for i, r in enumerate(rows)]) if rows else np.zeros(0, np.int32)
-        position = np.concatenate([np.arange(len(r[2]), dtype=np.int32)
-                                   for r in rows]) if rows else np.zeros(0, np.int32)
-        score = np.concatenate([r[3] for r in rows]) if rows else np.zeros(0, np.float32)
-        pool = np.flatnonzero(eligible & ~used)
-        titles, prop, explored = epsilon_greedy(greedy, pool, self.epsilon, rng)
-        score = np.where(explored, blend[titles], score)
+        pool = g.pool if g.pool is not None else np.flatnonzero(g.eligible & ~g.used)
+        titles, prop, explored = epsilon_greedy(g.titles, pool, self.epsilon, rng)
+        score = np.where(explored, g.blend[titles], g.score) if explored.any() else g.score
         nv = self._n_variants[titles]
         if self.artwork == "random":
             variant = (rng.random(len(titles)) * nv).astype(np.int64)
@@ -203,20 +282,70 @@ class EpsilonGreedyProvider:
         art = cat.artwork_ids[cat.art_offset[titles] + variant]
         return Page(
             title_ids=cat.title_ids[titles].tolist(), artwork_ids=art.tolist(),
-            row_index=row_index, position=position, propensity=prop,
+            row_index=g.row_index, position=g.position, propensity=prop,
             artwork_propensity=art_p, score=score.astype(np.float64), explored=explored,
-            row_labels=tuple(r[0] for r in rows), row_reasons=tuple(r[1] for r in rows),
-            cold_start=cold)
+            row_labels=g.labels, row_reasons=g.reasons, cold_start=g.cold)
+
+
+@dataclass(frozen=True, eq=False)
+class _Greedy:
+    """Greedy rows before exploration, flattened to slot arrays (read-only; cold-start ones are
+    shared between requests). ``pool`` is precomputed for cold pages only."""
+
+    titles: np.ndarray
+    row_index: np.ndarray
+    position: np.ndarray
+    score: np.ndarray
+    labels: tuple[str, ...]
+    reasons: tuple[str, ...]
+    eligible: np.ndarray
+    used: np.ndarray
+    blend: np.ndarray
+    cold: bool
+    pool: np.ndarray | None
+
+    @classmethod
+    def build(cls, rows: list[tuple[str, str, np.ndarray, np.ndarray]], eligible: np.ndarray,
+              used: np.ndarray, blend: np.ndarray, cold: bool) -> _Greedy:
+        if rows:
+            titles = np.concatenate([r[2] for r in rows])
+            lens = [len(r[2]) for r in rows]
+            row_index = np.repeat(np.arange(len(rows), dtype=np.int32), lens)
+            position = np.concatenate([np.arange(n, dtype=np.int32) for n in lens])
+            score = np.concatenate([r[3] for r in rows]).astype(np.float64)
+        else:
+            titles = np.zeros(0, dtype=np.int64)
+            row_index = position = np.zeros(0, np.int32)
+            score = np.zeros(0)
+        pool = np.flatnonzero(eligible & ~used) if cold else None
+        for a in (titles, row_index, position, score, used) + ((pool,) if cold else ()):
+            a.flags.writeable = False  # type: ignore[union-attr]
+        return cls(titles, row_index, position, score, tuple(r[0] for r in rows),
+                   tuple(r[1] for r in rows), eligible, used, blend, cold, pool)
 
 
 def _top(score: np.ndarray, eligible: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the ``m`` best eligible titles, best first."""
+    """Indices of the ``m`` best eligible titles, best first.
+
+    Exact, but faster than a partition of the whole catalogue: a threshold is estimated from a
+    strided sample, the titles at or above it are partitioned (a few times ``m`` of them), and
+    the whole catalogue is partitioned only when fewer than ``m`` eligible titles pass it.
+    """
     if m <= 0:
         return np.zeros(0, dtype=np.int64)
     masked = np.where(eligible, score, -np.inf)
-    if m < len(masked):
-        part = np.argpartition(-masked, m - 1)[:m]
-    else:
-        part = np.arange(len(masked))
+    n = len(masked)
+    part = None
+    if 8 * m < n:
+        sample = masked[::8]
+        q = min(len(sample) - 1, (m + 7) // 8 + 2 * int(math.sqrt(m)) + 8)
+        t = np.partition(sample, len(sample) - 1 - q)[len(sample) - 1 - q]
+        if np.isfinite(t):
+            cand = np.flatnonzero(masked >= t)
+            if len(cand) >= m:
+                c = masked[cand]
+                part = cand[np.argpartition(c, len(c) - m)[len(c) - m:]]
+    if part is None:
+        part = np.argpartition(masked, n - m)[n - m:] if m < n else np.arange(n)
     part = part[np.argsort(-masked[part], kind="stable")]
     return part[np.isfinite(masked[part])]

@@ -78,7 +78,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        loc = ["path"] if exc.status_code in (404, 405) else []
+        # FastAPI raises 400 only when it cannot decode the body (e.g. bytes that are not
+        # UTF-8 under a JSON content type); 404/405 are about the path
+        loc = {400: ["body"], 404: ["path"], 405: ["path"]}.get(exc.status_code, [])
         return error_response(exc.status_code, [item(loc, str(exc.detail), "http")],
                               getattr(exc, "headers", None))
 

@@ -8,7 +8,7 @@ import time
 import anyio.to_thread
 import numpy as np
 
-from reelpick.serve.bundle import BundleLoader, ModelBundle
+from reelpick.serve.bundle import BundleLoader, ModelBundle, prepared
 from reelpick.serve.metrics import Metrics
 from reelpick.serve.settings import Settings
 from reelpick.serve.store import EventStore
@@ -38,7 +38,8 @@ class ServiceState:
         async with self._reload_lock:
             t0 = time.perf_counter()
             try:
-                new = await anyio.to_thread.run_sync(self.loader, self.settings)
+                new = await anyio.to_thread.run_sync(
+                    lambda: prepared(self.loader(self.settings)))
             except Exception:
                 self.metrics.reloads.labels("error").inc()
                 raise

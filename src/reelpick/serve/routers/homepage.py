@@ -8,8 +8,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
-from pydantic_core import to_json
+from fastapi.responses import JSONResponse, Response
 
 from reelpick.serve.deps import BundleDep, StateDep
 from reelpick.serve.errors import ApiError
@@ -18,9 +17,11 @@ from reelpick.serve.schemas import ErrorOut, HomepageOut, HomepageQuery
 from reelpick.serve.store import PageRecord, StoreClosedError, StoreWriteError
 
 router = APIRouter(prefix="/v1", tags=["homepage"])
+_NO_STORE = {"Cache-Control": "no-store"}
+_COLD = {True: "true", False: "false"}
 
 
-@router.get("/homepage", response_model=HomepageOut,
+@router.get("/homepage", response_model=HomepageOut, response_class=JSONResponse,
             responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 async def homepage(q: Annotated[HomepageQuery, Query()], state: StateDep,
                    bundle: BundleDep) -> Response:
@@ -49,36 +50,17 @@ async def homepage(q: Annotated[HomepageQuery, Query()], state: StateDep,
         propensity=page.propensity, artwork_propensity=page.artwork_propensity,
         explored=page.explored)
     try:
-        await asyncio.wrap_future(state.store.submit_page(record))
+        done = state.store.submit_page(record)
+    except StoreClosedError as exc:
+        raise ApiError(503, [], f"the page could not be logged: {exc}", "unavailable") from None
+    # serialise while the log writer commits; the answer leaves only once the page is durable
+    body = bundle.renderer.render(page_id, q.member, page, {
+        "device": ctx.device, "country": ctx.country, "hour": ctx.hour,
+        "day_of_week": ctx.day_of_week, "timestamp": now})
+    try:
+        await asyncio.wrap_future(done)
     except (StoreClosedError, StoreWriteError) as exc:
         raise ApiError(503, [], f"the page could not be logged: {exc}", "unavailable") from None
-    state.metrics.pages.labels(str(page.cold_start).lower()).inc()
+    state.metrics.pages.labels(_COLD[page.cold_start]).inc()
     state.metrics.impressions.inc(page.n_slots)
-
-    titles = cat.titles
-    index = cat.title_index
-    rows: list[dict[str, object]] = [
-        {"row_index": i, "label": label, "reason": reason, "items": []}
-        for i, (label, reason) in enumerate(zip(page.row_labels, page.row_reasons))]
-    prop = page.propensity.tolist()
-    aprop = page.artwork_propensity.tolist()
-    score = page.score.tolist()
-    explored = page.explored.tolist()
-    ri = page.row_index.tolist()
-    pos = page.position.tolist()
-    for s, (tid, aid) in enumerate(zip(page.title_ids, page.artwork_ids)):
-        r = ri[s]
-        rows[r]["items"].append({  # type: ignore[attr-defined]
-            "decision_id": f"{page_id}-{s}", "title_id": tid, "name": titles[index[tid]]["name"],
-            "row": page.row_labels[r], "row_index": r, "position": pos[s],
-            "propensity": prop[s], "artwork_id": aid, "artwork_url": f"/v1/artwork/{aid}",
-            "artwork_propensity": aprop[s], "score": score[s], "explored": explored[s]})
-    # built from trusted values: serialise the dict in Rust without re-validating 200 items
-    body = to_json({
-        "page_id": page_id, "member": q.member, "cold_start": page.cold_start,
-        "policy": provider.name, "model_version": provider.version,
-        "context": {"device": ctx.device, "country": ctx.country, "hour": ctx.hour,
-                    "day_of_week": ctx.day_of_week, "timestamp": now},
-        "rows": rows})
-    return Response(body, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+    return Response(body, media_type="application/json", headers=_NO_STORE)
