@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 from reelpick.ope import DM, DR, IPS, SNIPS, ExtremeWeightWarning
 from tests.ope import _world_sim as ws
 
-pytestmark = pytest.mark.slow  # simulates, computes exact marginals and truth: ~5 s CPU
+# Simulates, computes exact marginals and truth: about 5 s of CPU, so part of the default run.
 
 
 @pytest.fixture(scope="module")
