@@ -79,11 +79,21 @@ def main() -> None:
             "Target: >= 10 M impressions / min for the default preset "
             "under the uniform policy, whole process included.\n")
     body = header("World simulator",
-                  f"{sys.executable.split('/work/main/')[-1]} benchmarks/bench_world.py "
+                  f"{_python()} benchmarks/bench_world.py "
                   f"--visits {args.visits}")
     write_section(args.out, "world", body + "\n" + "\n".join(table) + "\n" + note)
     print("\n".join(table))
 
 
+def _python() -> str:
+    """The interpreter as a reader would type it: relative to the project when inside it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(sys.executable).relative_to(root))
+    except ValueError:
+        return "python"
+
+
 if __name__ == "__main__":
     main()
+
