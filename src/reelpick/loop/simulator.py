@@ -105,79 +105,24 @@ def simulate_visits(world: World, policy: Policy, visits: dict[str, np.ndarray],
 
     ``commit=False`` leaves ``state`` untouched (what-if runs, A/B arms on fresh visits).
     Returns the log and the page ``source`` per visit."""
-    cfg, ent, dyn = world.config, world.entities, world.dynamics
-    n_visits = len(visits["member"])
-    if n_visits == 0:
+    if len(visits["member"]) == 0:
         raise ValueError("visits: no visits on this day (raise visits_per_day)")
-    organic = np.full(n_visits, -1, dtype=np.int64)
-    source = np.full(n_visits, str(policy.name), dtype=object)
-    parts: list[dict[str, np.ndarray]] = []
-    org_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    labels: dict[str, int] = {}
-    for sl, vb in world.batches(visits):
-        page = policy.choose(vb, prng)
-        page.check(vb)
-        if getattr(page, "source", None) is not None:
-            source[sl] = np.asarray(page.source, dtype=object)
-        vf = dyn.features(vb, state)
-        titles = page.titles
-        shown = titles >= 0
-        t0 = np.where(shown, titles, 0)
-        art = ent.art_offset[t0] + page.artworks
-        p0, up, mu = dyn.pair(vb, vf, state, titles, art)
-        e = dyn.examination(page.row_index, page.position)
-        org = dyn.sample_organic(vb, vf, orng)
-        organic[sl] = org
-        hit = (titles == org[:, None]) | (orng.random(titles.shape) < e * up)
-        play = shown & hit
-        i, j = np.nonzero(shown)
-        pl = play[i, j]
-        watch = np.zeros(i.size)
-        k = cfg.watch_concentration
-        if pl.any():
-            m = np.clip(mu[i, j][pl], 1e-6, 1 - 1e-6)
-            watch[pl] = orng.beta(m * k, (1 - m) * k) * ent.duration[titles[i, j][pl]]
-        codes = np.array([labels.setdefault(lb, len(labels)) for lb in page.row_labels])
-        ri = page.row_index[i, j]
-        parts.append(dict(
-            visit=i + sl.start, slot=j, row_code=codes[ri], row_index=ri,
-            position=page.position[i, j], title=titles[i, j], artwork=art[i, j],
-            propensity=page.propensity[i, j], artwork_propensity=page.artwork_propensity[i, j],
-            play=pl.astype(np.int8), watch_seconds=watch, p_organic=p0[i, j],
-            p_play=p0[i, j] + (1 - p0[i, j]) * e[i, j] * up[i, j]))
-        off = np.flatnonzero((org >= 0) & ~(titles == org[:, None]).any(axis=1))
-        ow = np.zeros(off.size)
-        if off.size:
-            sub = vb.subset(off)
-            _, _, omu = dyn.pair(sub, dyn.features(sub, state), state, org[off, None], None)
-            m = np.clip(omu[:, 0], 1e-6, 1 - 1e-6)
-            ow = orng.beta(m * k, (1 - m) * k) * ent.duration[org[off]]
-        org_parts.append((off + sl.start, org[off], ow))
-        if commit:
-            pm = np.concatenate([vb.member[i[pl]], vb.member[off]])
-            pt = np.concatenate([titles[i, j][pl], org[off]])
-            pts = np.concatenate([vb.timestamp[i[pl]] + 60 + 10 * j[pl], vb.timestamp[off] + 30])
-            o = np.argsort(pts, kind="stable")
-            at = float(pts.max()) if pts.size else float(vb.timestamp.max())
-            dyn.update(state, pm[o], pt[o], pts[o].astype(float), at)
-    cat = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    log = SimulationLog(
-        policy=str(policy.name), model_version=str(getattr(policy, "version", "v0")),
-        visits=VisitLog(**{k: visits[k] for k in _VISIT_KEYS}, organic=organic),
-        shown=ImpressionLog(**cat),
-        organic_visit=np.concatenate([p[0] for p in org_parts]),
-        organic_title=np.concatenate([p[1] for p in org_parts]),
-        organic_watch=np.concatenate([p[2] for p in org_parts]),
-        row_labels=tuple(labels), countries=cfg.countries,
-        artwork_rank=np.arange(ent.n_artworks) - ent.art_offset[ent.art_title])
+    log = world.simulate_visits(policy, visits, state, prng, orng, commit=commit)
+    source = np.full(log.n_visits, str(policy.name), dtype=object)
+    code = log.shown.source_code
+    if code is not None and (code >= 0).any():
+        known = code >= 0
+        source[log.shown.visit[known]] = np.asarray(log.sources, dtype=object)[code[known]]
     return log, source
 
 
 def concat_logs(logs: Sequence[SimulationLog]) -> SimulationLog:
-    """One log from several (visit indices shifted, row labels merged), in the given order."""
+    """One log from several (visit indices shifted, row labels and page makers merged), in the
+    given order."""
     if not logs:
         raise ValueError("logs: nothing to concatenate")
     labels: dict[str, int] = {}
+    sources: dict[str, int] = {}
     shown, visits = [], []
     ov, ot, ow = [], [], []
     offset = 0
@@ -187,6 +132,9 @@ def concat_logs(logs: Sequence[SimulationLog]) -> SimulationLog:
         d = {f: getattr(s, f) for f in s.__dataclass_fields__}
         d["visit"] = s.visit + offset
         d["row_code"] = remap[s.row_code]
+        if s.source_code is not None:
+            smap = np.array([sources.setdefault(x, len(sources)) for x in lg.sources] + [-1])
+            d["source_code"] = smap[s.source_code]  # -1 (not recorded) stays -1
         shown.append(d)
         visits.append(lg.visits)
         ov.append(lg.organic_visit + offset)
@@ -201,7 +149,7 @@ def concat_logs(logs: Sequence[SimulationLog]) -> SimulationLog:
         shown=ImpressionLog(**{f: _cat([d[f] for d in shown]) for f in shown[0]}),
         organic_visit=np.concatenate(ov), organic_title=np.concatenate(ot),
         organic_watch=np.concatenate(ow), row_labels=tuple(labels), countries=first.countries,
-        artwork_rank=first.artwork_rank)
+        artwork_rank=first.artwork_rank, sources=tuple(sources))
 
 
 def _cat(parts: list) -> np.ndarray | None:

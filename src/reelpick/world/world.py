@@ -187,13 +187,27 @@ class World:
         validates every page (:meth:`PageBatch.check`). ``progress(k)`` is called with the number
         of visits done after each batch.
         """
+        vrng, prng, orng = self._seeds(seed)
+        visits = self.draw_visits(n_visits, vrng)
+        return self.simulate_visits(policy, visits, self.initial_state(), prng, orng,
+                                    check=check, progress=progress)
+
+    def simulate_visits(self, policy: Policy, visits: dict[str, np.ndarray],
+                        state: MemberState, prng: np.random.Generator,
+                        orng: np.random.Generator, *, check: bool = True, commit: bool = True,
+                        progress: Callable[[int], None] | None = None) -> SimulationLog:
+        """:meth:`simulate` over given ``visits`` (arrays as :meth:`draw_visits` returns) from a
+        given member ``state``, drawing pages with ``prng`` and outcomes with ``orng``.
+
+        ``commit=False`` leaves ``state`` untouched (what-if runs on fresh visits); otherwise
+        plays update it between batches, as in :meth:`simulate`."""
         if not isinstance(policy, Policy):
             raise TypeError(f"policy: {type(policy).__name__} lacks name/choose of the Policy "
                             f"protocol")
         cfg, ent, dyn = self.config, self.entities, self.dynamics
-        vrng, prng, orng = self._seeds(seed)
-        visits = self.draw_visits(n_visits, vrng)
-        state = self.initial_state()
+        n_visits = len(visits["member"])
+        if n_visits == 0:
+            raise ValueError("visits: no visits to simulate")
         organic = np.full(n_visits, -1, dtype=np.int64)
         parts: list[dict[str, np.ndarray]] = []
         org_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -246,19 +260,21 @@ class World:
                 k = cfg.watch_concentration
                 ow = orng.beta(m * k, (1 - m) * k) * ent.duration[org[off]]
             org_parts.append((off + sl.start, org[off], ow))
-            # member state: page plays and organic plays, in time order
-            pm = np.concatenate([vb.member[i[pl]], vb.member[off]])
-            pt = np.concatenate([titles[i, j][pl], org[off]])
-            pts = np.concatenate([vb.timestamp[i[pl]] + 60 + 10 * j[pl], vb.timestamp[off] + 30])
-            o = np.argsort(pts, kind="stable")
-            at = float(pts.max()) if pts.size else float(vb.timestamp.max())
-            dyn.update(state, pm[o], pt[o], pts[o].astype(float), at)
+            if commit:  # member state: page plays and organic plays, in time order
+                pm = np.concatenate([vb.member[i[pl]], vb.member[off]])
+                pt = np.concatenate([titles[i, j][pl], org[off]])
+                pts = np.concatenate([vb.timestamp[i[pl]] + 60 + 10 * j[pl],
+                                      vb.timestamp[off] + 30])
+                o = np.argsort(pts, kind="stable")
+                at = float(pts.max()) if pts.size else float(vb.timestamp.max())
+                dyn.update(state, pm[o], pt[o], pts[o].astype(float), at)
             if progress is not None:
                 progress(sl.stop - sl.start)
         cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return SimulationLog(
             policy=str(policy.name), model_version=str(getattr(policy, "version", "v0")),
-            visits=VisitLog(**visits, organic=organic),
+            visits=VisitLog(**{f: visits[f] for f in VisitLog.__dataclass_fields__
+                               if f != "organic"}, organic=organic),
             shown=ImpressionLog(**cat),
             organic_visit=np.concatenate([p[0] for p in org_parts]),
             organic_title=np.concatenate([p[1] for p in org_parts]),
