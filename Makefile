@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,oracle]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,oracle,ray]'
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python -c constraints.txt obp
 	touch $(STAMP)
 
