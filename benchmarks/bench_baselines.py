@@ -31,6 +31,9 @@ from reelpick.models import make_model  # noqa: E402
 
 MODELS = ["popular", "itemknn", "als", "bpr"]
 SEEDS = (0, 1, 2)
+FOLDS = 3
+#: Each protocol is tuned on the metric its target is stated in.
+TUNE_METRIC = {"leave-last-out": "NDCG@10", "time-cutoff": "Recall@20"}
 
 
 def seeded(records, interactions, protocol_fn, catalogue, **kw):
@@ -79,10 +82,12 @@ def main() -> None:
     params = {m: {"num_threads": 1} for m in MODELS if m != "popular"}
 
     llo = evaluate_leave_last_out(inter, MODELS, tune_on_validation=True, params=params,
-                                  catalogue=catalogue)
+                                  catalogue=catalogue, tune_folds=FOLDS,
+                                  tune_metric=TUNE_METRIC["leave-last-out"])
     llo_rows = seeded(llo, inter, evaluate_leave_last_out, catalogue)
     tc = evaluate_time_cutoff(inter, MODELS, quantile=0.8, tune_on_validation=True,
-                              params=params, catalogue=catalogue)
+                              params=params, catalogue=catalogue, tune_folds=FOLDS,
+                              tune_metric=TUNE_METRIC["time-cutoff"])
     tc_rows = seeded(tc, inter, evaluate_time_cutoff, catalogue, quantile=0.8)
     tuned = {r.model: r.params for r in tc}
     _, backtest = evaluate_backtest(inter, MODELS, quantiles=(0.6, 0.7, 0.8, 0.9), horizon=0.1,
@@ -106,8 +111,15 @@ def main() -> None:
                         f"{row[('Recall@20', 'std')]:.4f} |")
     body = header("Baselines on MovieLens-100K", "make bench") + f"""
 Full-catalogue ranking, each member's training titles excluded, 1 thread. Hyperparameters chosen
-by grid search on validation (`reelpick.evaluation.GRIDS`, validation NDCG@10 averaged over seeds
-0 and 1), then each model is re-run with seeds {list(SEEDS)}: mean ± std over seeds.
+by grid search on validation only (`reelpick.evaluation.GRIDS`; test rows are never seen while
+choosing), then each model is re-run with seeds {list(SEEDS)}: mean ± std over seeds.
+Validation is {FOLDS} folds inside the training data, averaged with seeds 0 and 1
+(`reelpick.evaluation.validation_splits`): leave-last-out validates on each member's positions
+-2, -3 and -4 (each fold trained only on what came before it) and is scored by
+{TUNE_METRIC["leave-last-out"]}; the time cut-off validates on cut-offs at quantiles 0.7, 0.8
+and 0.9 of the training period and is scored by {TUNE_METRIC["time-cutoff"]}, the metric of its
+target. One validation position alone has a standard error of about 0.007 NDCG@10 on 943
+members, larger than the gaps between grid points; the folds shrink it by about sqrt(3).
 Novelty is mean self-information in bits; Coverage share of the 1,682 titles.
 
 ### Leave-last-out (943 members; train+validation refit, both excluded at test)

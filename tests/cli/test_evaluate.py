@@ -44,12 +44,25 @@ def test_evaluate_tune_records_trials(data_dir, tmp_path):
     (record,) = json.loads(out.read_text())
     assert len(record["tuning"]) == 3
     assert record["params"]["window_days"] in (None, 30.0, 90.0)
+    assert all(len(t["folds"]) == 3 for t in record["tuning"])
+
+
+def test_evaluate_tune_folds_and_metric(data_dir, tmp_path):
+    out = tmp_path / "res.json"
+    result = runner.invoke(app, ["evaluate", "--data", str(data_dir), "--models", "popular",
+                                 "--protocol", "time-cutoff", "--tune", "--tune-folds", "2",
+                                 "--tune-metric", "Recall@20", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(out.read_text())
+    assert all(len(t["folds"]) == 2 and "Recall@20" in t for t in record["tuning"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--models", "popular,svd"], "unknown value(s) ['svd']"),
     (["--k", "10,x"], "--k"),
     (["--k", "0"], "--k"),
+    (["--tune", "--tune-metric", "Coverage@10"], "tuning metric must be one of"),
+    (["--tune", "--tune-folds", "0"], "--tune-folds"),
 ])
 def test_evaluate_bad_options(data_dir, args, message):
     result = runner.invoke(app, ["evaluate", "--data", str(data_dir), *args])

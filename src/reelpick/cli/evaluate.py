@@ -62,6 +62,11 @@ def evaluate(
                                             min=0.0, max=1.0)] = 0.8,
     tune: Annotated[bool, typer.Option("--tune", help="Grid-search each model on validation")]
     = False,
+    tune_folds: Annotated[int, typer.Option(help="Validation folds averaged when tuning "
+                                            "(positions -2, -3, ... or cut-offs 0.7, 0.8, 0.9)",
+                                            min=1, max=5)] = 3,
+    tune_metric: Annotated[str, typer.Option(help="Metric maximised on validation")]
+    = "NDCG@10",
     threads: Annotated[int, typer.Option(help="Threads for BLAS and model fitting", min=1)] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write records as JSON")]
     = None,
@@ -82,11 +87,13 @@ def evaluate(
         if protocol is Protocol.leave_last_out:
             records = evaluate_leave_last_out(dataset.interactions, names, ks=ks,
                                               tune_on_validation=tune, params=params,
-                                              catalogue=catalogue)
+                                              catalogue=catalogue, tune_folds=tune_folds,
+                                              tune_metric=tune_metric)
         else:
             records = evaluate_time_cutoff(dataset.interactions, names, ks=ks, quantile=quantile,
                                            tune_on_validation=tune, params=params,
-                                           catalogue=catalogue)
+                                           catalogue=catalogue, tune_folds=tune_folds,
+                                           tune_metric=tune_metric)
     console.print(records_table(records, ks))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
