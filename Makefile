@@ -29,6 +29,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_baselines.py --data $(DATA) --out BENCHMARKS.md
+	$(BIN)/python benchmarks/bench_als_speed.py --data $(DATA) --out BENCHMARKS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -16,7 +16,6 @@ pin_threads(1)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -27,7 +26,6 @@ from reelpick.evaluation import (  # noqa: E402
     evaluate_leave_last_out,
     evaluate_time_cutoff,
 )
-from reelpick.models import make_model  # noqa: E402
 
 MODELS = ["popular", "itemknn", "als", "bpr"]
 SEEDS = (0, 1, 2)
@@ -93,15 +91,6 @@ def main() -> None:
     _, backtest = evaluate_backtest(inter, MODELS, quantiles=(0.6, 0.7, 0.8, 0.9), horizon=0.1,
                                     params=tuned, catalogue=catalogue, progress=False)
 
-    # ALS fit + top-10 for every member, one thread, best of 5
-    als_params = next(r.params for r in llo if r.model == "als")
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        model = make_model("als", **als_params).fit(inter, titles=catalogue)
-        model.recommend(model.member_vocab_.id_array, k=10)
-        times.append(time.perf_counter() - t0)
-
     n_tc = tc[0].split["n_test_members"]
     bt = backtest[[c for c in backtest.columns if c[0] in ("NDCG@10", "Recall@20")]]
     bt_lines = ["| model | NDCG@10 mean ± std | Recall@20 mean ± std |", "|---|---|---|"]
@@ -136,17 +125,13 @@ Mean ± std over the four cut-offs (hyperparameters from the 0.8 tuning above).
 
 {chr(10).join(bt_lines)}
 
-### Speed
-
-ALS ({als_params['factors']} factors, {als_params['iterations']} iterations) fit on all 100,000
-ratings plus top-10 for all 943 members, 1 thread: best {min(times):.3f} s, median
-{float(np.median(times)):.3f} s of 5 runs.
+ALS's fit-and-recommend time is in the next section (`bench_als_speed.py`).
 """
     write_section(args.out, "baselines", body)
     out = Path(__file__).resolve().parent / "results" / "baselines.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"leave_last_out": llo_rows, "time_cutoff": tc_rows,
-                               "als_fit_top10_seconds": times}, indent=2, default=str))
+                               }, indent=2, default=str))
     print(body)
 
 
