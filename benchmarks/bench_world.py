@@ -14,6 +14,7 @@ import time
 T_START = time.perf_counter()
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -25,6 +26,7 @@ pin_threads(1)
 
 from reelpick.policies import UniformPolicy  # noqa: E402
 from reelpick.world import World, WorldConfig  # noqa: E402
+from reelpick.world.log import WRITE_CHUNK_ROWS  # noqa: E402
 
 
 def main() -> None:
@@ -46,12 +48,15 @@ def main() -> None:
         log.write(tmp)
         t_write = time.perf_counter() - t0
     t_total = time.perf_counter() - T_START
+    cpu_total = time.process_time()  # user + system time of the whole process so far
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     rows.append(("default, uniform: simulate (arrays, truth included)", n, t_sim))
     rows.append(("default, uniform: simulate + write Parquet (3 logs)", n, t_sim + t_write))
     rows.append(("default, uniform: whole process (start, imports, world, sim, write)", n,
                  t_total))
     print(f"default: build {t_build:.2f}s sim {t_sim:.2f}s write {t_write:.2f}s "
-          f"total {t_total:.2f}s for {n:,} impressions", flush=True)
+          f"total {t_total:.2f}s (CPU {cpu_total:.2f}s, peak {peak_gib:.2f} GiB) for {n:,} "
+          "impressions", flush=True)
     del log
 
     # large preset over a one-day horizon: a few batches (UTC days -1, 0, 1 for the time zones)
@@ -75,7 +80,9 @@ def main() -> None:
         table.append(f"| {name} | {k:,} | {t:.2f} | {k / t * 60 / 1e6:.1f} |")
     note = (f"\nOne thread (`pin_threads(1)`). World build: default {t_build:.2f} s, large "
             f"{t_build_large:.2f} s; large day tables (built once per simulated day) "
-            f"{t_tables:.2f} s. Peak memory grows with the log (arrays kept in RAM). "
+            f"{t_tables:.2f} s. Whole process up to the written default logs: CPU time (user + "
+            f"system) {cpu_total:.2f} s, peak memory {peak_gib:.2f} GiB (the arrays of the log "
+            f"are kept in RAM; Parquet is written in chunks of {WRITE_CHUNK_ROWS:,} impressions). "
             "Target: >= 10 M impressions / min for the default preset "
             "under the uniform policy, whole process included.\n")
     body = header("World simulator",

@@ -149,16 +149,25 @@ class Dynamics:
         fam_val = np.array([0.0, cfg.family_afternoon, cfg.family_weekend,
                             cfg.family_afternoon + cfg.family_weekend])
         dev = np.asarray(cfg.device_short)
-        base = (cfg.popularity_weight * pop[None, :]
-                + dev[self._key_device][:, None] * ent.shortness[None, :]
-                + fam_val[self._key_fam][:, None] * ent.is_family[None, :])
-        mood = cfg.mood_series_logit * self._key_mood[:, None] * ent.is_series[None, :]
+        # In place where possible (fresh memory is slow on some machines); the same operations
+        # in the same order as the formulas, so the values are bit-for-bit those of the formulas:
+        # base = (pop term + device term) + family term
+        base = dev[self._key_device][:, None] * ent.shortness[None, :]
+        np.add(cfg.popularity_weight * pop[None, :], base, out=base)
+        tmp = np.multiply(fam_val[self._key_fam][:, None], ent.is_family[None, :])
+        base += tmp
+        # weight = avail * exp(base + mood term), mood term = series logit (+ popularity)
+        mood = np.multiply(cfg.mood_series_logit * self._key_mood[:, None],
+                           ent.is_series[None, :], out=tmp)
         if cfg.organic_popularity_weight:
-            mood = mood + cfg.organic_popularity_weight * pop[None, :]
-        weight = np.where(avail[self._key_country], np.exp(base + mood), 0.0)
+            mood += cfg.organic_popularity_weight * pop[None, :]
+        weight = np.add(base, mood, out=mood)
+        np.exp(weight, out=weight)
+        np.copyto(weight, 0.0, where=~avail[self._key_country])
         shift = -cfg.saturation * pop
         z = weight @ ent.genre_onehot
-        cum = np.cumsum(weight[:, self.genre_titles].ravel())
+        cum = np.take(weight, self.genre_titles, axis=1).reshape(-1)  # key-major
+        np.cumsum(cum, out=cum)
         cat = Catalog(popularity=self.popularity(day, observed=True), **self._catalog_static)
         self._cache = DayTables(day, avail, pop, cat.popularity, base, shift, weight, z, cum,
                                 cat)

@@ -25,7 +25,7 @@ from reelpick.data.schema import DEVICES
 from reelpick.world.config import AGE_BANDS, KINDS, THEMES, WorldConfig
 from reelpick.world.dynamics import DAY, Dynamics, MemberState, VisitFeatures, sigmoid
 from reelpick.world.entities import Entities, draw_entities
-from reelpick.world.log import ImpressionLog, SimulationLog, VisitLog
+from reelpick.world.log import ImpressionBuffer, ImpressionLog, SimulationLog, VisitLog
 from reelpick.world.policy import ExactPolicy, Policy, VisitBatch
 
 
@@ -209,7 +209,7 @@ class World:
         if n_visits == 0:
             raise ValueError("visits: no visits to simulate")
         organic = np.full(n_visits, -1, dtype=np.int64)
-        parts: list[dict[str, np.ndarray]] = []
+        buf = ImpressionBuffer(n_visits * cfg.n_slots)  # grows if a policy shows more slots
         org_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         labels: dict[str, int] = {}
         sources: dict[str, int] = {}
@@ -219,6 +219,7 @@ class World:
                 page.check(vb)
             vf = dyn.features(vb, state)
             titles = page.titles
+            n, S = titles.shape
             shown = titles >= 0
             t0 = np.where(shown, titles, 0)
             art = ent.art_offset[t0] + page.artworks
@@ -228,29 +229,31 @@ class World:
             organic[sl] = org
             hit = (titles == org[:, None]) | (orng.random(titles.shape) < e * up)
             play = shown & hit
-            i, j = np.nonzero(shown)
-            pl = play[i, j]
-            watch = np.zeros(i.size)
-            if pl.any():
-                m = np.clip(mu[i, j][pl], 1e-6, 1 - 1e-6)
+            # per slot (n, S); the buffer keeps the shown slots, row-major as np.nonzero
+            watch = np.zeros(titles.shape)
+            if play.any():
+                m = np.clip(mu[play], 1e-6, 1 - 1e-6)
                 k = cfg.watch_concentration
-                watch[pl] = orng.beta(m * k, (1 - m) * k) * ent.duration[titles[i, j][pl]]
-            ri = page.row_index[i, j]
+                watch[play] = orng.beta(m * k, (1 - m) * k) * ent.duration[titles[play]]
             if page.slot_label is not None:
-                row_code = _codes(labels, np.asarray(page.slot_label)[i, j])
+                row_code = np.zeros(titles.shape, dtype=np.int64)
+                row_code[shown] = _codes(labels, np.asarray(page.slot_label)[shown])
             else:
                 codes = np.array([labels.setdefault(lb, len(labels)) for lb in page.row_labels])
-                row_code = codes[ri]
-            source_code = (np.full(i.size, -1) if page.source is None
-                           else _codes(sources, np.asarray(page.source)[i]))
-            parts.append(dict(
-                visit=i + sl.start, slot=j, row_code=row_code, row_index=ri,
-                source_code=source_code,
-                position=page.position[i, j], title=titles[i, j], artwork=art[i, j],
-                propensity=page.propensity[i, j],
-                artwork_propensity=page.artwork_propensity[i, j], play=pl.astype(np.int8),
-                watch_seconds=watch, p_organic=p0[i, j],
-                p_play=p0[i, j] + (1 - p0[i, j]) * e[i, j] * up[i, j]))
+                row_code = codes[page.row_index]
+            cols: dict[str, np.ndarray | None] = dict(
+                visit=np.arange(sl.start, sl.stop, dtype=np.int64)[:, None],
+                slot=np.arange(S, dtype=np.int64)[None, :], row_code=row_code,
+                row_index=page.row_index, position=page.position, title=titles, artwork=art,
+                propensity=page.propensity, artwork_propensity=page.artwork_propensity,
+                play=play, watch_seconds=watch, p_organic=p0,
+                p_play=p0 + (1 - p0) * e * up, source_code=None)  # None: maker not recorded
+            if page.source is not None:  # codes of the pages with a shown slot, in order
+                has = shown.any(axis=1)
+                src = np.full(n, -1, dtype=np.int64)
+                src[has] = _codes(sources, np.asarray(page.source)[has])
+                cols["source_code"] = src[:, None]
+            buf.append(shown, cols)
             # organic plays of titles that were not on the page
             off = np.flatnonzero((org >= 0) & ~(titles == org[:, None]).any(axis=1))
             ow = np.zeros(off.size)
@@ -261,21 +264,21 @@ class World:
                 ow = orng.beta(m * k, (1 - m) * k) * ent.duration[org[off]]
             org_parts.append((off + sl.start, org[off], ow))
             if commit:  # member state: page plays and organic plays, in time order
-                pm = np.concatenate([vb.member[i[pl]], vb.member[off]])
-                pt = np.concatenate([titles[i, j][pl], org[off]])
-                pts = np.concatenate([vb.timestamp[i[pl]] + 60 + 10 * j[pl],
+                pi, pj = np.nonzero(play)
+                pm = np.concatenate([vb.member[pi], vb.member[off]])
+                pt = np.concatenate([titles[pi, pj], org[off]])
+                pts = np.concatenate([vb.timestamp[pi] + 60 + 10 * pj,
                                       vb.timestamp[off] + 30])
                 o = np.argsort(pts, kind="stable")
                 at = float(pts.max()) if pts.size else float(vb.timestamp.max())
                 dyn.update(state, pm[o], pt[o], pts[o].astype(float), at)
             if progress is not None:
                 progress(sl.stop - sl.start)
-        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return SimulationLog(
             policy=str(policy.name), model_version=str(getattr(policy, "version", "v0")),
             visits=VisitLog(**{f: visits[f] for f in VisitLog.__dataclass_fields__
                                if f != "organic"}, organic=organic),
-            shown=ImpressionLog(**cat),
+            shown=ImpressionLog(**buf.finish()),
             organic_visit=np.concatenate([p[0] for p in org_parts]),
             organic_title=np.concatenate([p[1] for p in org_parts]),
             organic_watch=np.concatenate([p[2] for p in org_parts]),
