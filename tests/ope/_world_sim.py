@@ -156,14 +156,16 @@ def target_policies(world: World, train_log=None, *, quick: bool = False,
 
 def slot_feedback(world: World, log) -> LoggedFeedback:
     """One round per impression; context = the visit context (device, daypart, weekend) and
-    the country (one-hot)."""
+    the country (one-hot); ``slate_id`` = the visit: its impressions share the member and the
+    context, so the intervals are clustered by visit (visits are independent, impressions of
+    one visit are not)."""
     sh, v = log.shown, log.visits
     ctx = visit_context(v.device[sh.visit], v.hour[sh.visit], v.day_of_week[sh.visit])
     country = np.eye(len(world.config.countries))[v.country[sh.visit]]
     return LoggedFeedback(action=sh.title, reward=sh.play.astype(float), pscore=sh.propensity,
                           n_actions=world.config.n_titles, position=sh.slot,
                           n_positions=world.config.n_slots,
-                          context=np.column_stack([ctx[:, 1:], country]))
+                          context=np.column_stack([ctx[:, 1:], country]), slate_id=sh.visit)
 
 
 def slot_action_dist(policy, world: World, log) -> np.ndarray:
@@ -174,8 +176,13 @@ def slot_action_dist(policy, world: World, log) -> np.ndarray:
 
 def slot_reward_hat(fb: LoggedFeedback, *, n_folds: int = 2, seed: int = 0) -> np.ndarray:
     """Cross-fitted :class:`LinearRewardModel` (title + slot + context effects, logistic) at each
-    round's own slot, ``(n_rounds, n_titles)``."""
-    folds = np.random.default_rng(seed).integers(0, n_folds, fb.n_rounds)
+    round's own slot, ``(n_rounds, n_titles)``. Folds are drawn per visit (``slate_id``): no
+    model sees another impression of a visit it predicts."""
+    if fb.slate_id is None:
+        folds = np.random.default_rng(seed).integers(0, n_folds, fb.n_rounds)
+    else:
+        _, visit = np.unique(fb.slate_id, return_inverse=True)
+        folds = np.random.default_rng(seed).integers(0, n_folds, int(visit.max()) + 1)[visit]
     out = np.empty((fb.n_rounds, fb.n_actions))
     for f in range(n_folds):
         test = np.flatnonzero(folds == f)
@@ -211,8 +218,10 @@ def true_value(world: World, policy, *, n_visits: int = 20_000, seed: int = 999)
 
 def evaluate_targets(world: World, log, targets: dict[str, object], estimators, *,
                      reward_hat: np.ndarray | None = None, fb: LoggedFeedback | None = None,
-                     alpha: float = 0.05) -> dict[str, dict]:
-    """Every estimator on every target from one log: ``{target: {estimator: Estimate}}``."""
+                     alpha: float = 0.05, round_estimators=()) -> dict[str, dict]:
+    """Every estimator on every target from one log: ``{target: {estimator: Estimate}}``
+    (intervals clustered by visit). ``round_estimators`` are also run with independent-rounds
+    intervals (``cluster="round"``), under ``name + "_iid"``."""
     fb = fb if fb is not None else slot_feedback(world, log)
     out = {}
     for name, pol in targets.items():
@@ -222,4 +231,8 @@ def evaluate_targets(world: World, log, targets: dict[str, object], estimators, 
             # short log has not shown yet are not outside the support
             warnings.simplefilter("ignore", SupportWarning)
             out[name] = evaluate_policy(fb, dist, estimators, reward_hat, alpha=alpha)
+            if round_estimators:
+                iid = evaluate_policy(fb, dist, list(round_estimators), reward_hat,
+                                      alpha=alpha, cluster="round")
+                out[name].update({f"{k}_iid": v for k, v in iid.items()})
     return out

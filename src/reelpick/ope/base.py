@@ -15,27 +15,36 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from reelpick.ope.estimate import (
     CIMethod,
+    ClusterRuns,
+    ClusterStatAccumulator,
     DiagnosticsAccumulator,
     Estimate,
+    Moments,
     StatAccumulator,
     interval,
     warn_diagnostics,
 )
 from reelpick.ope.feedback import (
     LoggedFeedback,
+    _check_rows,
     check_reward_hat,
     check_shape,
     is_broadcast_rows,
+    row_cells,
     scan_action_dist,
+    scan_block,
 )
 
-__all__ = ["Estimator", "OffPolicyEvaluation", "RoundInputs", "evaluate_policy"]
+__all__ = ["ClusterBy", "Estimator", "OffPolicyEvaluation", "RoundInputs", "evaluate_policy"]
+
+#: how the analytic interval (and the bootstrap) groups rounds: by ``slate_id`` or not at all
+ClusterBy = Literal["slate", "round"]
 
 #: per-round statistics of a batch: ``(n, m)``, ``m`` columns ``(n,)``, or ``(n,)`` if m = 1
 Stats = np.ndarray | tuple[np.ndarray, ...]
@@ -64,7 +73,7 @@ def expected_under(pi: np.ndarray, q: np.ndarray, position: np.ndarray) -> np.nd
         return q @ pi[0]
     if is_broadcast_rows(q):
         return pi @ q[0]
-    return np.einsum("ij,ij->i", pi, q)
+    return (pi * q) @ np.ones(pi.shape[1])   # faster than einsum("ij,ij->i") for few actions
 
 
 class RoundInputs:
@@ -72,8 +81,10 @@ class RoundInputs:
 
     ``pi_logged`` = :math:`\\pi_e(a_i|x_i[,k_i])` (gathered in the same pass over
     ``action_dist`` that validates it); ``w`` = :math:`\\pi_e(a_i|x_i[,k_i]) /
-    \\pi_0(a_i|x_i[,k_i])`; ``q_logged`` = :math:`\\hat q(x_i, a_i[, k_i])`; ``dm`` =
-    :math:`\\sum_a \\pi_e(a|x_i)\\hat q(x_i, a)`.
+    \\pi_0(a_i|x_i[,k_i])`; ``wr`` = :math:`w_i r_i`; ``q_logged`` = :math:`\\hat q(x_i, a_i[,
+    k_i])`; ``dm`` = :math:`\\sum_a \\pi_e(a|x_i)\\hat q(x_i, a)`. ``moments`` memoises sums and
+    dot products of these columns, so estimators and diagnostics that share a column share its
+    moments; ``clusters`` holds the block's cluster runs when the interval is clustered.
     """
 
     def __init__(self, feedback: LoggedFeedback, action_dist: Any,
@@ -82,11 +93,44 @@ class RoundInputs:
         self.action_dist, pi = scan_action_dist(feedback, action_dist)
         self.pi_logged: np.ndarray = pi  # type: ignore[assignment]
         self._reward_hat_raw = reward_hat
-        self.position = feedback.position_or_zero()
+        self._flat_index: np.ndarray | None = None
+        self._q_checked = False
+        self.moments = Moments()
+        self.clusters: ClusterRuns | None = None
+
+    @classmethod
+    def _block(cls, feedback: LoggedFeedback, dist: np.ndarray, pi: np.ndarray,
+               flat_index: np.ndarray | None, reward_hat: np.ndarray | None,
+               clusters: ClusterRuns | None) -> RoundInputs:
+        """A block of a batch that ``OffPolicyEvaluation.update`` has checked and gathered
+        (shapes checked once per batch; ``reward_hat``'s values are checked here, lazily)."""
+        self = cls.__new__(cls)
+        self.feedback, self.action_dist, self.pi_logged = feedback, dist, pi
+        self._reward_hat_raw, self._flat_index = reward_hat, flat_index
+        self._q_checked = True
+        self.moments = Moments()
+        self.clusters = clusters
+        return self
+
+    @cached_property
+    def position(self) -> np.ndarray:
+        return self.feedback.position_or_zero()
 
     @cached_property
     def reward_hat(self) -> np.ndarray:
-        return check_reward_hat(self.action_dist, self._reward_hat_raw, who="this estimator")
+        if not self._q_checked:
+            return check_reward_hat(self.action_dist, self._reward_hat_raw,
+                                    who="this estimator")
+        q = self._reward_hat_raw
+        if q is None:
+            raise ValueError("this estimator needs reward_hat (a reward model's predictions) of "
+                             f"shape {self.action_dist.shape}; see "
+                             "reelpick.ope.cross_fit_reward_model")
+        rows = q[:1] if is_broadcast_rows(q) else q
+        # one sum in cache; only a non-finite sum (NaN, inf, or an overflow) needs the cell check
+        if not np.isfinite(rows.sum()) and not np.isfinite(rows).all():
+            raise ValueError("reward_hat must be finite; found NaN or inf")
+        return q  # type: ignore[no-any-return]
 
     @property
     def has_reward_hat(self) -> bool:
@@ -100,15 +144,24 @@ class RoundInputs:
         return self.pi_logged / self.feedback.require_pscore("importance weighting")
 
     @cached_property
+    def wr(self) -> np.ndarray:
+        """:math:`w_i r_i` (IPS's statistic, SNIPS's numerator)."""
+        return self.w * self.feedback.reward
+
+    @cached_property
     def w_moments(self) -> tuple[float, float, float]:
         """``(sum w, sum w**2, max w)`` of the unclipped weights (shared by the estimators
         that use them and the diagnostics)."""
         w = self.w
-        return float(w.sum()), float(np.dot(w, w)), float(w.max())
+        return self.moments.sum(w), self.moments.dot(w, w), float(w.max())
 
     @cached_property
     def q_logged(self) -> np.ndarray:
-        return gather(self.reward_hat, self.feedback.action, self.position)
+        q = self.reward_hat
+        if (self._flat_index is not None and q.shape == self.action_dist.shape
+                and q.flags.c_contiguous):
+            return np.take(q.reshape(-1), self._flat_index, mode="clip")
+        return gather(q, self.feedback.action, self.position)
 
     @cached_property
     def dm(self) -> np.ndarray:
@@ -129,6 +182,9 @@ class Estimator(ABC):
     needs_pscore: ClassVar[bool] = True
     needs_reward_hat: ClassVar[bool] = False
     streamable: ClassVar[bool] = True
+    #: one statistic per round (False: per slate, as the slate estimators): clustered
+    #: intervals group rounds by slate
+    per_round: ClassVar[bool] = True
 
     def estimate_policy_value(
         self,
@@ -141,6 +197,7 @@ class Estimator(ABC):
         n_bootstrap: int = 1000,
         random_state: int = 0,
         logging_dist: np.ndarray | None = None,
+        cluster: ClusterBy = "slate",
     ) -> Estimate:
         """Estimate the target policy's value from ``feedback``.
 
@@ -155,6 +212,9 @@ class Estimator(ABC):
         n_bootstrap, random_state : bootstrap replicates and seed.
         logging_dist : optional ``(n_rounds, n_actions[, n_positions])`` logging
             probabilities, for the exact share of target mass outside the logging support.
+        cluster : ``"slate"`` (default): when ``feedback.slate_id`` is given, rounds of one
+            slate are one cluster and the interval is cluster-robust (they share a context, so
+            they are not independent); ``"round"``: every round independent.
 
         Returns
         -------
@@ -164,7 +224,7 @@ class Estimator(ABC):
         run = OffPolicyEvaluation([self], n_actions=feedback.n_actions,
                                   n_positions=_n_positions(feedback, action_dist), ci=ci,
                                   alpha=alpha, n_bootstrap=n_bootstrap,
-                                  random_state=random_state)
+                                  random_state=random_state, cluster=cluster)
         run.update(feedback, action_dist, reward_hat, logging_dist=logging_dist)
         return run.results(stacklevel=3)[self.name]
 
@@ -194,7 +254,8 @@ class Estimator(ABC):
                 f"{inp.action_dist.shape}; see reelpick.ope.cross_fit_reward_model")
 
 
-_BLOCK_CELLS = 1 << 16  # action_dist cells per block of OffPolicyEvaluation.update
+_BLOCK_CELLS = 1 << 16  # action_dist cells per sub-block of OffPolicyEvaluation.update
+_SUPER = 4              # sub-blocks per block (per-round work runs once per block)
 _MIN_BLOCK_ROWS = 1 << 10
 
 
@@ -209,6 +270,24 @@ def _n_positions(feedback: LoggedFeedback, action_dist: Any) -> int:
     return max(int(feedback.n_positions or 1), shape[2] if len(shape) == 3 else 1)
 
 
+def _group_order(slate_id: np.ndarray) -> np.ndarray | None:
+    """``None`` when every slate's rows are adjacent, else a stable order grouping them."""
+    if slate_id.shape[0] < 2:
+        return None
+    change = slate_id[1:] != slate_id[:-1]
+    if not change.any() or np.all(slate_id[1:] >= slate_id[:-1]):
+        return None
+    if np.unique(slate_id).shape[0] == int(np.count_nonzero(change)) + 1:
+        return None
+    return np.argsort(slate_id, kind="stable")
+
+
+def _take_rows(arr: np.ndarray, order: np.ndarray) -> np.ndarray:
+    if is_broadcast_rows(arr):
+        return arr
+    return arr[order]
+
+
 def _ratio_gradient(m: np.ndarray, num: int, den: int, size: int) -> np.ndarray:
     g = np.zeros(size)
     g[num] = 1.0 / m[den]
@@ -218,6 +297,12 @@ def _ratio_gradient(m: np.ndarray, num: int, den: int, size: int) -> np.ndarray:
 
 class OffPolicyEvaluation:
     """Runs several estimators over one or many batches of the same log.
+
+    ``cluster="slate"`` (default): when the feedback carries ``slate_id``, the rows of one slate
+    (page, visit) form one cluster: the analytic interval uses the cluster-robust variance and
+    the bootstrap draws one weight per cluster (:class:`~reelpick.ope.estimate.
+    ClusterStatAccumulator`). Rows of a slate must be adjacent across batches (within one batch
+    any order works: the batch is grouped first). ``cluster="round"``: rounds independent.
 
     >>> import numpy as np
     >>> from reelpick.ope import IPS, SNIPS, LoggedFeedback
@@ -232,7 +317,7 @@ class OffPolicyEvaluation:
 
     def __init__(self, estimators: Sequence[Estimator], *, n_actions: int, n_positions: int = 1,
                  ci: CIMethod = "analytic", alpha: float = 0.05, n_bootstrap: int = 1000,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, cluster: ClusterBy = "slate") -> None:
         if not estimators:
             raise ValueError("give at least one estimator")
         names = [e.name for e in estimators]
@@ -240,14 +325,36 @@ class OffPolicyEvaluation:
             raise ValueError(f"estimator names must be unique, got {names}")
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+        if cluster not in ("slate", "round"):
+            raise ValueError(f"cluster must be 'slate' or 'round', got {cluster!r}")
         self.estimators = list(estimators)
         self.alpha = float(alpha)
         self.ci = ci
-        self.accs = {e.name: StatAccumulator(e.n_stats, ci=ci, n_bootstrap=n_bootstrap,
-                                             random_state=random_state)
-                     for e in self.estimators}
+        self.cluster = cluster
+        self._clustered: bool | None = None   # decided by the first batch
+        self.accs: dict[str, StatAccumulator] = {
+            e.name: StatAccumulator(e.n_stats, ci=ci, n_bootstrap=n_bootstrap,
+                                    random_state=random_state)
+            for e in self.estimators}
         self.diag = DiagnosticsAccumulator(n_actions, n_positions)
         self.n_actions = n_actions
+
+    def _cluster_ids(self, feedback: LoggedFeedback) -> np.ndarray | None:
+        has = self.cluster == "slate" and feedback.slate_id is not None
+        if self._clustered is None:
+            self._clustered = has
+            if has:   # the same sums, plus the clusters'
+                for est in self.estimators:
+                    old = self.accs[est.name]
+                    if est.per_round:
+                        acc = ClusterStatAccumulator(old.m, ci=old.ci, n_bootstrap=old.B,
+                                                     random_state=old.seed)
+                        acc.shift, acc.n = old.shift, old.n
+                        self.accs[est.name] = acc
+        elif has != self._clustered:
+            raise ValueError("slate_id must be given in every batch or in none (it decides "
+                             "whether the interval is clustered by slate)")
+        return feedback.slate_id if has else None
 
     def update(self, feedback: LoggedFeedback, action_dist: Any, reward_hat: Any = None, *,
                logging_dist: Any = None) -> None:
@@ -257,35 +364,81 @@ class OffPolicyEvaluation:
                              f"{self.n_actions}")
         for est in self.estimators:
             est.check_batch(feedback)
-        n = feedback.n_rounds
         dist = np.asarray(action_dist)
-        block = _block_rows(dist)
-        if n <= block or not all(e.streamable for e in self.estimators):
-            self._update_block(feedback, dist, reward_hat, logging_dist)
-            return
-        # cache-sized blocks: every array is read from memory once, every intermediate stays in
-        # cache; the accumulators are exact over any partition into blocks
+        if not np.issubdtype(dist.dtype, np.floating):
+            dist = dist.astype(np.float64)
         check_shape(feedback, dist)
         q = None if reward_hat is None else np.asarray(reward_hat)
-        if q is not None and q.shape != dist.shape:
-            check_reward_hat(dist, q, who="this estimator")
+        if q is not None:
+            if not np.issubdtype(q.dtype, np.floating):
+                q = q.astype(np.float64)
+            if q.shape != dist.shape:
+                check_reward_hat(dist, q, who="this estimator")   # raises, naming the shapes
         log = None if logging_dist is None else np.asarray(logging_dist)
+        sid = self._cluster_ids(feedback)
+        if sid is not None:
+            order = _group_order(sid)
+            if order is not None:   # rows of a slate scattered: group them (a copy)
+                feedback, dist, q, log = (feedback.take(order), _take_rows(dist, order),
+                                          None if q is None else _take_rows(q, order),
+                                          None if log is None else _take_rows(log, order))
+                sid = feedback.slate_id
+        n = feedback.n_rounds
+        # blocks of _SUPER cache-sized sub-blocks: action_dist is checked and gathered sub-block
+        # by sub-block while it sits in cache; the per-round work (weights, statistics,
+        # accumulators) runs once per block. Every array is read from memory once; the
+        # accumulators are exact over any partition into blocks
+        sub = _block_rows(dist)
+        block = sub * _SUPER if all(e.streamable for e in self.estimators) else n
+        broadcast = is_broadcast_rows(dist)
+        if broadcast:
+            _check_rows(dist[:1], "action_dist", 1e-6)
+        cells = int(np.prod(dist.shape[1:]))
+        row_start = np.arange(min(block, n), dtype=np.int64) * cells
+        ones = np.ones(dist.shape[1])
+        position = None
+        if dist.ndim == 3:
+            position = feedback.position_or_zero()
+        prange = feedback.pscore_range if feedback.pscore is not None else None
         for lo in range(0, n, block):
-            sl = slice(lo, min(lo + block, n))
-            self._update_block(feedback.rows(sl), dist[sl], None if q is None else q[sl],
-                               None if log is None else log[sl])
+            hi = min(lo + block, n)
+            if lo == 0 and hi == n:
+                fb, d, qb, lb = feedback, dist, q, log
+                cell = row_cells(dist, feedback.action, position)
+                sb = sid
+            else:
+                sl = slice(lo, hi)
+                fb = feedback.rows(sl, pscore_range=prange)
+                d, qb = dist[sl], None if q is None else q[sl]
+                lb = None if log is None else log[sl]
+                cell = row_cells(dist, fb.action, None if position is None else position[sl])
+                sb = None if sid is None else sid[sl]
+            pi, idx = scan_block(d, cell, ones, row_start, broadcast=broadcast, sub_rows=sub)
+            if pi.dtype != np.float64:
+                pi = pi.astype(np.float64)
+            clusters = None if sb is None else ClusterRuns.from_ids(sb)
+            self._update_inputs(RoundInputs._block(fb, d, pi, idx, qb, clusters), lb,
+                                check=lo == 0)
+
+    def _update_inputs(self, inp: RoundInputs, logging_dist: Any, *, check: bool = True
+                       ) -> None:
+        if check:   # once per batch: every block of it has the same inputs
+            for est in self.estimators:
+                est.check_inputs(inp)
+        self.diag.update(inp, logging_dist)
+        cache: dict[Any, Any] = {}   # one set of bootstrap draws per block
+        for est in self.estimators:
+            stats, weights = est.round_stats(inp)
+            self.accs[est.name].update(stats, weights, cache, moments=inp.moments,
+                                       clusters=inp.clusters if est.per_round else None)
 
     def _update_block(self, feedback: LoggedFeedback, action_dist: Any, reward_hat: Any,
                       logging_dist: Any) -> None:
+        """One batch without cutting it into blocks (checks it in full)."""
         inp = RoundInputs(feedback, action_dist, reward_hat)
-        for est in self.estimators:
-            est.check_inputs(inp)
-        self.diag.update(inp, logging_dist)
-        cache: dict[tuple[int, int], np.ndarray] = {}   # one set of bootstrap draws per batch
-        for est in self.estimators:
-            stats, weights = est.round_stats(inp)
-            moments = inp.w_moments if weights is not None and weights is inp.w else None
-            self.accs[est.name].update(stats, weights, cache, weight_moments=moments)
+        sid = self._cluster_ids(feedback)
+        inp.clusters = None if sid is None else ClusterRuns.from_ids(sid)
+        self._update_inputs(inp, logging_dist)
 
     def results(self, *, warn: bool = True, stacklevel: int = 2) -> dict[str, Estimate]:
         """One :class:`Estimate` per estimator (by name); warns once about the diagnostics."""
@@ -320,8 +473,10 @@ def evaluate_policy(
     n_bootstrap: int = 1000,
     random_state: int = 0,
     logging_dist: np.ndarray | None = None,
+    cluster: ClusterBy = "slate",
 ) -> dict[str, Estimate]:
-    """Run several estimators on the same log and target; shared work is done once.
+    """Run several estimators on the same log and target; shared work is done once
+    (arguments as :meth:`Estimator.estimate_policy_value`).
 
     >>> import numpy as np
     >>> from reelpick.ope import DM, DR, IPS, LoggedFeedback
@@ -334,6 +489,7 @@ def evaluate_policy(
     ests = list(estimators)
     run = OffPolicyEvaluation(ests, n_actions=feedback.n_actions,
                               n_positions=_n_positions(feedback, action_dist), ci=ci,
-                              alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state)
+                              alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state,
+                              cluster=cluster)
     run.update(feedback, action_dist, reward_hat, logging_dist=logging_dist)
     return run.results(stacklevel=3)

@@ -36,9 +36,12 @@ from scipy.stats import norm
 
 __all__ = [
     "CIMethod",
+    "ClusterRuns",
+    "ClusterStatAccumulator",
     "Diagnostics",
     "Estimate",
     "ExtremeWeightWarning",
+    "Moments",
     "OPEWarning",
     "StatAccumulator",
     "SupportWarning",
@@ -140,12 +143,57 @@ def _block_draws(seed: int, block: int, n_bootstrap: int) -> np.ndarray:
     return draws
 
 
+class Moments:
+    """Sums and dot products of per-round columns, memoised by array identity.
+
+    Estimators that share a column (IPS and SNIPS both use ``w r``; every weighted estimator and
+    the diagnostics use ``w``) then share its moments within a block. Every memoised array is
+    kept alive by the memo, so an ``id`` is never reused while it serves as a key; build one
+    ``Moments`` per block and drop it with the block.
+    """
+
+    __slots__ = ("_sums", "_dots", "_runs")
+
+    def __init__(self) -> None:
+        self._sums: dict[int, tuple[np.ndarray, float]] = {}
+        self._dots: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, float]] = {}
+        self._runs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def sum(self, a: np.ndarray) -> float:
+        hit = self._sums.get(id(a))
+        if hit is None:
+            hit = self._sums[id(a)] = (a, float(a.sum()))
+        return hit[1]
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> float:
+        key = (id(a), id(b)) if id(a) <= id(b) else (id(b), id(a))
+        hit = self._dots.get(key)
+        if hit is None:
+            hit = self._dots[key] = (a, b, float(np.dot(a, b)))
+        return hit[2]
+
+    def run_sums(self, a: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Sums of ``a`` over runs of rows beginning at ``starts`` (cluster sums)."""
+        hit = self._runs.get(id(a))
+        if hit is None:
+            hit = self._runs[id(a)] = (a, np.add.reduceat(a, starts) if a.size else
+                                       np.zeros(0))
+        return hit[1]
+
+
+#: below this ratio of the shifted to the raw second moment, a block's cross-products are
+#: recomputed on shifted columns (cancellation would cost more than ~4 of 16 digits)
+_CANCELLATION = 1e-4
+
+
 class StatAccumulator:
     """Sufficient statistics of the mean of per-round statistics ``s`` ``(n_rounds, m)``.
 
     Keeps ``n``, the shifted sums :math:`\\sum (s_i - c)` and :math:`\\sum (s_i-c)(s_i-c)^\\top`
     (``c`` = the first batch's mean, for numerical stability), the weights' sums for the ESS and,
-    when bootstrapping, the Poisson-weighted sums of every replicate.
+    when bootstrapping, the Poisson-weighted sums of every replicate. The state is additive
+    over any partition of the rounds (same ``c``), which is what streaming and distributed
+    runs rely on.
     """
 
     def __init__(self, n_stats: int, *, ci: CIMethod = "analytic", n_bootstrap: int = 1000,
@@ -169,62 +217,111 @@ class StatAccumulator:
 
     def update(self, stats: np.ndarray | Sequence[np.ndarray], weights: np.ndarray | None,
                boot_cache: dict[tuple[int, int], np.ndarray] | None = None, *,
-               weight_moments: tuple[float, float, float] | None = None) -> None:
+               weight_moments: tuple[float, float, float] | None = None,
+               moments: Moments | None = None, clusters: Any = None) -> None:
         """Add one batch: ``stats`` ``(k, m)`` (or ``m`` columns ``(k,)``; a ``(k,)`` array when
         ``m == 1``) and the weights behind them (``None``: no weights, ESS = rounds).
-        ``weight_moments`` = ``(sum w, sum w**2, max w)`` when already known."""
-        if isinstance(stats, np.ndarray) and stats.ndim == 2:
-            cols = [stats[:, j] for j in range(stats.shape[1])]
-        elif isinstance(stats, np.ndarray):
-            cols = [stats]
-        else:
-            cols = list(stats)
+        ``weight_moments`` = ``(sum w, sum w**2, max w)`` when already known; ``moments``: a
+        :class:`Moments` memo shared with other accumulators of the same block;
+        ``clusters``: the block's cluster runs (:class:`ClusterStatAccumulator` only)."""
+        cols = _columns(stats)
         if len(cols) != self.m:
             raise ValueError(f"expected {self.m} statistics per round, got {len(cols)}")
         k = cols[0].shape[0]
         if k == 0:
             return
-        self._moments(cols, k)
+        mo = moments if moments is not None else Moments()
+        self._moments(cols, k, mo)
         if weights is not None:
             self.has_weights = True
             if weight_moments is None:
-                self.w1 += float(weights.sum())
-                self.w2 += float(np.dot(weights, weights))
+                self.w1 += mo.sum(weights)
+                self.w2 += mo.dot(weights, weights)
             else:
                 self.w1 += weight_moments[0]
                 self.w2 += weight_moments[1]
+        self._clusters(cols, clusters, mo)
         if self.ci == "bootstrap":
-            key = (self.n, self.n + k)
-            if boot_cache is not None and key in boot_cache:
-                pw = boot_cache[key]
-            else:
-                pw = poisson_weights(self.seed, self.n, self.n + k, self.B)
-                if boot_cache is not None:
-                    boot_cache[key] = pw
-            self.boot_n += pw.sum(axis=1)
-            self.boot_s += pw @ np.column_stack(cols)
+            self._bootstrap(cols, k, boot_cache, clusters, mo)
         self.n += k
 
-    def _moments(self, cols: list[np.ndarray], k: int) -> None:
-        """Sums and cross-products of the columns shifted by the first batch's mean (numerical
-        stability). Callers pass cache-sized batches (see ``OffPolicyEvaluation.update``)."""
-        sums = np.array([float(c.sum()) for c in cols])
+    def _clusters(self, cols: list[np.ndarray], clusters: Any, mo: Moments) -> None:
+        """Rounds are independent here (see :class:`ClusterStatAccumulator`)."""
+
+    def _bootstrap(self, cols: list[np.ndarray], k: int,
+                   boot_cache: dict[tuple[int, int], np.ndarray] | None, clusters: Any,
+                   mo: Moments) -> None:
+        key = (self.n, self.n + k)
+        if boot_cache is not None and key in boot_cache:
+            pw = boot_cache[key]
+        else:
+            pw = poisson_weights(self.seed, self.n, self.n + k, self.B)
+            if boot_cache is not None:
+                boot_cache[key] = pw
+        self.boot_n += pw.sum(axis=1)
+        self.boot_s += pw @ np.column_stack(cols)
+
+    def _moments(self, cols: list[np.ndarray], k: int, mo: Moments | None = None) -> None:
+        """Sums and cross-products of the columns shifted by the first batch's mean.
+
+        From the raw moments (shared between estimators through ``mo``):
+        :math:`\\sum (x-c)(y-d) = \\sum xy - c \\sum y - d \\sum x + k c d`; a block where that
+        cancels more than :data:`_CANCELLATION` allows (a column nearly constant) is recomputed
+        on the shifted columns. Callers pass cache-sized batches (see
+        ``OffPolicyEvaluation.update``)."""
+        mo = mo if mo is not None else Moments()
+        m = self.m
+        if m == 1:   # the common case, in scalars
+            self._moments1(cols[0], k, mo)
+            return
+        sums = [mo.sum(c) for c in cols]
         if self.shift is None:
-            self.shift = sums / k
-        self.total += sums
-        self.s1 += sums - k * self.shift
-        d = [c - self.shift[j] for j, c in enumerate(cols)]
-        for j in range(self.m):
+            self.shift = np.array(sums) / k
+        h = self.shift.tolist()
+        # small m: Python floats beat numpy's per-call overhead on every block
+        cross = np.empty((m, m))
+        exact = True
+        for j in range(m):
             for i in range(j + 1):
-                v = float(np.dot(d[i], d[j]))
-                self.s2[i, j] += v
-                if i != j:
-                    self.s2[j, i] += v
+                raw = mo.dot(cols[i], cols[j])
+                c = raw - h[i] * sums[j] - h[j] * sums[i] + k * h[i] * h[j]
+                if i == j and not c >= _CANCELLATION * (raw + k * h[i] * h[i]):
+                    exact = False
+                cross[i, j] = cross[j, i] = c
+        sums_a = np.array(sums)
+        if exact:
+            shifted = sums_a - k * self.shift
+        else:   # shifted columns: their sums and products keep every digit
+            d = [c - h[j] for j, c in enumerate(cols)]
+            shifted = np.array([float(x.sum()) for x in d])
+            for j in range(m):
+                for i in range(j + 1):
+                    cross[i, j] = cross[j, i] = float(np.dot(d[i], d[j]))
+        self.total += sums_a
+        self.s1 += shifted
+        self.s2 += cross
+
+    def _moments1(self, x: np.ndarray, k: int, mo: Moments) -> None:
+        total = mo.sum(x)
+        if self.shift is None:
+            self.shift = np.array([total / k])
+        h = float(self.shift[0])
+        raw = mo.dot(x, x)
+        cross = raw - 2.0 * h * total + k * h * h
+        shifted = total - k * h
+        if not cross >= _CANCELLATION * (raw + k * h * h):
+            d = x - h
+            cross, shifted = float(np.dot(d, d)), float(d.sum())
+        self.total[0] += total
+        self.s1[0] += shifted
+        self.s2[0, 0] += cross
 
     def mean(self) -> np.ndarray:
         return self.total / self.n
 
     def cov(self) -> np.ndarray:
+        """``n`` x the covariance of the mean of the statistics (with independent rounds: their
+        sample covariance), so that ``g @ cov() @ g / n`` is the delta-method variance."""
         if self.n < 2:
             return np.full((self.m, self.m), np.nan)
         return (self.s2 - np.outer(self.s1, self.s1) / self.n) / (self.n - 1)
@@ -237,6 +334,209 @@ class StatAccumulator:
     def boot_means(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.boot_s / self.boot_n[:, None]
+
+
+def _columns(stats: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(stats, np.ndarray) and stats.ndim == 2:
+        return [stats[:, j] for j in range(stats.shape[1])]
+    if isinstance(stats, np.ndarray):
+        return [stats]
+    return list(stats)
+
+
+class ClusterRuns:
+    """The clusters of a block of rounds as runs of adjacent rows: ``ids`` ``(g,)`` (the cluster
+    of each run), ``starts`` ``(g,)`` (its first row in the block) and ``counts`` ``(g,)``.
+
+    >>> r = ClusterRuns.from_ids(np.array([7, 7, 3, 3, 3, 9]))
+    >>> r.ids.tolist(), r.starts.tolist(), r.counts.tolist()
+    ([7, 3, 9], [0, 2, 5], [2, 3, 1])
+    """
+
+    __slots__ = ("ids", "starts", "counts")
+
+    def __init__(self, ids: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+        self.ids, self.starts, self.counts = ids, starts, counts
+
+    @classmethod
+    def from_ids(cls, cluster: np.ndarray) -> ClusterRuns:
+        k = cluster.shape[0]
+        if k == 0:
+            z = np.zeros(0, dtype=np.int64)
+            return cls(z, z, z)
+        starts = np.concatenate([[0], np.flatnonzero(cluster[1:] != cluster[:-1]) + 1])
+        counts = np.diff(np.append(starts, k))
+        return cls(cluster[starts], starts, counts)
+
+
+class ClusterStatAccumulator(StatAccumulator):
+    """:class:`StatAccumulator` for rounds that are dependent within clusters (the rows of one
+    slate / page / visit share its context) and independent across clusters.
+
+    The analytic interval then uses the cluster-robust (CR1) variance of the mean,
+
+    .. math::
+
+        \\widehat{\\mathrm{Var}}(\\bar s) = \\frac{G}{G-1}\\,\\frac{1}{n^2}
+            \\sum_{c=1}^{G} (S_c - n_c \\bar s)(S_c - n_c \\bar s)^\\top,
+        \\qquad S_c = \\sum_{i \\in c} s_i,
+
+    (Liang & Zeger 1986; Cameron & Miller 2015), which equals the independent-rounds formula
+    when every cluster is one round; the Poisson bootstrap draws one weight per cluster, from a
+    hash of the seed, the cluster id and the replicate (any partition or order of the rounds
+    draws the same weights). Clusters are runs of adjacent rows with the same id; a run split
+    across batches is joined (the first and last cluster stay open for that, see
+    :meth:`merge`). Sufficient statistics (additive): ``G`` clusters, :math:`\\sum n_c^2`,
+    :math:`\\sum n_c T_c` and :math:`\\sum T_c T_c^\\top` with :math:`T_c = S_c - n_c c`.
+    """
+
+    def __init__(self, n_stats: int, *, ci: CIMethod = "analytic", n_bootstrap: int = 1000,
+                 random_state: int = 0) -> None:
+        super().__init__(n_stats, ci=ci, n_bootstrap=n_bootstrap, random_state=random_state)
+        self.G = 0
+        self.c0 = 0.0
+        self.c1 = np.zeros(n_stats)
+        self.c2 = np.zeros((n_stats, n_stats))
+        # open clusters [id, rows, raw sums (m,)]: the first (once a second one began) and last
+        self.head: list[Any] | None = None
+        self.tail: list[Any] | None = None
+
+    def _clusters(self, cols: list[np.ndarray], clusters: Any, mo: Moments) -> None:
+        if clusters is None:
+            raise ValueError("a clustered accumulator needs the cluster of every round")
+        sums = np.column_stack([mo.run_sums(c, clusters.starts) for c in cols])
+        self._add_runs(clusters.ids, clusters.counts.astype(np.float64), sums)
+
+    def _add_runs(self, ids: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> None:
+        """Runs of a block, in order: the first may continue the open last cluster; all but
+        the last are complete; the last stays open."""
+        g = ids.shape[0]
+        lo = 0
+        if self.tail is not None and g and ids[0] == self.tail[0]:
+            self.tail[1] += counts[0]
+            self.tail[2] = self.tail[2] + sums[0]
+            lo = 1
+        if lo == g:
+            return
+        if self.tail is not None:
+            self._close(self.tail)
+        if self.head is None and g - 1 > lo:   # the log's first cluster, complete
+            self.head = [ids[lo], counts[lo], sums[lo].copy()]
+            lo += 1
+        self._finalise(counts[lo:g - 1], sums[lo:g - 1])
+        self.tail = [ids[g - 1], counts[g - 1], sums[g - 1].copy()]
+
+    def _close(self, rec: list[Any]) -> None:
+        """A cluster that another one followed: it becomes the head or is finalised."""
+        if self.head is None:
+            self.head = rec
+        else:
+            self._finalise(np.array([rec[1]]), rec[2][None, :])
+        self.tail = None
+
+    def _finalise(self, counts: np.ndarray, sums: np.ndarray) -> None:
+        if counts.shape[0] == 0:
+            return
+        t = sums - counts[:, None] * self.shift[None, :]
+        self.G += counts.shape[0]
+        self.c0 += float(counts @ counts)
+        self.c1 += counts @ t
+        self.c2 += t.T @ t
+
+    def _open(self) -> list[list[Any]]:
+        return [r for r in (self.head, self.tail) if r is not None]
+
+    def n_clusters(self) -> int:
+        return self.G + len(self._open())
+
+    def cov(self) -> np.ndarray:
+        G = self.n_clusters()
+        if self.n < 2 or G < 2:
+            return np.full((self.m, self.m), np.nan)
+        c0, c1, c2 = self.c0, self.c1.copy(), self.c2.copy()
+        for _, cnt, sm in self._open():
+            t = sm - cnt * self.shift
+            c0 += cnt * cnt
+            c1 += cnt * t
+            c2 += np.outer(t, t)
+        delta = self.s1 / self.n                       # mean - shift
+        dc = np.outer(delta, c1)
+        v = c2 - dc - dc.T + c0 * np.outer(delta, delta)
+        return v * (G / (G - 1)) / self.n
+
+    def _bootstrap(self, cols: list[np.ndarray], k: int,
+                   boot_cache: dict[tuple[int, int], np.ndarray] | None, clusters: Any,
+                   mo: Moments) -> None:
+        key = ("clusters", id(clusters))
+        hit = None if boot_cache is None else boot_cache.get(key)  # type: ignore[call-overload]
+        if hit is None:
+            hit = (clusters, cluster_poisson_weights(self.seed, clusters.ids, self.B))
+            if boot_cache is not None:
+                boot_cache[key] = hit  # type: ignore[index]
+        pw = hit[1]
+        sums = np.column_stack([mo.run_sums(c, clusters.starts) for c in cols])
+        self.boot_n += pw @ clusters.counts.astype(np.float64)
+        self.boot_s += pw @ sums
+
+    def merge(self, later: ClusterStatAccumulator) -> None:
+        """Add ``later``'s rounds (the rounds right after this one's, same shift): a cluster
+        cut between the two is joined."""
+        if later.n == 0:
+            return
+        if self.n == 0:
+            self.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                  for k, v in later.__dict__.items()})
+            self.head, self.tail = (None if r is None else [r[0], r[1], r[2].copy()]
+                                    for r in (later.head, later.tail))
+            return
+        if self.shift is None or later.shift is None or not np.array_equal(self.shift,
+                                                                            later.shift):
+            raise ValueError("merge needs accumulators with the same shift")
+        for name in ("total", "s1", "s2", "c1", "c2"):
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.n += later.n
+        self.w1 += later.w1
+        self.w2 += later.w2
+        self.has_weights = self.has_weights or later.has_weights
+        self.G += later.G
+        self.c0 += later.c0
+        if self.ci == "bootstrap":
+            self.boot_n = self.boot_n + later.boot_n
+            self.boot_s = self.boot_s + later.boot_s
+        recs = [[r[0], r[1], r[2].copy()] for r in later._open()]
+        if self.tail is not None and recs and recs[0][0] == self.tail[0]:
+            self.tail[1] += recs[0][1]
+            self.tail[2] = self.tail[2] + recs[0][2]
+            recs = recs[1:]
+        for r in recs:
+            if self.tail is not None:
+                self._close(self.tail)
+            self.tail = r
+
+
+def cluster_poisson_weights(seed: int, ids: np.ndarray, n_bootstrap: int) -> np.ndarray:
+    """Poisson(1) bootstrap weights ``(n_bootstrap, len(ids))`` of clusters ``ids``: a
+    counter-based hash (SplitMix64) of the seed, the id and the replicate, so the weight of a
+    cluster does not depend on where or in which batch its rows come."""
+    ids = np.asarray(ids).astype(np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        x = ids * np.uint64(0xD1B54A32D192ED03) ^ np.uint64((int(seed) * 0x9E3779B97F4A7C15)
+                                                             % 2 ** 64)
+        x = x[None, :] + np.arange(n_bootstrap, dtype=np.uint64)[:, None] * np.uint64(
+            0xA24BAED4963EE407)
+        x = _splitmix64(x)
+    u = (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2 ** 53)
+    return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float64)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+_POISSON1_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(25)])
 
 
 def interval(value: float, se: float, acc: StatAccumulator, value_fn: Any,
@@ -277,7 +577,7 @@ class DiagnosticsAccumulator:
         for pairs the log has never shown -- is computed only while such pairs exist.
         """
         fb = inp.feedback
-        action, position, action_dist = fb.action, inp.position, inp.action_dist
+        action, action_dist = fb.action, inp.action_dist
         self.n += action.shape[0]
         if fb.pscore is not None:
             self.has_w = True
@@ -289,12 +589,14 @@ class DiagnosticsAccumulator:
             self.w_max = max(self.w_max, w_max)
         if not self.all_seen:  # once every pair has been shown, nothing is left to count
             n_act, n_pos = self.count.shape
+            position = inp.position if n_pos > 1 else None
             flat = action if n_pos == 1 else action * n_pos + np.minimum(position, n_pos - 1)
             self.count += np.bincount(flat, minlength=n_act * n_pos).reshape(n_act, n_pos)
             self.all_seen = bool(self.count.all())
             if not self.all_seen:  # some pair never shown so far: its target mass is needed
-                self.mass += _mass_by_position(action_dist, position, n_pos)
+                self.mass += _mass_by_position(action_dist, inp.position, n_pos)
         if logging_dist is not None:
+            position = inp.position
             self.known = True
             tgt = _at_position(action_dist, position)
             log = _at_position(np.asarray(logging_dist, dtype=np.float64), position)

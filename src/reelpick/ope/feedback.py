@@ -40,7 +40,9 @@ __all__ = [
     "check_reward_hat",
     "check_shape",
     "is_broadcast_rows",
+    "row_cells",
     "scan_action_dist",
+    "scan_block",
 ]
 
 
@@ -181,15 +183,21 @@ class LoggedFeedback:
                 "estimate them with reelpick.ope.estimate_pscore (and read its caveat)")
         return self.pscore
 
-    def rows(self, sl: slice) -> LoggedFeedback:
-        """Rounds ``sl`` (a slice) as views, without validating again (they were checked)."""
+    def rows(self, sl: slice, *, pscore_range: tuple[float, float] | None = None
+             ) -> LoggedFeedback:
+        """Rounds ``sl`` (a slice) as views, without validating again (they were checked).
+
+        ``pscore_range``: a known bound on the rows' ``(min, max)`` pscore (e.g. the parent's),
+        which saves two passes; by default the rows' own range is computed."""
         out = object.__new__(LoggedFeedback)
-        for f in fields(self):
-            v = getattr(self, f.name)
-            object.__setattr__(out, f.name, v[sl] if isinstance(v, np.ndarray) else v)
+        d = self.__dict__
+        for name in _FIELD_NAMES:
+            v = d[name]
+            object.__setattr__(out, name, v[sl] if isinstance(v, np.ndarray) else v)
         if out.pscore is not None:
-            object.__setattr__(out, "_pscore_range",
-                               (float(out.pscore.min()), float(out.pscore.max())))
+            if pscore_range is None:
+                pscore_range = (float(out.pscore.min()), float(out.pscore.max()))
+            object.__setattr__(out, "_pscore_range", pscore_range)
         return out
 
     def take(self, index: np.ndarray | slice) -> LoggedFeedback:
@@ -199,6 +207,9 @@ class LoggedFeedback:
             v = getattr(self, f.name)
             kw[f.name] = v[index] if isinstance(v, np.ndarray) else v
         return LoggedFeedback(**kw)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(LoggedFeedback))
 
 
 def is_broadcast_rows(arr: np.ndarray) -> bool:
@@ -299,6 +310,51 @@ def scan_action_dist(feedback: LoggedFeedback, action_dist: Any, *, name: str = 
             else:
                 pi[lo:hi] = ch[np.arange(hi - lo), action[lo:hi], position[lo:hi]]
     return arr, pi
+
+
+def row_cells(dist: np.ndarray, action: np.ndarray, position: np.ndarray | None) -> np.ndarray:
+    """Index of each round's logged cell within its row of ``dist`` flattened:
+    ``action`` (2-D) or ``action * n_positions + position`` (3-D)."""
+    if dist.ndim == 2:
+        return action
+    return action * dist.shape[2] + position
+
+
+def scan_block(block: np.ndarray, cell: np.ndarray, ones: np.ndarray, row_start: np.ndarray,
+               *, name: str = "action_dist", atol: float = 1e-6, broadcast: bool = False,
+               sub_rows: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One cache-sized block of an ``action_dist`` whose shape was checked: check its values
+    (as :func:`check_action_dist`) and gather the logged cells (``cell`` from
+    :func:`row_cells`) while the block sits in cache. ``row_start`` = ``arange(>= k) * cells``
+    (the first flat index of each row). Returns ``(pi_logged, flat_index)``, ``flat_index``
+    into ``block.reshape(-1)`` (``None`` when the block is broadcast or not C-contiguous).
+    Broadcast rows are not checked here (check the one row once). ``sub_rows``: check and
+    gather in sub-blocks of that many rows (each one read while it is in cache)."""
+    if broadcast:
+        return np.take(block[0].reshape(-1), cell, mode="clip"), None
+    k = block.shape[0]
+    step = k if sub_rows is None else max(int(sub_rows), 1)
+    if block.flags.c_contiguous:
+        idx = row_start[:k] + cell
+        flat = block.reshape(-1)
+        if step >= k:
+            _check_chunk(block, ones, name, atol)
+            # indices are valid by construction (action < n_actions, position <
+            # n_positions): mode="clip" skips numpy's per-element bounds check
+            return np.take(flat, idx, mode="clip"), idx
+        pi = np.empty(k, dtype=block.dtype)
+        for lo in range(0, k, step):
+            hi = min(lo + step, k)
+            _check_chunk(block[lo:hi], ones, name, atol)
+            np.take(flat, idx[lo:hi], out=pi[lo:hi], mode="clip")
+        return pi, idx
+    for lo in range(0, k, step):
+        _check_chunk(block[lo:lo + step], ones, name, atol)
+    rows = np.arange(k)
+    if block.ndim == 2:
+        return block[rows, cell], None
+    n_pos = block.shape[2]
+    return block[rows, cell // n_pos, cell % n_pos], None
 
 
 def _check_rows(rows: np.ndarray, name: str, atol: float) -> None:

@@ -146,10 +146,18 @@ def cross_fit_reward_model(feedback: LoggedFeedback, *, n_folds: int = 5, l2: fl
 
     Returns ``(n_rounds, n_actions)`` for feedback without positions and
     ``(n_rounds, n_actions, n_positions)`` with them, ready for :class:`~reelpick.ope.DM`,
-    :class:`~reelpick.ope.DR` and friends.
+    :class:`~reelpick.ope.DR` and friends. With ``slate_id`` the folds are drawn per slate
+    (rows of a slate share a context: no model predicts a slate it has seen part of).
     """
     K = int(feedback.n_positions or 1)
-    folds = kfold_indices(feedback.n_rounds, n_folds, random_state)
+    folds = None
+    if feedback.slate_id is not None:
+        _, slate = np.unique(feedback.slate_id, return_inverse=True)
+        n_slates = int(slate.max()) + 1
+        if n_slates >= n_folds:
+            folds = kfold_indices(n_slates, n_folds, random_state)[slate]
+    if folds is None:
+        folds = kfold_indices(feedback.n_rounds, n_folds, random_state)
     out = np.empty((feedback.n_rounds, feedback.n_actions, K))
     for f in range(n_folds):
         test = folds == f

@@ -58,6 +58,7 @@ class PositionBasedIPS(Estimator):
 
     name: ClassVar[str] = "pb_ips"
     streamable: ClassVar[bool] = False
+    per_round: ClassVar[bool] = False  # one statistic per slate: already clustered
 
     def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
         slate, n_s = _slates(inp)
@@ -97,6 +98,7 @@ class PseudoInverse(Estimator):
 
     name: ClassVar[str] = "pseudo_inverse"
     streamable: ClassVar[bool] = False
+    per_round: ClassVar[bool] = False  # one statistic per slate: already clustered
 
     def round_stats(self, inp: RoundInputs) -> tuple[np.ndarray, np.ndarray | None]:
         slate, n_s = _slates(inp)

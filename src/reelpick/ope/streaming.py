@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reelpick.ope.base import Estimator, OffPolicyEvaluation
+from reelpick.ope.base import ClusterBy, Estimator, OffPolicyEvaluation
 from reelpick.ope.estimate import CIMethod, Estimate
 from reelpick.ope.feedback import LoggedFeedback
 
@@ -56,13 +56,17 @@ BatchFn = Callable[[LoggedFeedback, int], np.ndarray]
 
 @dataclass(frozen=True)
 class FeedbackColumns:
-    """Column names of a feedback Parquet file (``position = None``: no positions)."""
+    """Column names of a feedback Parquet file (``position = None``: no positions).
+
+    ``slate_id`` (read when the file has it): rows of one slate, which must be adjacent in the
+    file; the intervals are then clustered by slate, as in memory."""
 
     action: str = "action"
     reward: str = "reward"
     pscore: str | None = "pscore"
     position: str | None = "position"
     context: tuple[str, ...] = ()
+    slate_id: str | None = "slate_id"
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +144,8 @@ def write_feedback_parquet(feedback: LoggedFeedback, path: str | os.PathLike[str
         cols["pscore"] = feedback.pscore
     if feedback.position is not None:
         cols["position"] = feedback.position
+    if feedback.slate_id is not None:
+        cols["slate_id"] = feedback.slate_id
     if feedback.context is not None:
         for j in range(feedback.context.shape[1]):
             cols[f"context_{j}"] = feedback.context[:, j]
@@ -176,7 +182,7 @@ def iter_feedback_batches(path: str | os.PathLike[str], *, n_actions: int | None
     pf = pq.ParquetFile(path)
     names = set(pf.schema_arrow.names)
     want = [columns.action, columns.reward]
-    for opt in (columns.pscore, columns.position):
+    for opt in (columns.pscore, columns.position, columns.slate_id):
         if opt is not None and opt in names:
             want.append(opt)
     want += list(columns.context)
@@ -189,6 +195,7 @@ def iter_feedback_batches(path: str | os.PathLike[str], *, n_actions: int | None
     if has_pos and n_positions is None:
         n_positions = _n_actions_from(pf, columns.position)  # 1 + max position
     has_pscore = columns.pscore is not None and columns.pscore in names
+    has_slate = columns.slate_id is not None and columns.slate_id in names
     for batch in pf.iter_batches(batch_size=batch_size, columns=want):
         col = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in want}
         ctx = (np.column_stack([col[c] for c in columns.context]) if columns.context else None)
@@ -197,7 +204,8 @@ def iter_feedback_batches(path: str | os.PathLike[str], *, n_actions: int | None
             pscore=col[columns.pscore] if has_pscore else None,  # type: ignore[index]
             n_actions=n_actions,
             position=col[columns.position] if has_pos else None,  # type: ignore[index]
-            n_positions=n_positions if has_pos else None, context=ctx)
+            n_positions=n_positions if has_pos else None, context=ctx,
+            slate_id=col[columns.slate_id] if has_slate else None)  # type: ignore[index]
 
 
 def estimate_parquet(
@@ -213,13 +221,15 @@ def estimate_parquet(
     alpha: float = 0.05,
     n_bootstrap: int = 1000,
     random_state: int = 0,
+    cluster: ClusterBy = "slate",
 ) -> dict[str, Estimate]:
     """Run ``estimators`` over a feedback Parquet file in batches; returns one
     :class:`~reelpick.ope.Estimate` per estimator name.
 
     ``target(batch, offset)`` gives the batch's ``action_dist``; ``reward_model(batch, offset)``
     its ``reward_hat`` (needed by DM/DR/SNDR/Switch-DR). Slate estimators (whole slates needed)
-    are refused.
+    are refused. With a ``slate_id`` column the intervals are clustered by slate
+    (``cluster="round"``: not), as :func:`~reelpick.ope.evaluate_policy` does in memory.
     """
     bad = [e.name for e in estimators if not e.streamable]
     if bad:
@@ -234,7 +244,7 @@ def estimate_parquet(
             run = OffPolicyEvaluation(estimators, n_actions=batch.n_actions,
                                       n_positions=max(n_pos, int(batch.n_positions or 1)),
                                       ci=ci, alpha=alpha, n_bootstrap=n_bootstrap,
-                                      random_state=random_state)
+                                      random_state=random_state, cluster=cluster)
         q = None if reward_model is None else reward_model(batch, offset)
         run.update(batch, dist, q)
         offset += batch.n_rounds
