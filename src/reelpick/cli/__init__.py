@@ -16,10 +16,12 @@ app = typer.Typer(
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
+app.command("simulate-many")(simulate.simulate_many)
 app.add_typer(causal.app, name="causal")
 app.command("ope")(ope.ope)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)
+app.command("train-seq")(train.train_seq)
 app.add_typer(logs.app, name="logs")
 
 

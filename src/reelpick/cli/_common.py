@@ -38,3 +38,17 @@ def parse_ks(value: str) -> list[int]:
     if any(k < 1 for k in ks):
         fail(f"--k: every k must be >= 1, got {value!r}")
     return ks
+
+
+#: ``--backend``, ``--ray-address`` and ``--num-workers`` of the commands that run on Ray.
+BACKEND_HELP = "local (this process) or ray (reelpick.distributed; needs reelpick[ray])"
+RAY_ADDRESS_HELP = ("Ray cluster for --backend ray: 'auto' (the cluster of `ray start` on "
+                    "this machine), 'host:6379' or 'ray://host:10001'; default: RAY_ADDRESS, "
+                    "else a private local Ray for this command")
+NUM_WORKERS_HELP = "Ray workers (default: the cluster's CPUs)"
+
+
+def check_backend_option(backend: str) -> None:
+    """Exit with a clear message unless ``backend`` is ``local`` or ``ray``."""
+    if backend not in ("local", "ray"):
+        fail(f"--backend: expected 'local' or 'ray', got {backend!r}")

@@ -6,6 +6,11 @@ Examples::
     reelpick causal iv --logs runs/promo --treat kind:series --json iv.json
     reelpick simulate --policy uniform --visits 20000 --out runs/explore
     reelpick causal uplift --logs runs/explore --top 10
+
+SGD-IV over Parquet (streamed, or on Ray with ``--backend ray``)::
+
+    reelpick causal design --logs runs/promo --treat kind:series --out runs/design.parquet
+    reelpick causal sgd-iv --data runs/design.parquet --backend ray --num-workers 2
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from rich.table import Table
 from reelpick.causal import COV_TYPES, WeakInstrumentWarning, ols, two_stage_least_squares
 from reelpick.causal.instruments import Logs, visit_design
 from reelpick.causal.uplift import SegmentUpliftModel, offline_hit_rate
-from reelpick.cli._common import console, fail
+from reelpick.cli._common import (
+    BACKEND_HELP,
+    NUM_WORKERS_HELP,
+    RAY_ADDRESS_HELP,
+    check_backend_option,
+    console,
+    fail,
+    parse_list,
+)
 from reelpick.data.schema import SchemaError
 
 app = typer.Typer(help="Causal effects of recommendations: IV (2SLS) and uplift.",
@@ -135,3 +148,111 @@ def uplift(
                   f"by play probability {hr['play']:.4f}")
     _write_json(json_path, {"segments": [str(s) for s in model.segments_], "top": rows,
                             "offline_hit_rate": hr, "k": k})
+
+
+@app.command("design")
+def design(
+    logs: Annotated[Path, typer.Option(help="Directory with impressions/outcomes/interactions"
+                                       ".parquet (from `reelpick simulate`)")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write (a folder with --files > 1)")],
+    treat: Annotated[str, typer.Option(help="Treated titles: kind:<kind>, genre:<genre> or "
+                                       "titles:<id>,<id>")] = "kind:series",
+    instrument: Annotated[str, typer.Option(help="Impressions column with the randomised "
+                                            "cell")] = "experiment_cell",
+    window: Annotated[int, typer.Option(help="Seconds after a page to attribute organic plays",
+                                        min=1)] = 3600,
+    files: Annotated[int, typer.Option(help="Part files to split the design into", min=1)] = 1,
+) -> None:
+    """Write the IV design of `causal iv` (one row per page: plays of the treated titles,
+    their impressions, experiment-cell dummies, controls, member) as Parquet for `sgd-iv`."""
+    from reelpick.distributed.iv import write_design
+
+    data = _read(logs)
+    try:
+        des = visit_design(data, treat=treat, instrument=instrument, window=window)
+        paths = write_design(des, out, files=files)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"wrote {len(des.y):,} pages to {out} ({len(paths)} file(s)): y, "
+                  f"{', '.join(des.endog_names)} ~ {', '.join(des.instrument_names)} | "
+                  f"{len(des.control_names)} controls, member_id")
+
+
+def _columns(value: str | None, default: list[str], what: str) -> list[str]:
+    return default if value is None else (parse_list(value, what=what) if value else [])
+
+
+@app.command("sgd-iv")
+def sgd_iv(
+    data: Annotated[Path, typer.Option(help="Parquet file or folder of them (e.g. from "
+                                       "`reelpick causal design`)")],
+    y: Annotated[str | None, typer.Option(help="Outcome column (default: from the design)")]
+    = None,
+    endog: Annotated[str | None, typer.Option(help="Endogenous columns, comma-separated")]
+    = None,
+    instruments: Annotated[str | None, typer.Option(help="Instrument columns")] = None,
+    dense: Annotated[str | None, typer.Option(help="Dense control columns ('' for none)")]
+    = None,
+    categorical: Annotated[str | None, typer.Option(help="Id columns absorbed as hashed fixed "
+                                                    "effects ('' for none)")] = None,
+    clusters: Annotated[str | None, typer.Option(help="Cluster column for CR0/CR1")] = None,
+    cov_type: Annotated[str, typer.Option(help="HC0, HC1, CR0 or CR1")] = "CR1",
+    epochs: Annotated[int, typer.Option(help="SGD epochs", min=0)] = 3,
+    batch_size: Annotated[int, typer.Option(help="Rows per SGD minibatch", min=1)] = 4096,
+    learning_rate: Annotated[float, typer.Option(help="Adagrad step", min=1e-12)] = 0.5,
+    hash_buckets: Annotated[int, typer.Option(help="Hash buckets per id column", min=1)]
+    = 1 << 18,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    num_workers: Annotated[int | None, typer.Option(help=NUM_WORKERS_HELP, min=1)] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON")]
+    = None,
+) -> None:
+    """Streamed SGD-IV (partially linear IV, SGD-fitted id effects, 2SLS on residuals) over
+    Parquet; `--backend ray` runs data-parallel SGD on Ray with the same result."""
+    from reelpick.distributed.iv import design_roles, fit_sgdiv
+
+    check_backend_option(backend)
+    try:
+        roles = design_roles(data) or {}
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    cols = dict(
+        y=y or roles.get("y"),
+        endog=_columns(endog, roles.get("endog", []), "--endog"),
+        instruments=_columns(instruments, roles.get("instruments", []), "--instruments"),
+        dense=_columns(dense, roles.get("dense", []), "--dense"),
+        categorical=_columns(categorical, roles.get("categorical", []), "--categorical"),
+        clusters=clusters or roles.get("clusters"))
+    if not cols["y"] or not cols["endog"] or not cols["instruments"]:
+        fail("--y, --endog and --instruments are needed (the file has no design metadata)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WeakInstrumentWarning)
+        try:
+            est = fit_sgdiv(data, **cols, cov_type=cov_type, epochs=epochs,
+                            batch_size=batch_size, learning_rate=learning_rate,
+                            hash_buckets=hash_buckets, backend=backend,
+                            num_workers=num_workers, address=ray_address)
+        except (FileNotFoundError, ValueError, ImportError) as exc:
+            fail(str(exc))
+    res = est.result_
+    table = Table(title=f"SGD-IV ({res.nobs:,} rows, {cov_type}, {epochs} epochs, "
+                        f"backend {backend})")
+    for c in ("regressor", "estimate", "std err", "95% CI"):
+        table.add_column(c, justify="right" if c != "regressor" else "left")
+    ci = res.conf_int()
+    for name in res.params.index:
+        table.add_row(str(name), f"{res.params[name]:.5f}", f"{res.std_errors[name]:.5f}",
+                      f"[{ci.loc[name, 'lower']:.5f}, {ci.loc[name, 'upper']:.5f}]")
+    console.print(table)
+    fs = res.first_stage
+    assert fs is not None
+    console.print("first-stage F = " + ", ".join(f"{k}: {v:.1f}" for k, v in fs.f_stat.items())
+                  + f" ({cov_type}); nuisance R²: " + ", ".join(
+                      f"{k} {v:.3f}" for k, v in est.nuisance_r2_.items()))
+    weak = [str(c.message) for c in caught if issubclass(c.category, WeakInstrumentWarning)]
+    for msg in weak:
+        console.print(f"[yellow]warning:[/yellow] {msg}")
+    _write_json(json_path, {"columns": cols, "backend": backend, "sgdiv": res.to_dict(),
+                            "nuisance_r2": est.nuisance_r2_.to_dict(),
+                            "weak_instrument_warnings": weak})

@@ -8,7 +8,15 @@ LOGS (``--logs``)
       ids), reward = ``play``, pscore = ``propensity``, position = ``row_index`` x positions per
       row + ``position``, slates = ``page_id``;
     * a feedback Parquet file (``action``, ``reward``, ``pscore`` [, ``position``]), streamed
-      batch by batch (``--batch-size``), so it may be larger than memory.
+      batch by batch (``--batch-size``), so it may be larger than memory;
+    * a folder of feedback Parquet files (no impressions/outcomes tables): one log, the files
+      in sorted order (e.g. one file per hour).
+
+BACKEND (``--backend``)
+    ``local`` runs in this process; ``ray`` reads feedback Parquet with Ray Data and reduces
+    each block to sufficient statistics on the cluster (``--ray-address``, ``--num-workers``;
+    :mod:`reelpick.distributed.ope`), with the same estimates as ``local``. Other logs are
+    read into memory and run locally only.
 
 TARGET (``--target``)
     * ``uniform``: every action equally likely (at every position);
@@ -38,7 +46,15 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from reelpick.cli._common import console, fail, parse_list
+from reelpick.cli._common import (
+    BACKEND_HELP,
+    NUM_WORKERS_HELP,
+    RAY_ADDRESS_HELP,
+    check_backend_option,
+    console,
+    fail,
+    parse_list,
+)
 from reelpick.data.loaders import load_table
 from reelpick.data.schema import SchemaError, join_outcomes
 from reelpick.ope import (
@@ -154,34 +170,59 @@ def _estimators(names: list[str]) -> list[Estimator]:
     return [ESTIMATORS[n]() for n in names]
 
 
+def _is_feedback_folder(folder: Path) -> bool:
+    """A folder of feedback Parquet files: ``*.parquet`` and no OBD or reelpick tables."""
+    if (folder / f"{folder.name}.csv").exists() or _find_table(folder, "impressions") \
+            or _find_table(folder, "outcomes"):
+        return False
+    return any(folder.rglob("*.parquet"))
+
+
 def run_ope(logs: Path, target: str, names: list[str], *, ci: str = "analytic",
             alpha: float = 0.05, n_bootstrap: int = 1000, seed: int = 0, folds: int = 5,
-            batch_size: int = 1_000_000, reward_hat: Path | None = None
-            ) -> tuple[dict[str, Estimate], dict[str, Any]]:
+            batch_size: int = 1_000_000, reward_hat: Path | None = None,
+            backend: str = "local", ray_address: str | None = None,
+            num_workers: int | None = None) -> tuple[dict[str, Estimate], dict[str, Any]]:
     """The library call behind the command: returns the estimates and facts about the run."""
     ests = _estimators(names)
     needs_q = any(e.needs_reward_hat for e in ests)
     kw: dict[str, Any] = dict(ci=ci, alpha=alpha, n_bootstrap=n_bootstrap, random_state=seed)
     if not logs.exists():
         raise SpecError(f"--logs {logs}: no such file or directory")
-    if logs.is_file():
-        if logs.suffix != ".parquet":
+    if logs.is_file() or _is_feedback_folder(logs):
+        if logs.is_file() and logs.suffix != ".parquet":
             raise SpecError(f"--logs {logs}: a file must be a feedback .parquet")
-        meta = pq.ParquetFile(logs)
-        names_in = set(meta.schema_arrow.names)
+        from reelpick.distributed._ray import plan_parquet
         from reelpick.ope.streaming import _n_actions_from
 
-        n_actions = _n_actions_from(meta, "action") if "action" in names_in else 0
-        n_positions = _n_actions_from(meta, "position") if "position" in names_in else 1
+        plan = plan_parquet(logs)
+        metas = [pq.ParquetFile(f) for f, rows in zip(plan.files, plan.rows) if rows]
+        if not metas:
+            raise SpecError(f"--logs {logs}: the log has no rows")
+        n_actions = (max(_n_actions_from(m, "action") for m in metas)
+                     if "action" in plan.columns else 0)
+        n_positions = (max(_n_actions_from(m, "position") for m in metas)
+                       if "position" in plan.columns else 1)
         tgt = parse_target(target, n_actions=n_actions, n_positions=n_positions, campaign=None)
         model = None
         if needs_q:
             if reward_hat is None:
                 raise SpecError("DM/DR/SNDR/Switch-DR on a streamed file need --reward-hat")
             model = _per_round(reward_hat, _load_array(reward_hat))
-        res = estimate_parquet(logs, ests, tgt, reward_model=model, batch_size=batch_size,
-                               n_actions=n_actions, **kw)
-        return res, {"logs": str(logs), "format": "feedback-parquet", "n_actions": n_actions}
+        if logs.is_file() and backend == "local":
+            res = estimate_parquet(logs, ests, tgt, reward_model=model, batch_size=batch_size,
+                                   n_actions=n_actions, **kw)
+        else:
+            from reelpick.distributed.ope import estimate_parquet as estimate_many
+
+            res = estimate_many(logs, ests, tgt, reward_model=model, batch_size=batch_size,
+                                n_actions=n_actions, backend=backend, num_workers=num_workers,
+                                address=ray_address, **kw)
+        return res, {"logs": str(logs), "format": "feedback-parquet", "n_actions": n_actions,
+                     "files": len(plan.files), "backend": backend}
+    if backend != "local":
+        raise SpecError(f"--backend {backend}: reads feedback Parquet (a file or a folder of "
+                        f"them); {logs} is read into memory, use --backend local")
     if (logs / f"{logs.name}.csv").exists() and (logs / "item_context.csv").exists():
         log = load_obd(logs.parent.parent, logs.parent.name, logs.name)  # type: ignore[arg-type]
         fb, campaign, fmt = log.feedback, logs.name, "obd"
@@ -237,18 +278,23 @@ def ope(
                                                     "streamed file")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the estimates as "
                                                    "JSON")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    num_workers: Annotated[int | None, typer.Option(help=NUM_WORKERS_HELP, min=1)] = None,
 ) -> None:
     """Estimate how a target policy would do online, from logs alone, with intervals."""
     names = parse_list(estimators, what="--estimators", allowed=list(ESTIMATORS))
     if ci not in ("analytic", "bootstrap"):
         fail(f"--ci: expected 'analytic' or 'bootstrap', got {ci!r}")
+    check_backend_option(backend)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OPEWarning)
         try:
             res, facts = run_ope(logs, target, names, ci=ci, alpha=alpha,
                                  n_bootstrap=n_bootstrap, seed=seed, folds=folds,
-                                 batch_size=batch_size, reward_hat=reward_hat)
-        except (SpecError, SchemaError, FileNotFoundError, ValueError) as exc:
+                                 batch_size=batch_size, reward_hat=reward_hat, backend=backend,
+                                 ray_address=ray_address, num_workers=num_workers)
+        except (SpecError, SchemaError, FileNotFoundError, ValueError, ImportError) as exc:
             fail(str(exc))
     first = next(iter(res.values()))
     console.print(estimates_table(res, f"{target} on {logs.name} ({first.n_rounds:,} rounds, "

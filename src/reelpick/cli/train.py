@@ -6,7 +6,12 @@ publishes a new version in ``--out`` (npz and JSON, no pickle; ``manifest.json``
 atomically, so a running server can ``POST /v1/admin/reload`` at any time).
 
 Example: ``reelpick train --logs runs/sim --out runs/model``
+
+``reelpick train-seq`` trains the contextual sequence model (``seq``) on the same folders and
+writes its ``.npz``; ``--backend ray`` trains it data-parallel with Ray Train
+(:mod:`reelpick.distributed.train`; one worker gives the local model exactly).
 """
+
 
 from __future__ import annotations
 
@@ -15,7 +20,13 @@ from typing import Annotated
 
 import typer
 
-from reelpick.cli._common import console, fail
+from reelpick.cli._common import (
+    BACKEND_HELP,
+    RAY_ADDRESS_HELP,
+    check_backend_option,
+    console,
+    fail,
+)
 from reelpick.serve.model_dir import TrainConfig, train_model_dir
 
 
@@ -40,3 +51,47 @@ def train(
     console.print(f"published model {manifest['version']} to {out} "
                   f"({manifest['n_titles']:,} titles, {manifest['n_members']:,} members, "
                   f"{manifest['n_interactions']:,} plays, {manifest['seconds']:.1f} s)")
+
+
+def train_seq(
+    logs: Annotated[Path, typer.Option("--logs", help="Folder with interactions.parquet (and "
+                                       "titles/members.parquet), or a dataset folder.",
+                                       exists=True, file_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (.npz).",
+                                      dir_okay=False)],
+    hidden: Annotated[int, typer.Option(min=1, help="Hidden size.")] = 64,
+    blocks: Annotated[int, typer.Option(min=1, help="Transformer blocks.")] = 2,
+    max_len: Annotated[int, typer.Option(min=1, help="Longest window of actions.")] = 200,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping).")] = 60,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch (per worker).")]
+    = 32,
+    max_seconds: Annotated[float | None, typer.Option(min=1, help="Training time cap.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
+    num_workers: Annotated[int, typer.Option(min=1, help="Ray Train workers (CPU).")] = 2,
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    storage_path: Annotated[str | None, typer.Option(
+        help="Ray Train checkpoint storage (a path every node can write, or s3://...); "
+             "default: a temporary folder")] = None,
+) -> None:
+    """Train the contextual sequence model and save it (.npz, no pickle)."""
+    from reelpick.distributed.train import fit_sequence
+    from reelpick.serve.model_dir import read_logs
+
+    check_backend_option(backend)
+    try:
+        tables = read_logs(logs)
+        titles = tables["titles"]
+        model = fit_sequence(
+            tables["interactions"], titles=titles["title_id"].astype(str).tolist(),
+            title_features=titles, member_features=tables.get("members"), backend=backend,
+            num_workers=num_workers, address=ray_address, storage_path=storage_path,
+            hidden=hidden, n_blocks=blocks, max_len=max_len, max_epochs=epochs,
+            batch_size=batch_size, max_seconds=max_seconds, random_state=seed)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        fail(str(exc))
+        return
+    path = model.save(out)
+    console.print(f"wrote {path} ({len(model.title_vocab_):,} titles, "
+                  f"{len(model.member_vocab_):,} members, best epoch {model.best_epoch_}, "
+                  f"backend {backend})")

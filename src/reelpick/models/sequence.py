@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -151,6 +151,18 @@ class SequenceConfig(ModelConfig):
         return True
 
 
+class Communicator(Protocol):
+    """What data-parallel training needs from its process group (one process per replica):
+    this replica's ``rank``, the ``world_size`` and an in-place sum over replicas
+    (``torch.distributed.all_reduce``). :mod:`reelpick.distributed.train` provides one over the
+    process group that Ray Train sets up."""
+
+    rank: int
+    world_size: int
+
+    def all_reduce(self, tensor: torch.Tensor) -> None: ...
+
+
 @contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     old = torch.get_num_threads()
@@ -251,24 +263,56 @@ class SequenceRecommender(Recommender):
     # ------------------------------------------------------------------ fit
     def fit(self, interactions: pd.DataFrame, *, titles: Sequence[str] | None = None,
             title_features: pd.DataFrame | None = None,
-            member_features: pd.DataFrame | None = None) -> SequenceRecommender:
-        """Learn from ``interactions``; see the class docstring for the optional side tables."""
+            member_features: pd.DataFrame | None = None,
+            train_fn: Callable[[SequenceRecommender], None] | None = None
+            ) -> SequenceRecommender:
+        """Learn from ``interactions``; see the class docstring for the optional side tables.
+
+        ``train_fn(model)``, if given, replaces this process's training loop: it receives the
+        prepared model (sequences, vocabularies, network built) and must leave the trained
+        weights in ``model.net_`` and set ``history_`` and ``best_epoch_`` -- e.g. by running
+        :meth:`train_replica` on data-parallel workers
+        (:func:`reelpick.distributed.train.fit_sequence` does it with Ray Train)."""
         self._title_features = title_features
         self._member_features = member_features
+        self._train_fn = train_fn
         try:
             super().fit(interactions, titles=titles)
         finally:
-            del self._title_features, self._member_features
+            del self._title_features, self._member_features, self._train_fn
         return self
 
     def _fit(self, user_items: sp.csr_matrix, interactions: pd.DataFrame) -> None:
         c = self.config
+        train_fn = getattr(self, "_train_fn", None)
         with _torch_threads(c.num_threads):
             torch.manual_seed(c.random_state)
             rng = np.random.default_rng(c.random_state)
             self._prepare(interactions)
             self.net_ = self._build_net()
-            self._train(rng)
+            if train_fn is None:
+                self._train(rng)
+                return
+        del self._train_fn  # the prepared model travels to the workers without the hook
+        try:
+            train_fn(self)
+        finally:
+            self._train_fn = None
+        self.net_.eval()
+
+    def train_replica(self, comm: Communicator | None = None) -> None:
+        """Train a prepared model (as :meth:`fit` does once the data are prepared) as replica
+        ``comm.rank`` of ``comm.world_size``: same seeds and initial weights everywhere, the
+        epoch's batches dealt round-robin (the last ``len % world_size`` dropped), gradients
+        averaged over the replicas after every backward pass, validation NDCG summed over the
+        replicas' shares of the members. With ``comm = None`` (or one replica) this is exactly
+        the training loop of :meth:`fit`: same seed, same weights."""
+        c = self.config
+        with _torch_threads(c.num_threads):
+            torch.manual_seed(c.random_state)
+            rng = np.random.default_rng(c.random_state)
+            self.net_ = self._build_net()
+            self._train(rng, comm)
 
     def _prepare(self, inter: pd.DataFrame) -> None:
         """Ordered sequences, feature codes, side features and the drift table."""
@@ -478,14 +522,21 @@ class SequenceRecommender(Recommender):
         logits = torch.cat([pos[:, None], negs], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
 
-    def _train(self, rng: np.random.Generator) -> None:
+    def _train(self, rng: np.random.Generator, comm: Communicator | None = None) -> None:
         c = self.config
         net = self.net_
+        world = 1 if comm is None else int(comm.world_size)
+        rank = 0 if comm is None else int(comm.rank)
         holdout = c.validation
         windows = self._windows(holdout)
         val_members = np.flatnonzero(np.diff(self.seq_offsets_) >= 3) if holdout else \
             np.zeros(0, np.int64)
-        gen = torch.Generator().manual_seed(c.random_state)
+        if world > 1 and -(-len(windows) // c.batch_size) < world:
+            raise ValueError(f"{-(-len(windows) // c.batch_size)} training batch(es) for "
+                             f"{world} workers: use fewer workers or a smaller batch_size")
+        if rank:  # replicas share the initial weights; dropout and sampling differ
+            torch.manual_seed(c.random_state + rank)
+        gen = torch.Generator().manual_seed(c.random_state + rank)
         log_q = None
         if c.loss == "sampled":
             counts = np.bincount(self.seq_titles_, minlength=len(self.title_vocab_)) + 1.0
@@ -504,20 +555,31 @@ class SequenceRecommender(Recommender):
             order = np.argsort(key, kind="stable")
             batches = [order[i:i + c.batch_size] for i in range(0, len(order), c.batch_size)]
             losses = []
-            for j in rng.permutation(len(batches)):
+            perm = rng.permutation(len(batches))
+            if world > 1:  # every replica takes as many steps: the remainder is dropped
+                perm = perm[:len(perm) // world * world][rank::world]
+            for j in perm:
                 batch = self._batch([windows[i] for i in batches[j]], with_targets=True)
                 with torch.autocast("cpu", dtype=torch.bfloat16,
                                     enabled=c.precision == "bf16"):
                     loss = self._loss(batch, log_q, gen)
                 opt.zero_grad()
                 loss.backward()
+                if comm is not None and world > 1:
+                    _average_gradients(net, comm)
                 opt.step()
                 losses.append(loss.item())
             out_of_time = c.max_seconds is not None and time.perf_counter() - t0 > c.max_seconds
+            if comm is not None and world > 1:  # one decision for every replica
+                flags = torch.tensor([float(out_of_time), float(np.sum(losses)),
+                                      float(len(losses))], dtype=torch.float64)
+                comm.all_reduce(flags)
+                out_of_time = bool(flags[0] > 0)
+                losses = [float(flags[1] / flags[2])]
             last = epoch == c.max_epochs or out_of_time
             ndcg = np.nan
             if len(val_members) and (epoch % c.eval_every == 0 or last):
-                ndcg = self._validate(val_members)
+                ndcg = self._validate(val_members, comm)
                 if ndcg > best:
                     best, bad, self.best_epoch_ = ndcg, 0, epoch
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -536,11 +598,21 @@ class SequenceRecommender(Recommender):
             self.best_epoch_ = int(self.history_[-1, 0])
         net.eval()
 
-    @torch.no_grad()
-    def _validate(self, members: np.ndarray, batch: int = 512) -> float:
+    def _validate(self, members: np.ndarray, comm: Communicator | None = None) -> float:
         """Mean NDCG@10 of each member's last action given the others (full ranking, the
         member's other titles excluded); the request context is the action's own context
-        columns, without its timestamp."""
+        columns, without its timestamp. Replicas (``comm``) each score a share of the members
+        and sum the gains."""
+        if comm is None or comm.world_size == 1:
+            return self._gain_sum(members) / len(members)
+        total = torch.tensor([self._gain_sum(members[comm.rank::comm.world_size])],
+                             dtype=torch.float64)
+        comm.all_reduce(total)
+        return float(total[0]) / len(members)
+
+    @torch.no_grad()
+    def _gain_sum(self, members: np.ndarray, batch: int = 512) -> float:
+        """Sum over ``members`` of the NDCG@10 gain of their last action (see _validate)."""
         self.net_.eval()
         ctx_cols = self.config.context_features
         scores_sum = 0.0
@@ -562,7 +634,7 @@ class SequenceRecommender(Recommender):
             gain = torch.where((rank < 10) & torch.isfinite(t_score),
                                1.0 / torch.log2(rank + 2.0), torch.zeros_like(rank))
             scores_sum += float(gain.sum())
-        return scores_sum / len(members)
+        return scores_sum
 
     def _scores_for(self, members: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                     ctx: torch.Tensor) -> torch.Tensor:
@@ -645,4 +717,22 @@ class SequenceRecommender(Recommender):
         self.net_.eval()
 
 
-__all__ = ["SequenceConfig", "SequenceRecommender"]
+def _average_gradients(net: torch.nn.Module, comm: Communicator) -> None:
+    """Replace every gradient by its mean over the replicas (one flat all-reduce; a parameter
+    without a gradient counts as zero, so every replica takes the same Adam step)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in params])
+    comm.all_reduce(flat)
+    flat /= comm.world_size
+    start = 0
+    for p in params:
+        g = flat[start:start + p.numel()].view_as(p)
+        if p.grad is None:
+            p.grad = g.clone()
+        else:
+            p.grad.copy_(g)
+        start += p.numel()
+
+
+__all__ = ["Communicator", "SequenceConfig", "SequenceRecommender"]
