@@ -75,6 +75,10 @@ def test_invalid_select_and_evaluation(fitted, world, visits, explore_rows):
         replay_take_fraction(explore_rows, p[:-1])
     with pytest.raises(ValueError, match="unknown"):
         evaluate_artwork_policy(explore_rows, p, ["magic"])
+    with pytest.raises(ValueError, match="cluster"):
+        replay_take_fraction(explore_rows, p, cluster="title")
+    with pytest.raises(ValueError, match="cluster"):
+        evaluate_artwork_policy(explore_rows, p, ["ips"], cluster="page")
     with pytest.raises(ValueError, match="reward_hat"):
         evaluate_artwork_policy(explore_rows, p, ["dr"])
     skewed = explore_rows.take(np.arange(100))

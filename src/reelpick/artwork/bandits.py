@@ -21,10 +21,12 @@ exploration rate :math:`\varepsilon` (uniform over the variants), the image prob
 * :class:`ThompsonArtwork`: :math:`(1 - \varepsilon)\,P(a = \arg\max_j X_j) + \varepsilon / n_t`
   with :math:`X_j \sim N(\mu_j, v^2\sigma_j^2)` independent.
 
-Ties go to the lowest variant. Thompson sampling draws each variant's score from its own
-marginal posterior, independently (as :class:`reelpick.policies.ThompsonSamplingPolicy` does
-for titles), so its win probability is a one-dimensional integral, computed to ~1e-10 by
-:func:`~reelpick.artwork.argmax.normal_argmax_probabilities`.
+Ties go to the lowest variant. Thompson sampling scores each variant with its own marginal
+posterior, independently (as :class:`reelpick.policies.ThompsonSamplingPolicy` does for
+titles), so its win probability is a one-dimensional integral, computed within 1e-9 by
+:func:`~reelpick.artwork.argmax.normal_argmax_probabilities` for a whole page at once; the
+shown variant is then drawn from those probabilities (probability matching), so the logged
+propensity is exactly the probability of the draw.
 
 References: L. Li, W. Chu, J. Langford, R. Schapire, "A contextual-bandit approach to
 personalized news article recommendation", WWW 2010 (LinUCB, shared features); S. Agrawal,
@@ -173,10 +175,22 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(mean, sd, valid)``, each ``(n, S, V)``: :math:`\\mu_a`, :math:`\\sigma_a` and
         whether variant ``a`` exists, for every variant of ``titles (n, S)`` (``-1`` = empty)."""
+        mean, sd, valid = self._posterior(member, device, titles, need_sd=True)
+        return mean, sd, valid  # type: ignore[return-value]
+
+    def _posterior(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray, *,
+                   need_sd: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         glob, valid = self.catalog.pad(titles)
         phi = self.history_.features(np.asarray(member), np.asarray(device), glob)
-        mean = phi @ self.theta_
-        q = np.einsum("...d,de,...e->...", phi, self.A_inv_, phi, optimize=True)
+        flat = phi.reshape(-1, phi.shape[-1])                  # one matrix product, not a batch
+        mean = (flat @ self.theta_).reshape(valid.shape)
+        if not need_sd:
+            return mean, None, valid
+        used = flat.any(axis=0)              # e.g. one device's columns of device x theme
+        A_inv = self.A_inv_
+        if 4 * used.sum() < 3 * used.size:
+            flat, A_inv = flat[:, used], A_inv[np.ix_(used, used)]
+        q = np.einsum("ij,ij->i", flat @ A_inv, flat).reshape(valid.shape)
         return mean, np.sqrt(np.maximum(q, 1e-18)), valid
 
     def _base(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
@@ -195,7 +209,7 @@ class EpsilonGreedyArtwork(_LinearArtworkBandit):
         super().__init__(catalog, n_members, epsilon=epsilon, **kw)  # type: ignore[arg-type]
 
     def _base(self, member, device, titles, rng):
-        mean, _, valid = self.posterior(member, device, titles)
+        mean, _, valid = self._posterior(member, device, titles, need_sd=False)
         return _onehot_argmax(np.where(valid, mean, -np.inf), valid), None
 
 
@@ -213,24 +227,26 @@ class LinUCBArtwork(_LinearArtworkBandit):
 
 class ThompsonArtwork(_LinearArtworkBandit):
     """Thompson sampling over a title's images with exact win probabilities (module
-    docstring). ``choose`` samples the scores; the propensity is the integral, not a
-    frequency."""
+    docstring).
+
+    The propensity of variant ``a`` is :math:`P(a = \\arg\\max_j X_j)`, the integral of
+    :func:`~reelpick.artwork.argmax.normal_argmax_probabilities` (within 1e-9). ``select`` draws
+    the variant **from these probabilities** (one uniform number per title, inverse CDF) rather
+    than by sampling the scores and taking the largest: the same distribution up to that
+    tolerance (probability matching, which is what Thompson sampling is), and it makes the
+    logged propensity exactly the probability with which the shown image was drawn."""
 
     name = "artwork-thompson"
 
     def _base(self, member, device, titles, rng):
         mean, sd, valid = self.posterior(member, device, titles)
-        n, S, V = mean.shape
         shown = valid.any(axis=2)
-        probs = np.zeros((n, S, V))
-        sd = self.config.noise * sd
-        mu = np.where(valid, mean, -np.inf)
+        probs = np.zeros(mean.shape)
         if shown.any():
-            probs[shown] = normal_argmax_probabilities(mu[shown], np.where(valid, sd, 1.0)[shown])
-        draw = None
-        if rng is not None:
-            x = mu + sd * rng.standard_normal(mu.shape)
-            draw = np.where(shown, np.argmax(np.where(valid, x, -np.inf), axis=2), 0)
+            mu = np.where(valid, mean, -np.inf)[shown]
+            probs[shown] = normal_argmax_probabilities(
+                mu, np.where(valid, self.config.noise * sd, 1.0)[shown])
+        draw = None if rng is None else _draw(probs, rng.random(shown.shape))
         return probs, draw
 
 
@@ -241,6 +257,17 @@ def _onehot_argmax(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out = np.zeros(score.shape)
     np.put_along_axis(out, best[..., None], 1.0, axis=2)
     return out * valid.any(axis=2, keepdims=True)
+
+
+def _draw(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw from ``probs (..., V)`` with uniforms ``u (...)``: the first variant
+    whose cumulative probability exceeds ``u`` (never one of probability 0; 0 where a row is
+    all zeros)."""
+    cdf = np.cumsum(probs, axis=-1)
+    total = cdf[..., -1:]
+    cdf = cdf / np.where(total > 0, total, 1.0)               # the last entry is exactly 1
+    k = (cdf <= u[..., None]).sum(axis=-1)
+    return np.where(total[..., 0] > 0, np.minimum(k, probs.shape[-1] - 1), 0)
 
 
 def _check_rows(rows: ArtworkRows) -> None:

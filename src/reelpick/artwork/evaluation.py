@@ -19,6 +19,11 @@ Replay (Li et al., WSDM 2011; Netflix's image "replay")
     which is the plain matched play rate when every title has the same number of variants and,
     in general, exactly SNIPS with :math:`w_i = \pi(a_i)/(1/n_i)` (so it is computed by
     :class:`reelpick.ope.SNIPS`, delta-method interval).
+Intervals
+    Cluster-robust by member x title by default (``cluster``; :meth:`ArtworkRows.clusters`):
+    image-explore shows a member the same (sticky) image of a title at every impression, so
+    a pair's impressions are matched or not together and are not independent draws; treating
+    them as independent makes the interval too narrow.
 IPS, SNIPS, DR
     :func:`evaluate_artwork_policy` runs any :mod:`reelpick.ope` estimators with
     ``action`` = variant, ``pscore`` = artwork propensity and ``action_dist`` = the policy's
@@ -73,10 +78,12 @@ def _target(rows: ArtworkRows, target: np.ndarray) -> np.ndarray:
     return p
 
 
-def replay_take_fraction(rows: ArtworkRows, target: np.ndarray, *, alpha: float = 0.05
-                         ) -> Estimate:
+def replay_take_fraction(rows: ArtworkRows, target: np.ndarray, *, alpha: float = 0.05,
+                         cluster: str = "member_title") -> Estimate:
     """Replay estimate of the take fraction of the policy whose image distribution for each
-    logged row is ``target (m, V)`` (module docstring). Needs image-explore logs."""
+    logged row is ``target (m, V)`` (module docstring). Needs image-explore logs. The interval
+    is cluster-robust over ``cluster`` (:meth:`ArtworkRows.clusters`; default: member x
+    title, the unit the sticky image-explore assignment randomises)."""
     if not isinstance(rows, ArtworkRows):
         raise TypeError(f"rows: expected ArtworkRows, got {type(rows).__name__}")
     if len(rows) == 0:
@@ -85,21 +92,22 @@ def replay_take_fraction(rows: ArtworkRows, target: np.ndarray, *, alpha: float 
         raise ValueError("replay needs image-explore logs (pscore = 1 / n_variants on every "
                          "row); use evaluate_artwork_policy (IPS/SNIPS/DR) instead")
     p = _target(rows, target)
-    fb = rows.feedback(p.shape[1])
+    fb = rows.feedback(p.shape[1], cluster=cluster)
     est = SNIPS().estimate_policy_value(fb, p, alpha=alpha)
     return dataclasses.replace(est, estimator="replay")
 
 
 def evaluate_artwork_policy(rows: ArtworkRows, target: np.ndarray,
                             estimators: Sequence[str] = ("replay", "ips", "snips", "dr"), *,
-                            reward_hat: np.ndarray | None = None, alpha: float = 0.05
-                            ) -> dict[str, Estimate]:
+                            reward_hat: np.ndarray | None = None, alpha: float = 0.05,
+                            cluster: str = "member_title") -> dict[str, Estimate]:
     """Take-fraction estimates of an artwork policy from artwork rows.
 
     ``target (m, V)``: the policy's image distribution per row (``selector.row_probabilities``);
     ``estimators``: any of ``replay`` (image-explore logs only), ``ips``, ``snips``, ``dm``,
     ``dr``, ``sndr``; ``reward_hat (m, V)``: predicted play per variant for the model-based
-    ones (e.g. :func:`model_reward_hat` of a bandit fitted on *other* data).
+    ones (e.g. :func:`model_reward_hat` of a bandit fitted on *other* data); ``cluster``: the
+    rows that share randomness (:meth:`ArtworkRows.clusters`; intervals are cluster-robust).
     """
     unknown = sorted(set(estimators) - set(_ESTIMATORS) - {"replay"})
     if unknown:
@@ -107,7 +115,7 @@ def evaluate_artwork_policy(rows: ArtworkRows, target: np.ndarray,
     p = _target(rows, target)
     out: dict[str, Estimate] = {}
     if "replay" in estimators:
-        out["replay"] = replay_take_fraction(rows, p, alpha=alpha)
+        out["replay"] = replay_take_fraction(rows, p, alpha=alpha, cluster=cluster)
     rest = [_ESTIMATORS[e]() for e in estimators if e != "replay"]
     if rest:
         if any(e.needs_reward_hat for e in rest) and reward_hat is None:
@@ -115,7 +123,8 @@ def evaluate_artwork_policy(rows: ArtworkRows, target: np.ndarray,
         rh = None if reward_hat is None else np.asarray(reward_hat, dtype=np.float64)
         if rh is not None and rh.shape != p.shape:
             raise ValueError(f"reward_hat: expected shape {p.shape}, got {rh.shape}")
-        out.update(evaluate_policy(rows.feedback(p.shape[1]), p, rest, rh, alpha=alpha))
+        out.update(evaluate_policy(rows.feedback(p.shape[1], cluster=cluster), p, rest, rh,
+                                   alpha=alpha))
     return {k: out[k] for k in estimators}
 
 

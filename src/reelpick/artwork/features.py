@@ -219,28 +219,35 @@ class ArtworkHistory:
         if member.shape != a.shape[:1] or device.shape != a.shape[:1]:
             raise ValueError(f"member, device: expected shape {a.shape[:1]}, got "
                              f"{member.shape}, {device.shape}")
-        extra = (None,) * (a.ndim - 1)
-        mb = member[(slice(None), *extra)]
+        # written column by column into one array (one-hot blocks by scatter), in the order of
+        # ``feature_names``
+        a = a.reshape(-1)
+        rep = a.size // max(member.size, 1)
+        mb = np.repeat(member, rep)                                  # member of each artwork
         th = cat.theme[a]
         n_th = cat.n_themes
-        eye = np.eye(n_th)
-        e = eye[th]                                                  # (..., n_th)
-        parts = [e]
+        out = np.zeros((a.size, self.dim))
+        i = np.arange(a.size)
+        out[i, th] = 1.0                                             # theme one-hot
+        col = n_th
         if cfg.quality:
-            parts.append(cat.quality[a][..., None])
+            out[:, col] = cat.quality[a]
+            col += 1
         if cfg.community:
-            parts.append(tab.art_lift[a][..., None])
+            out[:, col] = tab.art_lift[a]
+            col += 1
         if cfg.personal:
-            parts.append(e * tab.tau[mb])
-            parts.append(tab.share[mb, th][..., None])
-            parts.append(tab.gtheme[mb, th][..., None])
+            out[i, col + th] = tab.tau[mb, th]                       # e_theme * tau_m
+            col += n_th
+            out[:, col] = tab.share[mb, th]
+            out[:, col + 1] = tab.gtheme[mb, th]
+            col += 2
             if cfg.community:
-                parts.append(tab.clu_lift[tab.cluster[mb], a][..., None])
+                out[:, col] = tab.clu_lift[tab.cluster[mb], a]
+                col += 1
         if cfg.context:
-            d = np.eye(len(DEVICES))[device][(slice(None), *extra)]  # (n, 1.., D)
-            parts.append((d[..., :, None] * e[..., None, :]).reshape(*a.shape, -1))
-        return np.concatenate([np.broadcast_to(p, (*a.shape, p.shape[-1])) for p in parts],
-                              axis=-1)
+            out[i, col + np.repeat(device, rep) * n_th + th] = 1.0   # device x theme one-hot
+        return out.reshape(*np.shape(artwork), self.dim)
 
     def row_features(self, rows: ArtworkRows, tables: HistoryTables | None = None) -> np.ndarray:
         """``(m, d)`` features of logged rows from this history as it stands."""

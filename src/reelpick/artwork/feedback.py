@@ -110,10 +110,28 @@ class ArtworkRows:
         the image-explore mode): what replay needs."""
         return bool(np.allclose(self.pscore * self.n_variants, 1.0, rtol=1e-9, atol=0))
 
-    def feedback(self, max_variants: int | None = None) -> LoggedFeedback:
+    def clusters(self, by: str = "member_title") -> np.ndarray | None:
+        """Cluster ids for cluster-robust intervals: ``"member_title"`` (rows of one member and
+        title: image-explore assigns a sticky image per pair, so they share it), ``"member"``,
+        ``"visit"``, or ``"row"`` (``None``: every row independent)."""
+        if by == "row":
+            return None
+        if by == "visit":
+            return self.visit.astype(np.int64)
+        if by == "member":
+            return self.member.astype(np.int64)
+        if by == "member_title":
+            n_titles = int(self.title.max()) + 1 if len(self) else 1
+            return self.member.astype(np.int64) * n_titles + self.title
+        raise ValueError(f"cluster: use 'member_title', 'member', 'visit' or 'row', got {by!r}")
+
+    def feedback(self, max_variants: int | None = None, *, cluster: str = "row"
+                 ) -> LoggedFeedback:
         """The rows in :mod:`reelpick.ope`'s vocabulary: ``action`` = variant within the title,
         ``reward`` = play, ``pscore`` = artwork propensity (no title term, see the module
-        docstring), ``n_actions = max_variants`` (default: the largest ``n_variants``)."""
+        docstring), ``n_actions = max_variants`` (default: the largest ``n_variants``);
+        ``cluster`` (:meth:`clusters`) becomes ``slate_id``, which makes the intervals of
+        :mod:`reelpick.ope` cluster-robust."""
         k = int(self.n_variants.max()) if max_variants is None else int(max_variants)
         return LoggedFeedback(action=self.variant, reward=self.play.astype(float),
-                              pscore=self.pscore, n_actions=k)
+                              pscore=self.pscore, n_actions=k, slate_id=self.clusters(cluster))
