@@ -20,6 +20,7 @@ import uvicorn
 
 from reelpick.serve import Settings, create_app
 from reelpick.serve.model_dir import TrainConfig, publish
+from tests.serve._pg import pg_server, pg_url  # noqa: F401 - fixtures
 
 with warnings.catch_warnings():  # starlette warns that its TestClient will move to httpx2
     warnings.simplefilter("ignore")
@@ -122,6 +123,8 @@ class ServerProcess:
                     "REELPICK_DATA_DIR": str(settings.data_dir),
                     "REELPICK_API_KEY": API_KEY, "REELPICK_N_ROWS": str(settings.n_rows),
                     "REELPICK_N_POSITIONS": str(settings.n_positions)}
+        if settings.event_log is not None:
+            self.env["REELPICK_EVENT_LOG"] = settings.event_log.get_secret_value()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:

@@ -41,3 +41,36 @@ def test_epsilon_one_explores_every_slot(rng: np.random.Generator) -> None:
 def test_bad_epsilon(rng: np.random.Generator, eps: float) -> None:
     with pytest.raises(ValueError, match="epsilon"):
         epsilon_greedy(np.arange(2), np.arange(2, 5), eps, rng)
+
+
+def test_distinct_draws_are_uniform_and_distinct(rng: np.random.Generator) -> None:
+    from reelpick.serve.exploration import distinct
+
+    for n, k in ((50, 3), (10, 8), (5, 5)):  # rejection (k small) and rng.choice (k large)
+        counts = np.zeros((k, n))
+        for _ in range(4_000):
+            d = distinct(rng, n, k)
+            assert len(set(d.tolist())) == k and (0 <= d).all() and (d < n).all()
+            counts[np.arange(k), d] += 1
+        np.testing.assert_allclose(counts / 4_000, 1 / n, atol=0.035)  # every slot uniform
+    assert len(distinct(rng, 7, 0)) == 0
+    with pytest.raises(ValueError):
+        distinct(rng, 3, 4)
+
+
+def test_distinct_outside_a_bit_set(rng: np.random.Generator) -> None:
+    from reelpick.serve.exploration import distinct_outside, keep_outside
+
+    candidates = np.arange(2, 40)
+    out = np.zeros(64, bool)
+    out[[2, 3, 10, 39]] = True  # excluded: three candidates and the last one
+    bits = np.packbits(out, bitorder="little").tobytes()
+    pool = [v for v in range(2, 40) if not out[v]]
+    counts = np.zeros(64)
+    for _ in range(3_000):
+        d = distinct_outside(rng, candidates, bits, 4)
+        assert d is not None and len(set(d.tolist())) == 4 and not out[d].any()
+        counts[d] += 1
+    np.testing.assert_allclose(counts[pool] / 3_000, 4 / len(pool), atol=0.03)
+    assert keep_outside([2, 5, 5, 3, 6], bits, 2) == [5, 6]
+    assert keep_outside([2, 5, 5], bits, 2) is None

@@ -98,7 +98,7 @@ def test_standardised_scores_match_the_direct_formula(bundle) -> None:
     p = bundle.provider
     u = 3
     k, d, b = p._countries["US"], p._devices["tv"], 20 * p._buckets // 24
-    base, n_base = p._eligible(k, 10**6, CTX.timestamp)
+    base, n_base, _ = p._eligible(k, 10**6, CTX.timestamp)
     g = p._greedy(k, d, b, CTX, base, n_base, u)
     raw = (p._tf @ p._mf[u]).astype(np.float64)
     direct = (raw - raw.mean()) / raw.std() + p.context_weight * p._ctx[k, d, b]
@@ -144,3 +144,151 @@ def test_rendered_json_matches_the_generic_one_and_the_schema(bundle) -> None:
         assert sum(len(row.items) for row in out.rows) == page.n_slots
     nan_page = page.__class__(**{**page.__dict__, "score": np.full(page.n_slots, np.nan)})
     assert json.loads(r.render("x", "m", nan_page, ctx))["rows"][0]["items"][0]["score"] is None
+
+
+def test_batched_pages_equal_single_ones_without_exploration(model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    b = load_bundle(Settings(model_dir=model_dir, data_dir=tmp_path, n_rows=4, n_positions=6,
+                             epsilon=0.0, artwork="first"))
+    p = b.provider
+    requests = [(m, CTX) for m in ("m1", "m2", "nobody", "m1", "m3")]
+    many = p.compose_many(requests, np.random.default_rng(0))
+    for (member, ctx), page in zip(requests, many):
+        one = p.compose(member, ctx, np.random.default_rng(1))
+        page.check()
+        assert list(page.title_ids) == list(one.title_ids)
+        assert list(page.artwork_ids) == list(one.artwork_ids)
+        assert np.array_equal(page.score, one.score) and (page.propensity == 1).all()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_exploration_follows_the_formula(bundle, batch: int) -> None:
+    """Every slot explores with probability epsilon; an explored slot holds a uniform title of
+    the pool E (eligible, not played, not on the greedy page) with propensity eps / |E|."""
+    p, cat = bundle.provider, bundle.catalog
+    rng = np.random.default_rng(5)
+    member = "m1"
+    u = p._members[member]
+    k = cat.countries.index(CTX.country)
+    pool = cat.licensed[k] & (cat.release_ts <= CTX.timestamp)
+    pool[p._seen[p._seen_ptr[u]:p._seen_ptr[u + 1]]] = False
+    greedy = p._entry(member, CTX).titles
+    pool[greedy] = False
+    n_pool = int(pool.sum())
+    assert n_pool == p._entry(member, CTX).n_pool
+    n, n_explored, counts = 0, 0, np.zeros(cat.n_titles)
+    for _ in range(600 // batch):
+        for page in p.compose_many([(member, CTX)] * batch, rng):
+            page.check()
+            idx = np.asarray([cat.title_index[t] for t in page.title_ids])
+            assert np.array_equal(idx, page.title_index)
+            x = np.asarray(page.explored)
+            assert np.array_equal(idx[~x], greedy[~x])
+            n += len(x)
+            n_explored += int(x.sum())
+            counts[idx[x]] += 1
+            prop = np.asarray(page.propensity)
+            np.testing.assert_allclose(prop[~x], 1 - p.epsilon)
+            np.testing.assert_allclose(prop[x], p.epsilon / n_pool)
+    assert abs(n_explored / n - p.epsilon) < 4 * np.sqrt(p.epsilon * (1 - p.epsilon) / n)
+    assert counts[~pool].sum() == 0  # only pool titles are drawn
+    observed = counts[pool]
+    expected = n_explored / n_pool
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    dof = n_pool - 1
+    assert chi2 < dof + 6 * np.sqrt(2 * dof), (chi2, dof)
+
+
+def test_explored_propensity_is_epsilon_over_the_pool(bundle) -> None:
+    p, cat = bundle.provider, bundle.catalog
+    member = "m2"
+    u = p._members[member]
+    k = cat.countries.index(CTX.country)
+    eligible = cat.licensed[k] & (cat.release_ts <= CTX.timestamp)
+    eligible[p._seen[p._seen_ptr[u]:p._seen_ptr[u + 1]]] = False
+    rng = np.random.default_rng(9)
+    for page in p.compose_many([(member, CTX)] * 50, rng):
+        x = np.asarray(page.explored)
+        if x.any():
+            n_pool = int(eligible.sum()) - page.n_slots
+            np.testing.assert_allclose(np.asarray(page.propensity)[x], p.epsilon / n_pool)
+            return
+    pytest.fail("no slot explored in 50 pages")
+
+
+def test_explored_slots_show_the_blend_score(bundle) -> None:
+    p = bundle.provider
+    k, d, b = p._countries["US"], p._devices["tv"], 20 * p._buckets // 24
+    base, n_base, _ = p._eligible(k, 10**6, CTX.timestamp)
+    u = p._members["m3"]
+    blend = p._greedy(k, d, b, CTX, base, n_base, u).blend
+    for page in p.compose_many([("m3", CTX)] * 20, np.random.default_rng(2)):
+        x = np.asarray(page.explored)
+        t = np.asarray(page.title_index)
+        np.testing.assert_allclose(page.score[x], blend[t[x]], rtol=1e-5, atol=1e-5)
+        top = ~x & (np.asarray(page.row_index) == 0)  # "Top picks": the blend order
+        np.testing.assert_array_equal(page.score[top], blend[t[top]])
+
+
+def test_member_pages_are_cached_least_recently_used_first(model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from reelpick.serve.default_provider import EpsilonGreedyProvider
+    from reelpick.serve.model_dir import read_manifest
+
+    version = read_manifest(model_dir)
+    p = EpsilonGreedyProvider.from_dir(model_dir / version["path"], version="v", n_rows=4,
+                                       n_positions=6, page_cache=2)
+    rng = np.random.default_rng(0)
+    for m in ("m1", "m2", "m1", "m3"):
+        p.compose(m, CTX, rng)
+    assert [key[0] for key in p._page_cache] == [p._members["m1"], p._members["m3"]]
+    other_hour = PageContext("tv", "US", 9, 5, CTX.timestamp)
+    p.compose("m1", other_hour, rng)  # another context: another entry
+    assert len(p._page_cache) == 2
+
+
+def test_batched_rendering_equals_single_pages_and_the_generic_json(model_dir: Path,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import json
+
+    from reelpick.serve.provider import Page
+    from reelpick.serve.render import PageRenderer
+
+    by_index = []
+    page_by_index = PageRenderer._page_by_index
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        by_index.append(1)
+        return page_by_index(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageRenderer, "_page_by_index", spy)
+    for artwork, epsilon in (("random", 0.05), ("random", 0.3), ("first", 0.05)):
+        b = load_bundle(Settings(model_dir=model_dir, data_dir=tmp_path, n_rows=4,
+                                 n_positions=6, epsilon=epsilon, artwork=artwork))
+        r = b.renderer
+        pages = b.provider.compose_many([(m, CTX) for m in ("m1", "m2", "nobody", "m4")] * 3,
+                                        np.random.default_rng(3))
+        odd = pages[0]
+        pages += [
+            Page.single_row(["t0", "t1"], [b.catalog.artwork_ids[0],
+                                           b.catalog.artwork_ids[b.catalog.art_offset[1]]]),
+            odd.__class__(**{**odd.__dict__, "score": np.full(odd.n_slots, np.nan),
+                             "score_text": None}),
+            odd.__class__(**{**odd.__dict__, "score": np.full(odd.n_slots, np.inf),
+                             "score_text": [b"null"] * odd.n_slots}),
+            odd.__class__(**{**odd.__dict__, "score_text": None}),  # formatted here
+            odd.__class__(**{**odd.__dict__,  # rows out of order: the per-slot path
+                             "row_index": odd.row_index[::-1].copy(),
+                             "position": odd.position[::-1].copy()}),
+            odd.__class__(**{**odd.__dict__, "artwork_index": None}),
+            odd.__class__(**{**odd.__dict__,
+                             "propensity": np.linspace(0.1, 1.0, odd.n_slots)}),
+        ]
+        ctx = {"device": "tv", "country": "US", "hour": 20, "day_of_week": 5, "timestamp": 1}
+        items = [(f"{i:032x}", f"m{i}", page, ctx) for i, page in enumerate(pages)]
+        batch = r.render_many(items)
+        for item, body in zip(items, batch):
+            assert body == r.render(*item)
+            assert json.loads(body) == json.loads(r._generic(*item))
+    assert len(by_index) > 20  # the path by index ran, not only the fallbacks

@@ -12,12 +12,14 @@ its writer; at shutdown it commits what is queued and closes the log. Tests swap
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from reelpick.serve import errors
 from reelpick.serve.bundle import BundleLoader, load_bundle, prepared
@@ -39,6 +41,51 @@ def limit_threads(n: int = 1) -> None:
     threadpool_limits(n)
 
 
+def open_event_log(settings: Settings) -> EventStore:
+    """The event log the settings name: PostgreSQL when ``event_log`` is set
+    (:class:`~reelpick.serve.pgstore.PostgresEventStore`, same interface), else the SQLite file
+    at ``settings.db_path``."""
+    if settings.event_log is not None:
+        from reelpick.serve.pgstore import PostgresEventStore
+
+        return PostgresEventStore(  # type: ignore[return-value]
+            settings.event_log.get_secret_value(), group_commit=settings.group_commit,
+            max_jobs=settings.commit_max_jobs, delay_s=settings.commit_delay_ms / 1000.0)
+    return EventStore(settings.db_path, group_commit=settings.group_commit,
+                      max_jobs=settings.commit_max_jobs,
+                      delay_s=settings.commit_delay_ms / 1000.0,
+                      synchronous=settings.synchronous)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with a fast path in front of its middleware stack: ``fast_path(scope, receive,
+    send)`` answers what it can (``True``), else the request goes through the framework. Not
+    taken while FastAPI's own OpenTelemetry instrumentation is on, so traced requests stay
+    traced."""
+
+    fast_path: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+    _tracing: tuple[float, bool] = (-1.0, False)  # (when checked, whether on)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and not self._traced(scope) and (
+                await fast(scope, receive, send)):
+            return
+        await super().__call__(scope, receive, send)
+
+    def _traced(self, scope: Scope) -> bool:
+        """Whether FastAPI's telemetry would trace this request (looked up once a second)."""
+        if "fastapi.telemetry" in scope:
+            return True
+        now = time.monotonic()
+        checked, on = self._tracing
+        if now - checked > 1.0:
+            telemetry = getattr(self, "_native_telemetry", None)
+            on = telemetry is not None and bool(telemetry.enabled())
+            self._tracing = (now, on)
+        return on
+
+
 def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
                store: EventStore | None = None, metrics: Metrics | None = None) -> FastAPI:
     """Build the service. Nothing is loaded or opened until the app starts (lifespan).
@@ -48,8 +95,8 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
     settings : the configuration (e.g. ``Settings()`` reads ``REELPICK_*`` variables).
     loader : builds the :class:`~reelpick.serve.bundle.ModelBundle` (catalogue + provider) at
         start-up and on every reload; the default reads ``settings.model_dir``.
-    store : an event log to use (the caller then owns it and closes it); default: a new
-        :class:`EventStore` at ``settings.db_path``.
+    store : an event log to use (the caller then owns it and closes it); default: a new one,
+        :func:`open_event_log` (SQLite at ``settings.db_path``, or PostgreSQL).
     metrics : a :class:`Metrics` registry (default: a new one per app).
     """
     metrics = metrics or Metrics()
@@ -59,10 +106,7 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
         limit_threads(1)
         bundle = await anyio.to_thread.run_sync(lambda: prepared(loader(settings)))
         own = store is None
-        log = store or EventStore(settings.db_path, group_commit=settings.group_commit,
-                                  max_jobs=settings.commit_max_jobs,
-                                  delay_s=settings.commit_delay_ms / 1000.0,
-                                  synchronous=settings.synchronous)
+        log = store or await anyio.to_thread.run_sync(open_event_log, settings)
         log.on_commit = metrics.on_commit
         metrics.track_queue(log.queue_depth)
         log.start()
@@ -73,7 +117,7 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
             if own:
                 await anyio.to_thread.run_sync(log.close)
 
-    app = FastAPI(
+    app = ServiceApp(
         title="reelpick",
         summary="Personalised home pages with exact propensities and a durable event log.",
         version="1",
@@ -86,6 +130,8 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # well-formed home page requests skip the framework (same answer; invalid ones reach it)
+    app.fast_path = homepage.HomepageFastPath(lambda: getattr(app.state, "service", None))
     return app
 
 

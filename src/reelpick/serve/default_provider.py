@@ -13,9 +13,15 @@ Rows: "Top picks for you" (blend; "Popular in K now" when cold), "Popular on D a
 (context), then one row per genre in order of the member's affinity (the genre mass of the top
 blend titles), and "More for you" when genres run out. Titles already played by the member, not
 licensed in the country, or not yet released are never shown; a title appears once per page.
-Exploration: :func:`reelpick.serve.exploration.epsilon_greedy` over the greedy page with the pool
-of all other eligible titles. Artwork: uniform over the title's variants (``artwork="random"``,
-propensity ``1 / n_variants``) or its first variant (``"first"``, propensity 1).
+Exploration: every slot explores with probability ``epsilon``, exploring slots taking distinct
+titles uniformly from the pool of all other eligible titles (the formula of
+:func:`reelpick.serve.exploration.explore`, vectorised over the slots of several pages).
+Artwork: uniform over the title's variants (``artwork="random"``, propensity
+``1 / n_variants``) or its first variant (``"first"``, propensity 1).
+
+The greedy page is a deterministic function of (member, country, device, hour, release window)
+and the model, so it is cached per such key (least recently used out first, ``page_cache``
+entries of ~3.5 kB); only exploration and artwork are drawn per request.
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
+from pydantic_core import to_json
 
 from reelpick.serve.catalog import Catalog
-from reelpick.serve.exploration import epsilon_greedy
+from reelpick.serve.exploration import distinct, distinct_outside, keep_outside
 from reelpick.serve.provider import Page, PageContext
 
 _SMOOTH = 20.0
@@ -71,12 +82,14 @@ class EpsilonGreedyProvider:
     member: the weighted context scores and their order per (country, device, hour bucket), the
     moments of the title factors (so the ALS scores are standardised from a 64-d quadratic form
     instead of two passes over the catalogue), each genre's titles, and, per country and release
-    window, the eligible titles; cold-start pages' greedy rows are cached per context.
+    window, the eligible titles. Greedy pages are cached: cold-start ones per context, known
+    members' per (member, context), the ``page_cache`` most recently used (0: no member cache).
     """
 
     def __init__(self, catalog: Catalog, als: FactorModel, context_counts: dict[str, np.ndarray], *,
                  version: str, n_rows: int = 10, n_positions: int = 20, epsilon: float = 0.1,
-                 context_weight: float = 0.5, artwork: str = "random") -> None:
+                 context_weight: float = 0.5, artwork: str = "random",
+                 page_cache: int = 8192) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon: must be in [0, 1], got {epsilon!r}")
         if artwork not in ("random", "first"):
@@ -92,8 +105,12 @@ class EpsilonGreedyProvider:
         self._seen_ptr, self._seen = als.seen_indptr, als.seen_indices
         self._mf, self._tf = als.member_factors, als.title_factors
         self._n_variants = np.diff(catalog.art_offset)
+        self._art_offset = np.ascontiguousarray(catalog.art_offset[:-1])
+        self._art_p = 1.0 / self._n_variants  # uniform artwork: P(variant | title)
         self._ctx = self._context_scores(context_counts)
         self._ctx_w = (np.float32(context_weight) * self._ctx).astype(np.float32)
+        # (country, device, bucket) flattened: row (k * D + d) * B + b (see _ctx_row)
+        self._ctx_w_rows = self._ctx_w.reshape(-1, catalog.n_titles)
         self._devices = {d: i for i, d in enumerate(catalog.devices)}
         self._countries = {c: i for i, c in enumerate(catalog.countries)}
         self._buckets = context_counts["device_hour"].shape[1]
@@ -107,9 +124,14 @@ class EpsilonGreedyProvider:
         self._genre_titles = [np.flatnonzero(m) for m in catalog.genre_mask]
         self._genre_total = 1e-3 * catalog.genre_mask.sum(axis=1)
         self._release_sorted = np.unique(catalog.release_ts)
-        self._eligible_cache: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
-        self._cold_cache: dict[tuple[int, int, str, int], _Greedy] = {}
+        self._window = (0, 0, 0)  # [lo, hi): the release window of the last page
+        self._eligible_cache: dict[tuple[int, int], tuple[np.ndarray, int, np.ndarray]] = {}
+        self._cold_cache: dict[tuple[int, str, int, int], _Greedy] = {}
+        self._page_cache: OrderedDict[tuple[int, int, str, int, int], _Greedy] = OrderedDict()
+        self._page_cache_size = page_cache
         self._order_cache: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._layouts: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._strings: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -138,33 +160,79 @@ class EpsilonGreedyProvider:
 
     # ------------------------------------------------------------------ compose
     def compose(self, member_id: str, context: PageContext, rng: np.random.Generator) -> Page:
+        return self._explore_many([self._entry(member_id, context)], rng)[0]
+
+    def compose_many(self, requests: Sequence[tuple[str, PageContext]],
+                     rng: np.random.Generator) -> list[Page]:
+        """:meth:`compose` for several ``(member_id, context)`` at once: one vectorised
+        exploration and artwork pass over all their slots (numpy's per-call cost, not the
+        slots, dominates a page). Each page has the distribution :meth:`compose` gives it."""
+        return self._explore_many([self._entry(m, c) for m, c in requests], rng)
+
+    def _entry(self, member_id: str, context: PageContext) -> _Greedy:
+        """The greedy page of ``member_id`` in ``context``, from the caches or built."""
         k = self._countries[context.country]
-        d = self._devices.get(context.device, 0)
-        b = min(context.hour * self._buckets // 24, self._buckets - 1)
-        window = int(np.searchsorted(self._release_sorted, context.timestamp, side="right"))
-        base, n_base = self._eligible(k, window, context.timestamp)
+        lo, hi, window = self._window
+        if not lo <= context.timestamp < hi:
+            window = self._release_window(context.timestamp)
         u = self._members.get(member_id, -1)
         if u >= 0:
-            return self._explore(self._greedy(k, d, b, context, base, n_base, u), rng)
-        key = (k, window, context.device, context.hour)
-        g = self._cold_cache.get(key)
+            key = (u, k, context.device, context.hour, window)
+            g = self._page_cache.get(key) if self._page_cache_size else None
+            if g is None:
+                g = self._greedy_for(k, window, context, u)
+                if self._page_cache_size:
+                    with self._lock:
+                        self._page_cache[key] = g
+                        if len(self._page_cache) > self._page_cache_size:
+                            self._page_cache.popitem(last=False)
+            else:
+                with self._lock:
+                    if key in self._page_cache:
+                        self._page_cache.move_to_end(key)
+            return g
+        ckey = (k, context.device, context.hour, window)
+        g = self._cold_cache.get(ckey)
         if g is None:
-            g = self._greedy(k, d, b, context, base, n_base, -1)
+            g = self._greedy_for(k, window, context, -1)
             with self._lock:
                 if len(self._cold_cache) >= 4096:
                     self._cold_cache.clear()
-                self._cold_cache[key] = g
-        return self._explore(g, rng)
+                self._cold_cache[ckey] = g
+        return g
 
-    def _eligible(self, k: int, window: int, timestamp: int) -> tuple[np.ndarray, int]:
-        """Titles licensed in country ``k`` and released by ``timestamp`` (read-only, cached per
-        country and release window: ``window`` distinct release times have passed)."""
+    def _release_window(self, timestamp: int) -> int:
+        """How many distinct release times have passed at ``timestamp`` (the last answer's
+        time range is kept: a page then needs no search)."""
+        r = self._release_sorted
+        window = int(np.searchsorted(r, timestamp, side="right"))
+        lo = int(r[window - 1]) if window > 0 else -(2**63)
+        hi = int(r[window]) if window < len(r) else 2**63
+        self._window = (lo, hi, window)
+        return window
+
+    def _greedy_for(self, k: int, window: int, context: PageContext, u: int) -> _Greedy:
+        """The greedy page of member ``u`` (-1: cold start) in ``context``, without its full
+        score vector (what the caches keep)."""
+        d = self._devices.get(context.device, 0)
+        b = min(context.hour * self._buckets // 24, self._buckets - 1)
+        base, n_base, candidates = self._eligible(k, window, context.timestamp)
+        g = self._greedy(k, d, b, context, base, n_base, u, candidates)
+        return g if u < 0 else replace(g, blend=None)
+
+    def _eligible(self, k: int, window: int, timestamp: int
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
+        """Titles licensed in country ``k`` and released by ``timestamp``: mask, count and
+        indices (read-only, cached per country and release window: ``window`` distinct release
+        times have passed)."""
         key = (k, window)
         hit = self._eligible_cache.get(key)
         if hit is None:
             mask = self.catalog.licensed[k] & (self.catalog.release_ts <= timestamp)
+            idx = np.flatnonzero(mask)
             mask.flags.writeable = False
-            hit = (mask, int(mask.sum()))
+            idx.flags.writeable = False
+            hit = (mask, len(idx), idx)
             with self._lock:
                 if len(self._eligible_cache) >= 1024:
                     self._eligible_cache.clear()
@@ -188,8 +256,9 @@ class EpsilonGreedyProvider:
         return hit[1]
 
     def _greedy(self, k: int, d: int, b: int, context: PageContext, base: np.ndarray,
-                n_base: int, u: int) -> _Greedy:
-        """The greedy rows (before exploration) for member ``u`` (-1: cold start)."""
+                n_base: int, u: int, candidates: np.ndarray | None = None) -> _Greedy:
+        """The greedy rows (before exploration) for member ``u`` (-1: cold start); ``base``:
+        the eligible titles (mask, count ``n_base`` and indices ``candidates``)."""
         cat = self.catalog
         P = self.n_positions
         ctx = self._ctx[k, d, b]
@@ -207,8 +276,9 @@ class EpsilonGreedyProvider:
             xd = x.astype(np.float64)
             var = float(xd @ self._tf_cov @ xd)
             sd = math.sqrt(var) if var > 0 else 1.0
-            blend -= np.float32(xd @ self._tf_mean)
-            blend *= np.float32(1.0 / sd)
+            shift, scale = float(xd @ self._tf_mean), 1.0 / sd
+            blend -= np.float32(shift)
+            blend *= np.float32(scale)
             blend += self._ctx_w[k, d, b]
             seen = self._seen[self._seen_ptr[u]:self._seen_ptr[u + 1]]
             eligible = base.copy()
@@ -265,32 +335,203 @@ class EpsilonGreedyProvider:
             add("More for you", "next best matches", top_blend, blend)
             if len(rows) == before:
                 break
-        return _Greedy.build(rows, eligible, used, blend, cold)
-
-    def _explore(self, g: _Greedy, rng: np.random.Generator) -> Page:
-        cat = self.catalog
-        pool = g.pool if g.pool is not None else np.flatnonzero(g.eligible & ~g.used)
-        titles, prop, explored = epsilon_greedy(g.titles, pool, self.epsilon, rng)
-        score = np.where(explored, g.blend[titles], g.score) if explored.any() else g.score
-        nv = self._n_variants[titles]
-        if self.artwork == "random":
-            variant = (rng.random(len(titles)) * nv).astype(np.int64)
-            art_p = 1.0 / nv
+        labels = tuple(self._intern(r[0]) for r in rows)
+        reasons = tuple(self._intern(r[1]) for r in rows)
+        lens = tuple(len(r[2]) for r in rows)
+        layout = self._layouts.get(lens)
+        if layout is None:
+            layout = _layout(lens)
+            with self._lock:
+                if len(self._layouts) >= 1024:
+                    self._layouts.clear()
+                self._layouts[lens] = layout
+        if rows:
+            titles = np.concatenate([r[2] for r in rows]).astype(np.int32)
+            score = np.concatenate([r[3] for r in rows]).astype(np.float32)
         else:
-            variant = np.zeros(len(titles), dtype=np.int64)
-            art_p = np.ones(len(titles))
-        art = cat.artwork_ids[cat.art_offset[titles] + variant]
-        return Page(
-            title_ids=cat.title_ids[titles].tolist(), artwork_ids=art.tolist(),
-            row_index=g.row_index, position=g.position, propensity=prop,
-            artwork_propensity=art_p, score=score.astype(np.float64), explored=explored,
-            row_labels=g.labels, row_reasons=g.reasons, cold_start=g.cold)
+            titles, score = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        pool = np.flatnonzero(eligible & ~used).astype(np.int32) if cold else None
+        for a in (titles, score) + ((pool,) if cold else ()):
+            a.flags.writeable = False  # type: ignore[union-attr]
+        n_pool = n_eligible - len(titles)  # the greedy titles are distinct and eligible
+        ctx_row = (k * self._ctx.shape[1] + d) * self._ctx.shape[2] + b
+        if candidates is None:
+            candidates = np.flatnonzero(base)
+        text = _json_numbers(score)
+        if cold:
+            return _Greedy(titles, *layout, score, labels, reasons, True, n_pool, base,
+                           candidates, _NONE, pool, blend, -1, 0.0, 1.0, ctx_row, b"", text)
+        out = np.zeros(cat.n_titles, dtype=bool)
+        out[seen] = True
+        out[titles] = True
+        excluded = np.packbits(out, bitorder="little").tobytes()
+        return _Greedy(titles, *layout, score, labels, reasons, False, n_pool, base,
+                       candidates, seen, None, blend, u, shift, scale, ctx_row, excluded, text)
+
+    def _intern(self, text: str) -> str:
+        """One string object per distinct row label or reason (cached pages share them)."""
+        out = self._strings.get(text)
+        if out is None:
+            with self._lock:
+                if len(self._strings) >= 65_536:
+                    self._strings.clear()
+                out = self._strings.setdefault(text, text)
+        return out
+
+    def _draw(self, g: _Greedy, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``k`` distinct titles drawn uniformly from the exploration pool ``E`` (eligible, not
+        played, not on the greedy page), in draw order."""
+        if g.pool is not None:
+            return g.pool[distinct(rng, len(g.pool), k)]
+        if 2 * g.n_pool >= len(g.candidates):  # most candidates are in E: draw and reject
+            got = distinct_outside(rng, g.candidates, g.excluded, k)
+            if got is not None:
+                return got
+        mask = g.base.copy()
+        mask[g.seen] = False
+        mask[g.titles] = False
+        pool = np.flatnonzero(mask)
+        return pool[distinct(rng, len(pool), k)]
+
+    def _scores(self, g: _Greedy, titles: np.ndarray) -> np.ndarray:
+        """The blend scores of ``titles`` (float32), computed as :meth:`_greedy` does for the
+        whole catalogue."""
+        if g.blend is not None and g.member < 0:
+            return g.blend[titles]
+        s = np.einsum("ij,ij->i", self._tf[titles], self._mf[np.full(len(titles), g.member)])
+        s -= np.float32(g.shift)
+        s *= np.float32(g.scale)
+        s += self._ctx_w_rows[g.ctx_row, titles]
+        return s
+
+    def _draw_many(self, items: list[tuple[_Greedy, int]], rng: np.random.Generator
+                   ) -> list[np.ndarray]:
+        """:meth:`_draw` for several pages: pages that draw by rejection from the same
+        candidates share one call to the generator (each page its own i.i.d. draws)."""
+        out: list[np.ndarray | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for i, (g, k) in enumerate(items):
+            if g.pool is None and 2 * g.n_pool >= len(g.candidates):
+                groups.setdefault(id(g.candidates), []).append(i)
+            else:
+                out[i] = self._draw(g, k, rng)
+        for idx in groups.values():
+            cand = items[idx[0]][0].candidates
+            sizes = [2 * items[i][1] + 4 for i in idx]
+            draws = cand[rng.integers(0, len(cand), size=sum(sizes))].tolist()
+            at = 0
+            for i, m in zip(idx, sizes):
+                g, k = items[i]
+                kept = keep_outside(draws[at:at + m], g.excluded, k)
+                at += m
+                # too many rejected: draw again, independently (still uniform)
+                out[i] = (np.asarray(kept, dtype=np.int64) if kept is not None
+                          else self._draw(g, k, rng))
+        return out  # type: ignore[return-value]
+
+    def _explore_many(self, gs: list[_Greedy], rng: np.random.Generator) -> list[Page]:
+        """Explore the greedy pages ``gs`` (:func:`~reelpick.serve.exploration.explore`'s
+        formula, slot by slot) and draw their artwork, all slots in one pass."""
+        cat = self.catalog
+        eps = self.epsilon
+        bounds = [0, *accumulate(len(g.titles) for g in gs)]
+        N = bounds[-1]
+        if len(gs) == 1:
+            titles = gs[0].titles.astype(np.int64)
+            score = gs[0].score.astype(np.float64)
+        else:
+            titles = np.concatenate([g.titles for g in gs], dtype=np.int64)
+            score = np.concatenate([g.score for g in gs], dtype=np.float64)
+        u = rng.random(2 * N)  # exploration coins, then artwork draws
+        explored = u[:N] < eps
+        prop = np.full(N, 1.0 - eps)
+        for b, g in enumerate(gs):
+            if not (eps > 0.0 and g.n_pool >= len(g.titles)):  # greedy page, propensity 1
+                explored[bounds[b]:bounds[b + 1]] = False
+                prop[bounds[b]:bounds[b + 1]] = 1.0
+        xi = np.flatnonzero(explored)
+        texts = [g.score_text.split(b",") if len(g.titles) else [] for g in gs]
+        if len(xi):
+            xl = xi.tolist()
+            spans: list[tuple[int, int, int]] = []
+            j = 0
+            for b in range(len(gs)):
+                hi = bisect_left(xl, bounds[b + 1], j)
+                if hi > j:
+                    spans.append((b, j, hi))
+                j = hi
+            drawn = self._draw_many([(gs[b], hi - lo) for b, lo, hi in spans], rng)
+            new = np.concatenate(drawn) if len(drawn) > 1 else drawn[0]
+            titles[xi] = new
+            sg = [gs[b] for b, _, _ in spans]
+            counts = [hi - lo for _, lo, hi in spans]
+            prop[xi] = np.repeat([eps / g.n_pool for g in sg], counts)
+            if all(g.member >= 0 for g in sg):  # blend scores of all drawn titles at once
+                s = np.einsum("ij,ij->i", self._tf[new],
+                              self._mf[np.repeat([g.member for g in sg], counts)])
+                s -= np.repeat(np.array([g.shift for g in sg], np.float32), counts)
+                s *= np.repeat(np.array([g.scale for g in sg], np.float32), counts)
+                s += self._ctx_w_rows[np.repeat([g.ctx_row for g in sg], counts), new]
+                score[xi] = s
+            else:
+                for (_, lo, hi), g, d in zip(spans, sg, drawn):
+                    score[xi[lo:hi]] = self._scores(g, d)
+            drawn_text = _json_numbers(score[xi]).split(b",")
+            for b, lo, hi in spans:
+                page_text, first = texts[b], bounds[b]
+                for j in range(lo, hi):
+                    page_text[xl[j] - first] = drawn_text[j]
+        if self.artwork == "random":
+            art_idx = self._art_offset[titles] + (u[N:] * self._n_variants[titles]).astype(
+                np.int64)
+            art_p = self._art_p[titles]
+        else:
+            art_idx = self._art_offset[titles]
+            art_p = np.ones(N)
+        title_ids = cat.title_ids[titles]
+        artwork_ids = cat.artwork_ids[art_idx]
+        pages = []
+        for b, g in enumerate(gs):
+            lo, hi = bounds[b], bounds[b + 1]
+            pages.append(Page(
+                title_ids=title_ids[lo:hi], artwork_ids=artwork_ids[lo:hi],
+                row_index=g.row_index, position=g.position, propensity=prop[lo:hi],
+                artwork_propensity=art_p[lo:hi], score=score[lo:hi], explored=explored[lo:hi],
+                row_labels=g.labels, row_reasons=g.reasons, cold_start=g.cold,
+                title_index=titles[lo:hi], artwork_index=art_idx[lo:hi],
+                score_text=texts[b]))
+        return pages
 
 
-@dataclass(frozen=True, eq=False)
+_NONE = np.zeros(0, dtype=np.int64)
+_NONE.flags.writeable = False
+
+
+def _json_numbers(a: np.ndarray) -> bytes:
+    """``a``'s values as JSON numbers (shortest round trip; ``null`` when not finite),
+    comma-separated: one Rust call (``pydantic_core.to_json``) for the whole array."""
+    return to_json(np.asarray(a, dtype=np.float64).tolist(), inf_nan_mode="null")[1:-1]
+
+
+def _layout(lens: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Row index and position of every slot for rows of ``lens`` slots (read-only)."""
+    row_index = np.repeat(np.arange(len(lens), dtype=np.int32), lens)
+    position = (np.concatenate([np.arange(n, dtype=np.int32) for n in lens]) if lens
+                else np.zeros(0, np.int32))
+    row_index.flags.writeable = position.flags.writeable = False
+    return row_index, position
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class _Greedy:
-    """Greedy rows before exploration, flattened to slot arrays (read-only; cold-start ones are
-    shared between requests). ``pool`` is precomputed for cold pages only."""
+    """Greedy rows before exploration, flattened to slot arrays (read-only, shared between the
+    requests that hit the cache), and what exploration needs: the pool size ``n_pool``; the
+    pool itself (cold pages) or how to draw from it (``base``/``candidates``, mask and indices
+    of the eligible titles before the member's played ones, ``seen``, which are excluded with
+    the greedy titles); the scores of
+    other titles: ``blend`` (every title; cold pages: the context scores) or the member and the
+    standardisation (``shift``, ``scale``, ``ctx_row``) to compute them (cached member pages keep
+    no catalogue-sized array of their own)."""
 
     titles: np.ndarray
     row_index: np.ndarray
@@ -298,30 +539,19 @@ class _Greedy:
     score: np.ndarray
     labels: tuple[str, ...]
     reasons: tuple[str, ...]
-    eligible: np.ndarray
-    used: np.ndarray
-    blend: np.ndarray
     cold: bool
+    n_pool: int
+    base: np.ndarray
+    candidates: np.ndarray
+    seen: np.ndarray
     pool: np.ndarray | None
-
-    @classmethod
-    def build(cls, rows: list[tuple[str, str, np.ndarray, np.ndarray]], eligible: np.ndarray,
-              used: np.ndarray, blend: np.ndarray, cold: bool) -> _Greedy:
-        if rows:
-            titles = np.concatenate([r[2] for r in rows])
-            lens = [len(r[2]) for r in rows]
-            row_index = np.repeat(np.arange(len(rows), dtype=np.int32), lens)
-            position = np.concatenate([np.arange(n, dtype=np.int32) for n in lens])
-            score = np.concatenate([r[3] for r in rows]).astype(np.float64)
-        else:
-            titles = np.zeros(0, dtype=np.int64)
-            row_index = position = np.zeros(0, np.int32)
-            score = np.zeros(0)
-        pool = np.flatnonzero(eligible & ~used) if cold else None
-        for a in (titles, row_index, position, score, used) + ((pool,) if cold else ()):
-            a.flags.writeable = False  # type: ignore[union-attr]
-        return cls(titles, row_index, position, score, tuple(r[0] for r in rows),
-                   tuple(r[1] for r in rows), eligible, used, blend, cold, pool)
+    blend: np.ndarray | None
+    member: int
+    shift: float
+    scale: float
+    ctx_row: int  # (country, device, bucket) as a row of the flattened context scores
+    excluded: bytes  # bit set of the seen and greedy titles (what the pool leaves out)
+    score_text: bytes  # the greedy scores as JSON numbers, comma-separated
 
 
 def _top(score: np.ndarray, eligible: np.ndarray, m: int) -> np.ndarray:

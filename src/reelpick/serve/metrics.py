@@ -43,6 +43,27 @@ class Metrics:
         self.reloads = Counter("reelpick_model_reloads", "Model reloads by result",
                                ["result"], registry=r)
 
+        # label children looked up once (``labels()`` validates and locks on every call)
+        self._pages = {cold: self.pages.labels("true" if cold else "false")
+                       for cold in (False, True)}
+        self._routes: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def page_served(self, cold_start: bool, n_slots: int) -> None:
+        """Count a home page and its logged slots."""
+        self._pages[cold_start].inc()
+        self.impressions.inc(n_slots)
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and observe its latency."""
+        key = (method, route, status)
+        hit = self._routes.get(key)
+        if hit is None:
+            hit = (self.requests.labels(method, route, str(status)), self.latency.labels(route))
+            if len(self._routes) < 10_000:
+                self._routes[key] = hit
+        hit[0].inc()
+        hit[1].observe(seconds)
+
     def on_commit(self, n_jobs: int, seconds: float) -> None:
         self.commit_jobs.observe(n_jobs)
         self.commit_seconds.observe(seconds)

@@ -110,5 +110,4 @@ class MetricsMiddleware:
             name = getattr(route, "path", None) or "unmatched"
             if name.startswith("/static"):
                 name = "/static"
-            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+            self.metrics.request(scope["method"], name, status, time.perf_counter() - t0)

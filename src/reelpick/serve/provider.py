@@ -14,6 +14,12 @@ Slot arrays (``S`` shown slots, in row-major order): ``title_ids (S,)``, ``artwo
 ``row_index (S,)`` into ``row_labels``, ``position (S,)`` within the row, ``propensity (S,)``,
 ``artwork_propensity (S,)``, ``score (S,)`` (the ranking score, for the explain view) and
 ``explored (S,)`` (``True`` where the slot was filled by exploration rather than the ranking).
+Optionally ``title_index (S,)`` and ``artwork_index (S,)``: the same titles and artworks as
+positions in the bundle catalogue's ``title_ids`` / ``artwork_ids`` (a provider that has them
+passes them on; the service then serialises the page by index instead of looking ids up), and
+``score_text (S,)``: each score as the bytes of its JSON number (shortest round trip, ``null``
+when not finite; a provider that keeps them passes them on, the service then does not format
+the scores).
 
 Example
 -------
@@ -59,6 +65,9 @@ class Page:
     row_labels: tuple[str, ...]
     row_reasons: tuple[str, ...]
     cold_start: bool = False
+    title_index: np.ndarray | None = None
+    artwork_index: np.ndarray | None = None
+    score_text: Sequence[bytes] | None = None
 
     @property
     def n_slots(self) -> int:
@@ -69,8 +78,8 @@ class Page:
         is outside (0, 1] or a row index is outside ``row_labels``."""
         n = self.n_slots
         for name in ("artwork_ids", "row_index", "position", "propensity", "artwork_propensity",
-                     "score", "explored"):
-            if len(getattr(self, name)) != n:
+                     "score", "explored", "title_index", "artwork_index", "score_text"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"Page.{name}: length {len(getattr(self, name))} != {n}")
         if len(set(self.title_ids)) != n:
             raise ValueError("Page.title_ids: a title appears twice on one page")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     commit_max_jobs: int = Field(1_024, ge=1, le=100_000)
     commit_delay_ms: float = Field(0.0, ge=0.0, le=100.0)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: ``postgresql://user[:password]@host[:port]/db``: log to PostgreSQL instead of the SQLite
+    #: file (``reelpick.serve.pgstore``; shared by every worker and replica). ``None``: SQLite.
+    event_log: SecretStr | None = None
+
+    @field_validator("event_log", mode="before")
+    @classmethod
+    def _postgres_url(cls, v: object) -> object:
+        text = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if text is None or text == "":
+            return None
+        if not isinstance(text, str) or not text.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (unset: the SQLite log in DATA_DIR)")
+        return v
+
+    @property
+    def log_backend(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.event_log is None else "postgresql"
 
     @property
     def db_path(self) -> Path:

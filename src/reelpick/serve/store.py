@@ -7,6 +7,9 @@ Durability contract
 committed, with ``PRAGMA synchronous=FULL`` (in WAL mode: the WAL is fsynced at every commit). The
 HTTP handlers await that future before answering, so every 2xx means the data is on disk and
 survives ``kill -9`` and power loss (with ``synchronous=NORMAL`` it survives ``kill -9`` only).
+:meth:`EventStore.submit_pages_async` (and ``submit_page_async``), for callers in an event loop,
+return an asyncio future with the same guarantee, which the writer completes, for every job of a
+transaction of that loop, with one call into the loop.
 
 Group commit
 ------------
@@ -20,7 +23,12 @@ Tables
 ------
 ``pages``: one row per served page (``page_id`` primary key) with its context, policy, model
 version and the slot arrays (titles and artworks ``|``-joined, numeric arrays as little-endian
-blobs). The decision id of slot ``s`` is ``f"{page_id}-{s}"``. ``events``: one row per client
+blobs; ``reelpick logs export`` expands them to one row per slot). The decision id of slot ``s``
+is ``f"{page_id}-{s}"``. A page row is ~8 kB, so the table is a rowid table (appended in
+order) with ``page_id`` in its own index (the service's page ids are time-ordered, so that index
+grows at its end too): keyed by the page id itself (``WITHOUT ROWID``, as logs written before
+kept it), every insert rewrote a random leaf and its overflow pages, about twice the CPU per
+page. Both layouts read the same. ``events``: one row per client
 event (``event_id`` primary key, so a retried event is ignored: idempotent).
 
 >>> import tempfile, pathlib
@@ -33,14 +41,15 @@ event (``event_id`` primary key, so a retried event is ignored: idempotent).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +72,7 @@ CREATE TABLE IF NOT EXISTS pages (
     propensity BLOB NOT NULL,
     artwork_propensity BLOB NOT NULL,
     explored BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY,
     decision_id TEXT NOT NULL,
@@ -78,6 +87,7 @@ CREATE INDEX IF NOT EXISTS events_page ON events (page_id);
 """
 
 EVENT_KINDS = ("impression", "play", "watch")
+_ROW = "(" + ",".join("?" * 18) + ")"
 
 
 class StoreClosedError(RuntimeError):
@@ -94,6 +104,20 @@ class UnknownDecisionError(ValueError):
     def __init__(self, index: int, decision_id: str) -> None:
         self.index, self.decision_id = index, decision_id
         super().__init__(f"unknown decision_id {decision_id!r}: no served page has this slot")
+
+
+_LABELS: dict[tuple[str, ...], str] = {}
+
+
+def _labels_json(labels: tuple[str, ...]) -> str:
+    """``json.dumps(list(labels))``, kept for the row labels seen (pages repeat them)."""
+    out = _LABELS.get(labels)
+    if out is None:
+        out = json.dumps(list(labels))
+        if len(_LABELS) >= 16_384:
+            _LABELS.clear()
+        _LABELS[labels] = out
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +149,7 @@ class PageRecord:
         return (
             self.page_id, int(self.timestamp), self.member_id, self.device, self.country,
             int(self.hour), int(self.day_of_week), self.policy, self.model_version,
-            len(self.titles), json.dumps(list(self.row_labels)), "|".join(self.titles),
+            len(self.titles), _labels_json(tuple(self.row_labels)), "|".join(self.titles),
             "|".join(self.artworks),
             np.asarray(self.row_index, dtype="<i4").tobytes(),
             np.asarray(self.position, dtype="<i4").tobytes(),
@@ -154,11 +178,52 @@ class EventsResult:
     duplicates: int
 
 
-@dataclass
 class _Job:
-    kind: str  # "page" | "events"
-    payload: Any
-    future: Future[Any] = field(default_factory=Future)
+    """A page or a batch of events, and who learns of its commit: a concurrent future, or an
+    asyncio future and its loop (:meth:`EventStore.submit_page_async`)."""
+
+    __slots__ = ("kind", "payload", "future", "loop", "waiter")
+
+    def __init__(self, kind: str, payload: Any, loop: asyncio.AbstractEventLoop | None = None,
+                 waiter: asyncio.Future[Any] | None = None) -> None:
+        self.kind, self.payload = kind, payload  # kind: "page" | "pages" | "events"
+        self.future: Future[Any] | None = Future() if waiter is None else None
+        self.loop, self.waiter = loop, waiter
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """In the event loop: complete the asyncio futures of a committed (or failed) batch."""
+    for waiter, result, exc in outcomes:
+        if not waiter.done():
+            if exc is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(exc)
+
+
+def _complete(jobs: Sequence[_Job], results: Sequence[Any]) -> None:
+    """Complete each job's future with its result (an exception instance fails it); the asyncio
+    futures of one loop with one call into that loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for job, res in zip(jobs, results):
+        exc = res if isinstance(res, BaseException) else None
+        if job.future is not None:
+            # A caller may have cancelled its future (a client that went away): what was
+            # committed stays committed, and the writer thread must not die on it.
+            try:
+                if exc is None:
+                    job.future.set_result(res)
+                else:
+                    job.future.set_exception(exc)
+            except InvalidStateError:
+                pass
+        elif job.loop is not None:
+            by_loop.setdefault(job.loop, []).append((job.waiter, None if exc else res, exc))
+    for loop, outcomes in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
 
 
 _STOP = object()
@@ -240,14 +305,30 @@ class EventStore:
     # ------------------------------------------------------------------ submit
     def submit_page(self, page: PageRecord) -> Future[None]:
         """Log a served page; the future completes once it is durable."""
-        return self._submit(_Job("page", page))
+        return self._submit(_Job("page", page))  # type: ignore[return-value]
+
+    def submit_page_async(self, page: PageRecord) -> asyncio.Future[None]:
+        """:meth:`submit_page` for a caller in a running event loop: an asyncio future of that
+        loop, completed once the page is durable (raises :class:`StoreClosedError` now, or
+        fails with :class:`StoreWriteError`, like the other). The writer completes a
+        transaction's futures with one call into the loop, instead of one thread-safe future
+        and one wake-up per page."""
+        return self.submit_pages_async([page])
+
+    def submit_pages_async(self, pages: Sequence[PageRecord]) -> asyncio.Future[None]:
+        """:meth:`submit_page_async` for several pages: one job, committed in one transaction,
+        one future for them all."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._submit(_Job("pages", list(pages), loop, waiter))
+        return waiter
 
     def submit_events(self, events: Sequence[EventRecord]) -> Future[EventsResult]:
         """Log client events (all or none); the future completes once they are durable, or
         fails with :class:`UnknownDecisionError` (nothing of this batch written)."""
-        return self._submit(_Job("events", list(events)))
+        return self._submit(_Job("events", list(events)))  # type: ignore[return-value]
 
-    def _submit(self, job: _Job) -> Future[Any]:
+    def _submit(self, job: _Job) -> Future[Any] | None:
         if self._closed or self._thread is None:
             raise StoreClosedError("the event log is closed")
         self._queue.put(job)
@@ -277,13 +358,15 @@ class EventStore:
             else:
                 self._commit(batch)
         # fail whatever raced in after the stop marker
+        late: list[_Job] = []
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(job, _Job):
-                job.future.set_exception(StoreClosedError("the event log is closed"))
+                late.append(job)
+        _complete(late, [StoreClosedError("the event log is closed")] * len(late))
 
     def _commit(self, batch: list[_Job]) -> None:
         t0 = time.perf_counter()
@@ -291,11 +374,21 @@ class EventStore:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            pages: list[PageRecord] = []
             for job in batch:
                 if job.kind == "page":
-                    results.append(self._insert_page(conn, job.payload))
+                    pages.append(job.payload)
+                    results.append(None)
+                elif job.kind == "pages":
+                    pages += job.payload
+                    results.append(None)
                 else:
+                    if pages:  # in order: an event may name a page of this batch
+                        self._insert_pages(conn, pages)
+                        pages = []
                     results.append(self._insert_events(conn, job.payload))
+            if pages:
+                self._insert_pages(conn, pages)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - every job of the batch must learn of it
             self.failed_transactions += 1
@@ -304,8 +397,7 @@ class EventStore:
             except sqlite3.Error:
                 pass
             err = StoreWriteError(f"event log write failed: {exc}")
-            for job in batch:
-                job.future.set_exception(err)
+            _complete(batch, [err] * len(batch))
             return
         self.transactions += 1
         self.jobs_committed += len(batch)
@@ -315,15 +407,16 @@ class EventStore:
                 self.on_commit(len(batch), seconds)
             except Exception:  # noqa: BLE001 - metrics must never fail a commit
                 pass
-        for job, res in zip(batch, results):
-            if isinstance(res, Exception):
-                job.future.set_exception(res)
-            else:
-                job.future.set_result(res)
+        _complete(batch, results)
 
     @staticmethod
-    def _insert_page(conn: sqlite3.Connection, page: PageRecord) -> None:
-        conn.execute("INSERT INTO pages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", page.row())
+    def _insert_pages(conn: sqlite3.Connection, pages: list[PageRecord]) -> None:
+        # one statement for up to 512 pages (18 values each, under SQLite's 32,766): the
+        # writer releases and retakes the GIL once, not once a row as ``executemany`` does
+        for at in range(0, len(pages), 512):
+            chunk = pages[at:at + 512]
+            conn.execute("INSERT INTO pages VALUES " + ",".join([_ROW] * len(chunk)),
+                         [v for p in chunk for v in p.row()])
 
     @staticmethod
     def _insert_events(conn: sqlite3.Connection, events: list[EventRecord]

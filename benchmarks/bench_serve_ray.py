@@ -1,0 +1,238 @@
+"""Throughput of the service by event log and deployment: one uvicorn process logging to SQLite
+vs to PostgreSQL, and Ray Serve with 1 vs 2 replicas logging to PostgreSQL.
+
+Run: ``.venv/bin/python benchmarks/bench_serve_ray.py [--seconds 8] [--out FILE]`` (needs
+``wrk``, the PostgreSQL server binaries and the ``ray`` extra). A throwaway PostgreSQL server
+(``tests/serve/_pg.py``) and a local Ray instance are started and stopped by the script; all
+traffic is on 127.0.0.1 and every load run is bounded in time. Results go to a temp file (JSON +
+a Markdown table), not to BENCHMARKS.md: the machine is shared, so req/s swings with other jobs
+(the load average before each run is recorded).
+
+Workloads (closed loop, wrk with 1 thread): ``homepage`` = ``GET /v1/homepage`` of known members
+(a 10 x 20 page, logged durably before the answer); ``events`` = ``POST /v1/events`` with one
+new ``play`` event per request (durable before the 200).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from _common import pin_threads  # noqa: E402
+
+pin_threads(1)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+KEY = "bench-key"
+
+HOMEPAGE_LUA = """
+math.randomseed(%d)
+local members = {%s}
+request = function()
+  local m = members[math.random(1, #members)]
+  return wrk.format("GET", "/v1/homepage?member=" .. m .. "&device=tv&hour=20&country=US")
+end
+"""
+
+EVENTS_LUA = """
+local decisions = {%s}
+local n = 0
+local prefix = "%s"
+request = function()
+  n = n + 1
+  local d = decisions[(n %% #decisions) + 1]
+  local body = '{"events":[{"event_id":"' .. prefix .. n .. '","decision_id":"' .. d ..
+               '","kind":"play"}]}'
+  return wrk.format("POST", "/v1/events",
+                    {["Content-Type"] = "application/json", ["X-API-Key"] = "%s"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def wrk(url: str, lua: str, *, seconds: int, connections: int) -> dict[str, Any]:
+    """Closed-loop load with wrk (1 thread): req/s, p50/p99 latency, non-2xx responses."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    load = os.getloadavg()[0]
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                              "--timeout", "10s", "-s", f.name, url], capture_output=True,
+                             text=True, timeout=seconds + 60).stdout
+    finally:
+        os.unlink(f.name)
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {"rps": float(rps.group(1)) if rps else float("nan"),
+            "p50_ms": _ms(lat.get("50", "")), "p99_ms": _ms(lat.get("99", "")),
+            "non_2xx": int(bad.group(1)) if bad else 0, "load_before": round(load, 2)}
+
+
+def wait_healthy(url: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+def build_model(out: Path, preset: str, visits: int) -> list[str]:
+    """A model directory for ``preset``; returns some known members."""
+    from reelpick.policies import PopularPolicy
+    from reelpick.serve.model_dir import TrainConfig, publish
+    from reelpick.world import World, WorldConfig
+
+    world = World(WorldConfig.preset(preset), seed=0)
+    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), visits)
+    inter = log.interactions()
+    publish(out, interactions=inter, titles=world.titles(), members=world.members(),
+            artworks=world.artworks(), config=TrainConfig(factors=32, iterations=10))
+    members = sorted(set(inter["member_id"].astype(str)))
+    rng = np.random.default_rng(0)
+    return [str(m) for m in rng.choice(members, size=min(500, len(members)), replace=False)]
+
+
+def run_load(url: str, members: list[str], seconds: int, tag: str) -> dict[str, Any]:
+    lua_members = ",".join(f'"{m}"' for m in members)
+    wrk(url, HOMEPAGE_LUA % (1, lua_members), seconds=2, connections=4)  # warm-up
+    home = wrk(url, HOMEPAGE_LUA % (2, lua_members), seconds=seconds, connections=16)
+    ds: list[str] = []
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for m in members[:5]:
+            for _ in range(10):
+                r = c.get("/v1/homepage", params={"member": m})
+                if r.status_code == 200:
+                    break
+                print(f"homepage answered {r.status_code}: {r.text[:200]}", flush=True)
+                time.sleep(1.0)
+            r.raise_for_status()
+            ds += [it["decision_id"] for row in r.json()["rows"] for it in row["items"]]
+    events = wrk(url, EVENTS_LUA % (",".join(f'"{d}"' for d in ds[:500]), f"{tag}-", KEY),
+                 seconds=seconds, connections=32)
+    return {"homepage": home, "events": events}
+
+
+def uvicorn_server(model_dir: Path, data_dir: Path, event_log: str | None
+                   ) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "REELPICK_MODEL_DIR": str(model_dir),
+           "REELPICK_DATA_DIR": str(data_dir), "REELPICK_API_KEY": KEY,
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("REELPICK_EVENT_LOG", None)
+    if event_log:
+        env["REELPICK_EVENT_LOG"] = event_log
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "reelpick.serve.app:app_from_env",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=8, help="length of each load run")
+    ap.add_argument("--preset", default="default", help="world preset of the model")
+    ap.add_argument("--visits", type=int, default=8_000)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result file (default: a new temp file)")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("needs wrk on PATH (apt-get install wrk)")
+    from tests.serve._pg import PostgresServer, unavailable
+
+    why = unavailable()
+    if why:
+        sys.exit(f"needs PostgreSQL: {why}")
+    from reelpick.serve.settings import Settings
+
+    work = Path(tempfile.mkdtemp(prefix="rp-bench-ray-", dir="/tmp"))
+    out = args.out or Path(tempfile.mkstemp(prefix="bench_serve_ray-", suffix=".json")[1])
+    results: dict[str, Any] = {"seconds": args.seconds, "preset": args.preset,
+                               "cpus": os.cpu_count(), "runs": {}}
+    try:
+        t0 = time.perf_counter()
+        members = build_model(work / "model", args.preset, args.visits)
+        print(f"model: {time.perf_counter() - t0:.0f} s", flush=True)
+        with PostgresServer() as pg:
+            for name, event_log in (("uvicorn + SQLite", None),
+                                    ("uvicorn + PostgreSQL", pg.create_database("bench"))):
+                proc, url = uvicorn_server(work / "model", work / name.split()[-1], event_log)
+                try:
+                    wait_healthy(url)
+                    results["runs"][name] = run_load(url, members, args.seconds,
+                                                     name.split()[-1])
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+                print(name, json.dumps(results["runs"][name]), flush=True)
+            from reelpick.serve import ray_app
+
+            ray_tmp = tempfile.mkdtemp(prefix="rp-ray-", dir="/tmp")
+            try:
+                for replicas in (1, 2):
+                    name = f"Ray Serve x{replicas} + PostgreSQL"
+                    settings = Settings(model_dir=work / "model", data_dir=work / "ray",
+                                        api_key=KEY, event_log=pg.create_database("bench"))
+                    port = free_port()
+                    url = ray_app.start(settings, replicas=replicas, port=port, num_cpus=0.5,
+                                        ray_init={"num_cpus": 2, "_temp_dir": ray_tmp})
+                    try:
+                        wait_healthy(url)
+                        results["runs"][name] = run_load(url, members, args.seconds,
+                                                         f"ray{replicas}")
+                    finally:
+                        ray_app.stop()
+                    print(name, json.dumps(results["runs"][name]), flush=True)
+            finally:
+                shutil.rmtree(ray_tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = ["| deployment | homepage req/s | p50 ms | p99 ms | events req/s | p50 ms | "
+             "p99 ms | non-2xx |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["runs"].items():
+        h, e = r["homepage"], r["events"]
+        lines.append(f"| {name} | {h['rps']:.0f} | {h['p50_ms']:.1f} | {h['p99_ms']:.1f} | "
+                     f"{e['rps']:.0f} | {e['p50_ms']:.1f} | {e['p99_ms']:.1f} | "
+                     f"{h['non_2xx'] + e['non_2xx']} |")
+    results["table"] = "\n".join(lines)
+    out.write_text(json.dumps(results, indent=2))
+    print(results["table"])
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+"""The event log in PostgreSQL: the same interface and guarantee as the SQLite log, shared by
+every process and machine that serves (several uvicorn workers, Ray Serve replicas).
+
+Chosen by ``REELPICK_EVENT_LOG=postgresql://user@host:port/db`` (``Settings.event_log``); the
+default stays the SQLite file of :mod:`reelpick.serve.store`. Needs ``psycopg`` (the ``ray``
+extra installs it); it is imported only when this log is opened.
+
+Durability contract
+-------------------
+Exactly as :class:`~reelpick.serve.store.EventStore`: :meth:`PostgresEventStore.submit_page` and
+:meth:`~PostgresEventStore.submit_events` return a future that completes only after the
+transaction holding the job has **committed** with ``synchronous_commit = on`` (set on the
+session, whatever the server's default), i.e. after the server flushed the commit record of its
+WAL to disk. The handlers await it, so a 2xx means the data survives ``kill -9`` of the service
+and a crash of the database server (and, when the server runs with ``fsync = on``, power loss).
+With a synchronous standby configured on the server, it is on the standby too.
+
+Group commit
+------------
+One writer thread per process with one connection: it takes every waiting job (at most
+``max_jobs``, optionally after ``delay_s``) and runs them in one transaction, so one WAL flush
+covers them all; the database server also batches flushes across connections (its own group
+commit), so N replicas with N writers do not cost N fsyncs per request. A job whose events name
+an unknown decision fails alone (nothing of it is written); any other failure fails the whole
+batch (503) and nothing of it is acknowledged. Deadlocks, serialisation failures and lost
+connections are retried (``retries`` times, reconnecting; the transaction was rolled back or
+its outcome is re-decided by the unique keys, so a retry never acknowledges anything that is
+not committed).
+
+Tables
+------
+The same columns as the SQLite log: ``pages`` (``page_id`` primary key; titles and artworks
+``|``-joined, numeric slot arrays as little-endian ``bytea``) and ``events`` (``event_id``
+primary key: ``INSERT .. ON CONFLICT (event_id) DO NOTHING`` makes a retried event a duplicate,
+across processes too). Events are inserted in ``event_id`` order, so concurrent writers take
+their index locks in one order. The schema is created at start-up under an advisory lock (several
+replicas may start at once).
+
+Export: :func:`export_pg_logs` (``reelpick logs export --event-log URL``) reads one snapshot
+(``REPEATABLE READ``) and writes the same Parquet files as
+:func:`reelpick.serve.export.export_logs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from reelpick.serve.store import (
+    EventRecord,
+    EventsResult,
+    PageRecord,
+    StoreClosedError,
+    StoreWriteError,
+    UnknownDecisionError,
+    split_decision_id,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from reelpick.serve.export import ExportResult
+
+log = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+PAGE_COLUMNS = ("page_id", "ts", "member_id", "device", "country", "hour", "day_of_week",
+                "policy", "model_version", "n_slots", "row_labels", "titles", "artworks",
+                "row_index", "position", "propensity", "artwork_propensity", "explored")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    page_id text PRIMARY KEY,
+    ts bigint NOT NULL,
+    member_id text NOT NULL,
+    device text, country text, hour integer, day_of_week integer,
+    policy text NOT NULL,
+    model_version text,
+    n_slots integer NOT NULL,
+    row_labels text NOT NULL,
+    titles text NOT NULL,
+    artworks text NOT NULL,
+    row_index bytea NOT NULL,
+    position bytea NOT NULL,
+    propensity bytea NOT NULL,
+    artwork_propensity bytea NOT NULL,
+    explored bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id text PRIMARY KEY,
+    decision_id text NOT NULL,
+    page_id text NOT NULL,
+    slot integer NOT NULL,
+    kind text NOT NULL,
+    ts bigint NOT NULL,
+    watch_seconds double precision NOT NULL,
+    received_ts double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_page ON events (page_id);
+"""
+#: Any constant: serialises schema creation between processes starting together.
+_SCHEMA_LOCK = 0x7265656C  # "reel"
+
+_INSERT_PAGE = (f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
+                f"({', '.join(['%s'] * len(PAGE_COLUMNS))})")
+_INSERT_EVENTS = (
+    "INSERT INTO events (event_id, decision_id, page_id, slot, kind, ts, watch_seconds, "
+    "received_ts) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], "
+    "%s::text[], %s::int8[], %s::float8[], %s::float8[]) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+
+
+def is_postgres_url(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(URL_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs).
+
+    >>> redact("postgresql://u:secret@db:5432/log")
+    'postgresql://u:***@db:5432/log'
+    """
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+def page_row(page: PageRecord) -> tuple[Any, ...]:
+    """A page as a ``pages`` row (column order :data:`PAGE_COLUMNS`)."""
+    return (
+        page.page_id, int(page.timestamp), page.member_id, page.device, page.country,
+        int(page.hour), int(page.day_of_week), page.policy, page.model_version,
+        len(page.titles), json.dumps(list(page.row_labels)), "|".join(page.titles),
+        "|".join(page.artworks),
+        np.asarray(page.row_index, dtype="<i4").tobytes(),
+        np.asarray(page.position, dtype="<i4").tobytes(),
+        np.asarray(page.propensity, dtype="<f8").tobytes(),
+        np.asarray(page.artwork_propensity, dtype="<f8").tobytes(),
+        np.asarray(page.explored, dtype="u1").tobytes(),
+    )
+
+
+@dataclass
+class _Job:
+    kind: str  # "page" | "events"
+    payload: Any
+    future: Future[Any] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)),
+                           application_name="reelpick-log-writer")
+    # a 2xx means committed and flushed: never inherit a server default of `off`/`local`
+    conn.execute("SET synchronous_commit TO on")
+    return conn
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create the tables when missing (idempotent, safe when several processes start at once)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(SCHEMA)
+
+
+class PostgresEventStore:
+    """The PostgreSQL event log with a group-commit writer thread (see the module docstring).
+
+    Parameters
+    ----------
+    url : ``postgresql://user[:password]@host[:port]/dbname[?param=value]`` (libpq URL).
+    group_commit : batch every waiting job into one transaction (``False``: one per job).
+    max_jobs : most jobs in one transaction.
+    delay_s : wait this long after the first job of a batch for more (0: take what is queued).
+    on_commit : called by the writer with ``(n_jobs, seconds)`` after every commit.
+    retries : attempts after a deadlock, serialisation failure or lost connection.
+    connect_timeout : seconds for each (re)connection.
+    """
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, group_commit: bool = True, max_jobs: int = 1024,
+                 delay_s: float = 0.0, on_commit: Callable[[int, float], None] | None = None,
+                 retries: int = 2, connect_timeout: float = 5.0) -> None:
+        if not is_postgres_url(url):
+            raise ValueError(f"event log URL must start with postgresql://, got {redact(url)!r}")
+        if max_jobs < 1:
+            raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
+        self.url = url
+        self.group_commit, self.max_jobs, self.delay_s = group_commit, max_jobs, delay_s
+        self.on_commit = on_commit
+        self.retries, self.connect_timeout = retries, connect_timeout
+        self._conn: psycopg.Connection[Any] | None = _connect(url, connect_timeout)
+        ensure_schema(self._conn)
+        #: ``"ok"`` when the schema is in place and commits are synchronous (checked at start).
+        self.integrity = self._startup_check(self._conn)
+        #: The server's ``fsync`` setting: with ``off`` a commit survives ``kill -9`` of the
+        #: service and of the server, but not power loss.
+        self.server_fsync = str(self._conn.execute("SHOW fsync").fetchone()[0])  # type: ignore[index]
+        if self.server_fsync != "on":
+            log.warning("PostgreSQL at %s runs with fsync=%s: commits do not survive power loss",
+                        redact(url), self.server_fsync)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        #: Counters read by the metrics endpoint and the tests.
+        self.transactions = 0
+        self.jobs_committed = 0
+        self.failed_transactions = 0
+        self.retried_transactions = 0
+
+    def __repr__(self) -> str:
+        return f"PostgresEventStore({redact(self.url)!r})"
+
+    @staticmethod
+    def _startup_check(conn: psycopg.Connection[Any]) -> str:
+        sync = str(conn.execute("SHOW synchronous_commit").fetchone()[0])  # type: ignore[index]
+        if sync != "on":
+            return f"synchronous_commit is {sync!r}, not 'on'"
+        found = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name IN ('pages', 'events')")}
+        return "ok" if found == {"pages", "events"} else f"missing tables: {found}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="reelpick-pg-log-writer",
+                                                daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit every job already submitted, stop the writer and close the connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self._thread is not None and self._thread.is_alive()
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ submit
+    def submit_page(self, page: PageRecord) -> Future[None]:
+        """Log a served page; the future completes once it is committed."""
+        return self._submit(_Job("page", page))
+
+    def submit_events(self, events: Sequence[EventRecord]) -> Future[EventsResult]:
+        """Log client events (all or none); the future completes once they are committed, or
+        fails with :class:`UnknownDecisionError` (nothing of this batch written)."""
+        return self._submit(_Job("events", list(events)))
+
+    def _submit(self, job: _Job) -> Future[Any]:
+        if self._closed or self._thread is None:
+            raise StoreClosedError("the event log is closed")
+        self._queue.put(job)
+        return job.future
+
+    # ------------------------------------------------------------------ writer
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Job] = [first]
+            if self.group_commit:
+                if self.delay_s > 0:
+                    time.sleep(self.delay_s)
+                while len(batch) < self.max_jobs:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+            # A request cancelled before its job is taken (client gone; Ray Serve cancels on
+            # disconnect) is skipped: nothing was answered. A taken job's future is RUNNING and
+            # can no longer be cancelled, so completing it below cannot fail.
+            batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
+        while True:  # fail whatever raced in after the stop marker
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(job, _Job) and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(StoreClosedError("the event log is closed"))
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            self._conn = _connect(self.url, self.connect_timeout)
+        return self._conn
+
+    def _commit(self, batch: list[_Job]) -> None:
+        import psycopg
+        from psycopg import errors
+
+        t0 = time.perf_counter()
+        results: list[Any] = []
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    results = self._write(conn, batch)
+                error = None
+                break
+            except (errors.DeadlockDetected, errors.SerializationFailure,
+                    psycopg.OperationalError) as exc:
+                # rolled back (or never reached the server): safe to run the batch again
+                error = exc
+                if attempt < self.retries:
+                    self.retried_transactions += 1
+                    time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # noqa: BLE001 - every job of the batch must learn of it
+                error = exc
+                break
+        if error is not None:
+            self.failed_transactions += 1
+            err = StoreWriteError(f"event log write failed: {type(error).__name__}: {error}")
+            for job in batch:
+                job.future.set_exception(err)
+            return
+        self.transactions += 1
+        self.jobs_committed += len(batch)
+        seconds = time.perf_counter() - t0
+        if self.on_commit is not None:
+            try:
+                self.on_commit(len(batch), seconds)
+            except Exception:  # noqa: BLE001 - metrics must never fail a commit
+                pass
+        for job, res in zip(batch, results):
+            if isinstance(res, Exception):
+                job.future.set_exception(res)
+            else:
+                job.future.set_result(res)
+
+    @staticmethod
+    def _write(conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Any]:
+        """Every job of ``batch`` inside the caller's transaction; one result per job (``None``,
+        an :class:`EventsResult` or the :class:`UnknownDecisionError` that rejects the job)."""
+        results: list[Any] = [None] * len(batch)
+        pages = [page_row(j.payload) for j in batch if j.kind == "page"]
+        with conn.cursor() as cur:
+            if pages:
+                cur.executemany(_INSERT_PAGE, pages)
+            ev_jobs = [(i, j.payload) for i, j in enumerate(batch) if j.kind == "events"]
+            if not ev_jobs:
+                return results
+            parsed_jobs: list[tuple[int, list[EventRecord], list[tuple[str, int]]]] = []
+            wanted: set[str] = set()
+            for i, events in ev_jobs:
+                parsed = [split_decision_id(e.decision_id) for e in events]
+                bad = next((k for k, p in enumerate(parsed) if p is None), None)
+                if bad is not None:
+                    results[i] = UnknownDecisionError(bad, events[bad].decision_id)
+                    continue
+                parsed_jobs.append((i, events, parsed))  # type: ignore[arg-type]
+                wanted.update(p[0] for p in parsed)  # type: ignore[index]
+            slots: dict[str, int] = {}
+            if wanted:
+                cur.execute("SELECT page_id, n_slots FROM pages WHERE page_id = ANY(%s)",
+                            (sorted(wanted),))
+                slots = dict(cur.fetchall())
+            owner: dict[str, int] = {}  # event id -> first job of the batch that carries it
+            rows: list[tuple[Any, ...]] = []
+            now = time.time()
+            valid = []
+            for i, events, parsed in parsed_jobs:
+                bad = next((k for k, p in enumerate(parsed) if p[1] >= slots.get(p[0], 0)), None)
+                if bad is not None:
+                    results[i] = UnknownDecisionError(bad, events[bad].decision_id)
+                    continue
+                valid.append((i, events))
+                for e, p in zip(events, parsed):
+                    if e.event_id not in owner:
+                        owner[e.event_id] = i
+                        rows.append((e.event_id, e.decision_id, p[0], p[1], e.kind,
+                                     int(e.timestamp), float(e.watch_seconds), now))
+            inserted: set[str] = set()
+            if rows:
+                rows.sort(key=lambda r: r[0])  # one lock order for every writer
+                cur.execute(_INSERT_EVENTS, [list(col) for col in zip(*rows)])
+                inserted = {r[0] for r in cur.fetchall()}
+            for i, events in valid:
+                mine = {e.event_id for e in events if owner[e.event_id] == i}
+                accepted = len(mine & inserted)
+                results[i] = EventsResult(accepted, len(events) - accepted)
+        return results
+
+
+# ---------------------------------------------------------------------- checks and export
+def pg_integrity_check(url: str) -> str:
+    """``"ok"`` when the log is sound, else what is wrong: every ``pages``/``events`` index and
+    heap verified with the ``amcheck`` extension when it can be used (it needs the rights to
+    create it), every event naming a logged page's slot, and every page's arrays as long as its
+    ``n_slots``."""
+    import psycopg
+
+    problems: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            have_amcheck = True
+        except psycopg.Error:
+            have_amcheck = False
+        if have_amcheck:
+            for table in ("pages", "events"):
+                bad = conn.execute("SELECT count(*) FROM verify_heapam(%s::regclass)",
+                                   (table,)).fetchone()
+                if bad and bad[0]:
+                    problems.append(f"{table}: {bad[0]} heap problems (verify_heapam)")
+                for (index,) in conn.execute(
+                        "SELECT indexrelid::regclass::text FROM pg_index "
+                        "WHERE indrelid = %s::regclass", (table,)).fetchall():
+                    try:
+                        conn.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+                    except psycopg.Error as exc:
+                        problems.append(f"index {index}: {exc}")
+        orphans = conn.execute(
+            "SELECT count(*) FROM events e LEFT JOIN pages p USING (page_id) "
+            "WHERE p.page_id IS NULL OR e.slot >= p.n_slots OR e.slot < 0").fetchone()
+        if orphans and orphans[0]:
+            problems.append(f"{orphans[0]} events name no logged slot")
+        short = conn.execute(
+            "SELECT count(*) FROM pages WHERE length(row_index) <> 4 * n_slots "
+            "OR length(position) <> 4 * n_slots OR length(propensity) <> 8 * n_slots "
+            "OR length(artwork_propensity) <> 8 * n_slots OR length(explored) <> n_slots"
+        ).fetchone()
+        if short and short[0]:
+            problems.append(f"{short[0]} pages with arrays of the wrong length")
+    return "ok" if not problems else "; ".join(problems)
+
+
+def _frame(rows: list[tuple[Any, ...]], viewed: set[str]) -> Any:
+    """One row per slot of the given ``pages`` rows (column order :data:`PAGE_COLUMNS`)."""
+    import pandas as pd
+
+    from reelpick.serve.export import _EMPTY
+
+    if not rows:
+        return pd.DataFrame({k: pd.Series([], dtype=v) for k, v in _EMPTY.items()})
+    c = {name: [r[k] for r in rows] for k, name in enumerate(PAGE_COLUMNS)}
+    n = np.asarray(c["n_slots"], dtype=np.int64)
+
+    def rep(col: str, dtype: Any = object) -> np.ndarray:
+        return np.repeat(np.asarray(c[col], dtype=dtype), n)
+
+    def cat(col: str, dtype: str) -> np.ndarray:
+        return np.concatenate([np.frombuffer(bytes(b), dtype=dtype) for b in c[col]])
+
+    page_ids = rep("page_id")
+    slot = np.concatenate([np.arange(k) for k in n])
+    row_index = cat("row_index", "<i4").astype(np.int64)
+    labels = [lab for lj, ri in zip(c["row_labels"],
+                                    np.split(row_index, np.cumsum(n)[:-1]))
+              for lab in np.asarray(json.loads(lj), dtype=object)[ri]]
+    frame = pd.DataFrame({
+        "decision_id": [f"{p}-{s}" for p, s in zip(page_ids, slot)],
+        "timestamp": rep("ts", np.int64),
+        "member_id": rep("member_id"),
+        "row": labels,
+        "row_index": row_index,
+        "position": cat("position", "<i4").astype(np.int64),
+        "title_id": [t for s in c["titles"] for t in s.split("|")],
+        "policy": rep("policy"),
+        "propensity": cat("propensity", "<f8"),
+        "page_id": page_ids,
+        "artwork_id": [a for s in c["artworks"] for a in s.split("|")],
+        "model_version": rep("model_version"),
+        "device": rep("device"),
+        "country": rep("country"),
+        "hour": rep("hour", np.int64),
+        "day_of_week": rep("day_of_week", np.int64),
+        "artwork_propensity": cat("artwork_propensity", "<f8"),
+        "explored": cat("explored", "u1").astype(bool),
+    })
+    frame["viewed"] = frame["decision_id"].isin(viewed).astype(np.int64)
+    return frame
+
+
+def export_pg_logs(url: str, out: str | Path, *, chunk_pages: int = 5_000) -> ExportResult:
+    """Write ``impressions.parquet`` and ``outcomes.parquet`` into ``out`` from a PostgreSQL
+    log: the same files, columns and validation as
+    :func:`reelpick.serve.export.export_logs`, read from one snapshot (``REPEATABLE READ``), so
+    it may run while the service writes."""
+    import pandas as pd
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reelpick.data.schema import IMPRESSIONS, OUTCOMES
+    from reelpick.serve.export import ExportResult
+
+    out = Path(out)
+    where = redact(url)
+    try:
+        conn = psycopg.connect(url)
+    except psycopg.Error as exc:
+        raise ValueError(f"{where}: cannot connect: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    imp_path, out_path = out / "impressions.parquet", out / "outcomes.parquet"
+    n_pages = n_imp = 0
+    try:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        found = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name IN ('pages', 'events')")}
+        if found != {"pages", "events"}:
+            raise ValueError(f"{where}: not a reelpick event log (tables {sorted(found)})")
+        writer: pq.ParquetWriter | None = None
+        side = conn.cursor()
+        with conn.cursor(name="reelpick_export_pages") as cur:  # server-side: streamed
+            cur.itersize = chunk_pages
+            cur.execute(f"SELECT {', '.join(PAGE_COLUMNS)} FROM pages ORDER BY ts, page_id")
+            while True:
+                rows = cur.fetchmany(chunk_pages)
+                if not rows:
+                    break
+                side.execute("SELECT decision_id FROM events WHERE kind = 'impression' "
+                             "AND page_id = ANY(%s)", ([r[0] for r in rows],))
+                viewed = {v for (v,) in side.fetchall()}
+                frame = IMPRESSIONS.validate(_frame(rows, viewed),
+                                             source=f"{where} (pages {n_pages + 1}..)")
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(imp_path, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                n_pages += len(rows)
+                n_imp += len(frame)
+        if writer is None:
+            empty = IMPRESSIONS.validate(_frame([], set()), source=where)
+            pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), imp_path)
+        else:
+            writer.close()
+        side.execute(
+            "SELECT decision_id, 1 AS play, MIN(ts) AS timestamp, "
+            "SUM(watch_seconds) AS watch_seconds FROM events "
+            "WHERE kind IN ('play', 'watch') GROUP BY decision_id ORDER BY MIN(ts), decision_id")
+        outcomes = pd.DataFrame(side.fetchall(),
+                                columns=["decision_id", "play", "timestamp", "watch_seconds"])
+        outcomes = outcomes.astype({"decision_id": object, "play": np.int64,
+                                    "timestamp": np.int64, "watch_seconds": np.float64})
+        conn.commit()
+    finally:
+        conn.close()
+    outcomes = OUTCOMES.validate(outcomes, source=f"{where} (events)")
+    pq.write_table(pa.Table.from_pandas(outcomes, preserve_index=False), out_path)
+    return ExportResult(n_pages, n_imp, len(outcomes), imp_path, out_path)
