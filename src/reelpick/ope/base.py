@@ -255,20 +255,14 @@ class Estimator(ABC):
 
 
 _BLOCK_CELLS = 1 << 16  # action_dist cells per sub-block of OffPolicyEvaluation.update
-_SUPER = 8              # sub-blocks per block (per-round work runs once per block)
+_SUPER = 4              # sub-blocks per block (per-round work runs once per block)
 _MIN_BLOCK_ROWS = 1 << 10
 
 
-def _sub_rows(dist: np.ndarray) -> int:
-    """Rounds per cache-sized sub-block (``action_dist`` block of 512 KB, >= 1024 rows)."""
+def _block_rows(dist: np.ndarray) -> int:
+    """Rounds per cache-sized block (``action_dist`` block of 512 KB, at least 1024 rows)."""
     cells = int(np.prod(dist.shape[1:])) if dist.ndim > 1 else 1
     return max(_MIN_BLOCK_ROWS, _BLOCK_CELLS // max(cells, 1))
-
-
-def _block_rows(dist: np.ndarray) -> int:
-    """Rounds per block of ``OffPolicyEvaluation.update`` (``_SUPER`` sub-blocks): the first
-    block's mean is each accumulator's shift."""
-    return _sub_rows(dist) * _SUPER
 
 
 def _n_positions(feedback: LoggedFeedback, action_dist: Any) -> int:
@@ -394,8 +388,8 @@ class OffPolicyEvaluation:
         # by sub-block while it sits in cache; the per-round work (weights, statistics,
         # accumulators) runs once per block. Every array is read from memory once; the
         # accumulators are exact over any partition into blocks
-        sub = _sub_rows(dist)
-        block = _block_rows(dist) if all(e.streamable for e in self.estimators) else n
+        sub = _block_rows(dist)
+        block = sub * _SUPER if all(e.streamable for e in self.estimators) else n
         broadcast = is_broadcast_rows(dist)
         if broadcast:
             _check_rows(dist[:1], "action_dist", 1e-6)
