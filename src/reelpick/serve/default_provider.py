@@ -41,7 +41,7 @@ from pydantic_core import to_json
 
 from reelpick.serve.catalog import Catalog
 from reelpick.serve.exploration import distinct, distinct_outside, keep_outside
-from reelpick.serve.provider import IdView, Page, PageContext
+from reelpick.serve.provider import Page, PageContext
 
 _SMOOTH = 20.0
 
@@ -488,16 +488,17 @@ class EpsilonGreedyProvider:
         else:
             art_idx = self._art_offset[titles]
             art_p = np.ones(N)
+        title_ids = cat.title_ids[titles]
+        artwork_ids = cat.artwork_ids[art_idx]
         pages = []
         for b, g in enumerate(gs):
             lo, hi = bounds[b], bounds[b + 1]
-            t, a = titles[lo:hi], art_idx[lo:hi]
             pages.append(Page(
-                title_ids=IdView(cat.title_ids, t), artwork_ids=IdView(cat.artwork_ids, a),
+                title_ids=title_ids[lo:hi], artwork_ids=artwork_ids[lo:hi],
                 row_index=g.row_index, position=g.position, propensity=prop[lo:hi],
                 artwork_propensity=art_p[lo:hi], score=score[lo:hi], explored=explored[lo:hi],
                 row_labels=g.labels, row_reasons=g.reasons, cold_start=g.cold,
-                title_index=t, artwork_index=a,
+                title_index=titles[lo:hi], artwork_index=art_idx[lo:hi],
                 score_text=texts[b]))
         return pages
 

@@ -31,9 +31,9 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -102,36 +102,6 @@ class Page:
                    row_index=np.zeros(n, np.int32), position=np.arange(n, dtype=np.int32),
                    propensity=np.ones(n), artwork_propensity=np.ones(n), score=np.zeros(n),
                    explored=np.zeros(n, bool), row_labels=(label,), row_reasons=(reason,))
-
-
-class IdView(Sequence[str]):
-    """``ids[index]`` as a sequence of strings, looked up when read (a provider's slot ids:
-    the log reads them in its writer thread, the answer may never need them).
-
-    >>> import numpy as np
-    >>> v = IdView(np.array(["a", "b", "c"], dtype=object), np.array([2, 0]))
-    >>> list(v), v[1], len(v)
-    (['c', 'a'], 'a', 2)
-    """
-
-    __slots__ = ("_ids", "_index")
-
-    def __init__(self, ids: np.ndarray, index: np.ndarray) -> None:
-        self._ids, self._index = ids, index
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return self._ids[self._index[i]].tolist()
-        return self._ids[self._index[i]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids[self._index].tolist())
-
-    def __repr__(self) -> str:
-        return f"IdView({list(self)!r})"
 
 
 @runtime_checkable
