@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from reelpick.serve.export import export_logs
@@ -16,18 +15,9 @@ from reelpick.serve.store import (
     SCHEMA,
     EventRecord,
     EventStore,
-    PageRecord,
     StoreClosedError,
 )
-
-
-def page(pid: str, n: int = 4) -> PageRecord:
-    return PageRecord(
-        page_id=pid, timestamp=1_700_000_000, member_id="m1", device="tv", country="US",
-        hour=20, day_of_week=5, policy="p", model_version="v", row_labels=("a", "b"),
-        titles=[f"t{i}" for i in range(n)], artworks=[f"t{i}-a0" for i in range(n)],
-        row_index=np.arange(n) // 2, position=np.arange(n) % 2, propensity=np.full(n, 0.5),
-        artwork_propensity=np.ones(n), explored=np.zeros(n, bool))
+from tests.serve.test_store import page
 
 
 def count(path: Path) -> int:

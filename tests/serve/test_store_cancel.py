@@ -5,18 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-import numpy as np
-
-from reelpick.serve.store import EventStore, PageRecord
-
-
-def _page(pid: str, n: int = 4) -> PageRecord:
-    return PageRecord(
-        page_id=pid, timestamp=1_700_000_000, member_id="m1", device="tv", country="US",
-        hour=20, day_of_week=5, policy="p", model_version="v", row_labels=("a", "b"),
-        titles=[f"t{i}" for i in range(n)], artworks=[f"t{i}-a0" for i in range(n)],
-        row_index=np.arange(n) // 2, position=np.arange(n) % 2, propensity=np.full(n, 0.5),
-        artwork_propensity=np.ones(n), explored=np.zeros(n, bool))
+from reelpick.serve.store import EventStore
+from tests.serve.test_store import page
 
 
 def test_cancelled_futures_do_not_kill_the_writer(tmp_path):
@@ -30,12 +20,12 @@ def test_cancelled_futures_do_not_kill_the_writer(tmp_path):
     store = EventStore(tmp_path / "log.db", on_commit=hold)
     store.start()
     try:
-        store.submit_page(_page("p0"))
+        store.submit_page(page("p0"))
         assert first_commit.wait(10)  # the writer is now held inside its first commit
-        waiting = [store.submit_page(_page(f"p{i}")) for i in (1, 2, 3)]
+        waiting = [store.submit_page(page(f"p{i}")) for i in (1, 2, 3)]
         assert all(f.cancel() for f in waiting)  # clients went away while queued
         release.set()
-        store.submit_page(_page("p4")).result(timeout=10)
+        store.submit_page(page("p4")).result(timeout=10)
         assert store.alive
     finally:
         store.close()
