@@ -204,6 +204,24 @@ def _ms(text: str) -> float:
     return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
 
 
+def calibrate_delay(srv: Server, rate: float, lua_members: str, tries: int = 5) -> int:
+    """The per-connection pause (ms, wrk's granularity) that paces ``PACED_CONN`` connections to
+    ``rate`` requests/s: start from ``C / rate`` and subtract the measured latency, re-measured
+    on short runs until the achieved rate is within 5% (or the pause reaches 0)."""
+    base = 1000 * PACED_CONN / rate
+    delay = base
+    for _ in range(tries):
+        d = max(int(round(delay)), 0)
+        r = srv.load(seconds=3, connections=PACED_CONN,
+                     lua=HOMEPAGE_LUA % (9, lua_members) + PACED_LUA % d)
+        print(f"calibrate: pause {d} ms -> {r['rps']:.0f} req/s (target {rate:.0f})", flush=True)
+        if abs(r["rps"] / rate - 1) < 0.05 or (d == 0 and r["rps"] < rate):
+            return d
+        latency = max(1000 * PACED_CONN / max(r["rps"], 1e-9) - d, 0.0)
+        delay = max(base - latency, 0.0)
+    return max(int(round(delay)), 0)
+
+
 def wrk(url: str, *, seconds: int, connections: int, lua: str | None = None) -> dict[str, Any]:
     """Closed-loop load with wrk (1 thread): throughput, p50/p99 and non-2xx count."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
@@ -360,10 +378,12 @@ def main() -> None:
         wrk(srv.url, seconds=2, connections=4, lua=HOMEPAGE_LUA % (1, lua_members))
         res["rounds"] = rounds(hello, srv, args.rounds, 2)
         half = float(np.median([r["homepage"]["rps"] for r in res["rounds"]])) / 2
-        # paced: each of C connections waits C / rate seconds between requests
-        paced = HOMEPAGE_LUA % (3, lua_members) + PACED_LUA % int(1000 * PACED_CONN / half)
+        # paced: each of C connections waits d ms after each answer, with d calibrated so that
+        # C / (d + latency) reaches the half rate (wrk has no constant-rate mode)
+        delay = calibrate_delay(srv, half, lua_members)
+        paced = HOMEPAGE_LUA % (3, lua_members) + PACED_LUA % delay
         res["homepage_half"] = srv.load(seconds=sec, connections=PACED_CONN, lua=paced)
-        res["homepage_half"]["rate"] = half
+        res["homepage_half"].update(rate=half, delay_ms=delay)
         print("homepage at half load", res["homepage_half"], flush=True)
         if args.soak:
             rss0 = srv.rss_mb()
@@ -493,7 +513,8 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         "includes the first page of most members (greedy page built, ~0.5 ms); later rounds "
         "find it cached. Each page waits for its commit (fsync), so a slow disk lowers the "
         "homepage's req/s with 32 connections even when the CPU is idle.",
-        f"Half load (paced to {half['rate']:,.0f}/s, {PACED_CONN} connections, load avg "
+        f"Half load (paced to {half['rate']:,.0f}/s: {PACED_CONN} connections, each pausing "
+        f"{half.get('delay_ms', '?')} ms after an answer, calibrated; load avg "
         f"{half['load_before']:.1f}): {half['rps']:,.0f} req/s, p50 {half['p50_ms']:.1f} ms, "
         f"**p99 {half['p99_ms']:.1f} ms** (target <= 50 ms), {half['non_2xx']} non-2xx.",
         "",
