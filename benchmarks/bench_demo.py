@@ -33,7 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="the small world (reelpick demo --quick)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
+                    help="Markdown file whose `demo` section is (re)written")
     ap.add_argument("--report", default=None, help="also write report.html here")
     ap.add_argument("--results", default=None,
                     help="write the section from this saved results.json (e.g. a `reelpick "
@@ -70,7 +71,9 @@ def main() -> None:
         header("Closed-loop demo (`reelpick demo`)", cmd), "",
         f"World `{w['preset']}` ({w['n_members']:,} members, {w['n_titles']:,} titles, "
         f"{w['page'][0]}x{w['page'][1]} pages), {cfg.days} days x {cfg.visits_per_day:,} visits "
-        f"per arm, epsilon {cfg.epsilon}, releases after days "
+        f"per arm, world overrides {cfg.world_overrides}, uniform exploration epsilon "
+        f"{cfg.epsilon} (production also {cfg.pool_epsilon} over the candidate pool), "
+        f"releases after days "
         f"{[d + 1 for d in cfg.releases]}, seed {cfg.seed}. Sequence model: "
         f"{'yes' if res['available']['seq'] else 'no'}; artwork bandit: "
         f"{'yes' if res['available']['artwork'] else 'no'}. `reelpick demo` renders its report "
@@ -79,7 +82,8 @@ def main() -> None:
         f"Loop wall time **{wall:.0f} s** (serve {t.get('serve', 0):.0f} s, train "
         f"{t.get('train', 0):.0f} s, offline {t.get('offline', 0):.0f} s, online + A/B "
         f"{t.get('online', 0):.0f} s, artwork {t.get('artwork', 0):.0f} s, arms' learning "
-        f"{t.get('learn_arms', 0):.0f} s), one thread, on 2 cores shared with other jobs: "
+        f"{t.get('learn_arms', 0):.0f} s, learnt-policy probes {t.get('probe', 0):.0f} s), "
+        "one thread, on 2 cores shared with other jobs: "
         "pessimistic. Target: full demo <= 5 min, `--quick` <= 60 s.",
     ])
     write_section(args.out, "demo", body)

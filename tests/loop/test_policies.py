@@ -73,3 +73,46 @@ def test_same_seed_same_visits(world):
     assert all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="day"):
         DaySimulator(world, visits_per_day=100, days=3, seed=1).run_day(GreedyPolicy(), 3)
+
+
+def test_pool_exploring_propensities_are_exact(world):
+    """Slot and page propensities of the candidate-pool logger match the frequencies of 6,000
+    draws for one visit; without a pool the pool share is uniform."""
+    from reelpick.loop import PoolExploringPolicy
+    from reelpick.policies import PopularityScorer
+
+    n = 6000
+    vb = world.make_visits(np.zeros(n, int), world.config.start + 3600)
+    cands = [GreedyPolicy(PopularityScorer(), name="pop"), GreedyPolicy(name="greedy2")]
+
+    class Shifted:  # a third candidate: the popular page shifted by one slot
+        name, version = "shifted", "v0"
+
+        def choose(self, visits, rng):
+            page = cands[0].choose(visits, rng)
+            t = np.roll(page.titles, 1, axis=1)
+            return type(page)(**{**page.__dict__, "titles": t})
+
+    pol = PoolExploringPolicy(GreedyPolicy(name="base"), 0.1, 0.3, cands + [Shifted()])
+    page = pol.choose(vb, np.random.default_rng(0))
+    rec = pol.take_records()
+    assert rec["pool"].shape == (n, 3, vb.n_slots)
+    for k in range(3):
+        target = rec["pool"][:, k]
+        # page propensity: this candidate's page, or an identical one
+        p = pol.page_propensity(target, rec["base"], rec["pool"])[0]
+        freq = (page.titles == target).all(axis=1).mean()
+        assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n)
+        # slot propensity of the candidate's title in slot 0
+        ps = pol.slot_propensity(target, rec["base"], rec["pool"], rec["available"])[0, 0]
+        f0 = (page.titles[:, 0] == target[:, 0]).mean()
+        assert abs(f0 - ps) < 4 * np.sqrt(ps * (1 - ps) / n) + 1e-9
+    assert np.allclose(page.propensity, pol.slot_propensity(page.titles, rec["base"],
+                                                            rec["pool"], rec["available"]))
+    assert {s.split(":")[0] for s in page.source} == {"explore", "pool", "base"}
+    alone = PoolExploringPolicy(GreedyPolicy(name="base"), 0.1, 0.3)
+    assert alone.shares == (pytest.approx(0.4), 0.0)
+    page = alone.choose(vb, np.random.default_rng(1))
+    assert abs((page.source == "explore").mean() - 0.4) < 0.03
+    with pytest.raises(ValueError, match="epsilon"):
+        PoolExploringPolicy(GreedyPolicy(), 0.5, 0.5)

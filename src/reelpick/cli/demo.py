@@ -93,8 +93,9 @@ def demo(
     w = cfg.world_config()
     console.rule(f"[bold]reelpick closed loop: world '{cfg.preset}', {cfg.days} days")
     console.print(f"{w.n_members:,} members, {w.n_titles:,} titles, pages of {w.n_slots} "
-                  f"slots; {cfg.visits_per_day:,} visits per day per arm, ε = {cfg.epsilon}, "
-                  f"releases after days {[d + 1 for d in cfg.releases]}")
+                  f"slots; {cfg.visits_per_day:,} visits per day per arm, uniform exploration "
+                  f"ε = {cfg.epsilon} (production: + {cfg.pool_epsilon} over the candidate "
+                  f"pool), releases after days {[d + 1 for d in cfg.releases]}")
     t0 = time.perf_counter()
     with threadpool_limits(1), Progress(TextColumn("{task.description}"), BarColumn(),
                                         MofNCompleteColumn(), TimeElapsedColumn(),

@@ -18,6 +18,16 @@ from typing import Any
 
 from reelpick.world import PRESETS, WorldConfig
 
+#: World overrides of the demo (``LoopConfig.quick()``/``full()``): members find popular titles
+#: by themselves (organic search concentrated on popularity), the page persuades least for
+#: titles everyone searches for, and members search more. Plays of shown titles then include
+#: many that would have happened anyway, so a learner that credits every play to the page (the
+#: greedy arm) and one that learns the causal effect of showing (the uplift arm) disagree.
+#: The same mechanism as :data:`reelpick.causal.MISMATCH_WORLD`, keeping the world's drift,
+#: short-term interest and seen penalty (what the sequence model and context-shaped pages use).
+LOOP_WORLD: dict[str, float] = dict(organic_popularity_weight=2.0, saturation=1.0,
+                                    search_rate=0.5)
+
 #: Candidate policies the loop knows how to train (see :mod:`reelpick.loop.candidates`).
 CANDIDATES: tuple[str, ...] = ("popular", "by-play", "uplift", "ranker", "ranker-no-context",
                                "ranker+seq")
@@ -32,7 +42,11 @@ class LoopConfig:
     ``release_every`` days between releases (train candidates, evaluate offline, A/B, ship);
     ``candidates`` (from :data:`CANDIDATES`; ``ranker+seq`` is skipped when the sequence model
     is not installed); ``epsilon`` the share of visits served a uniformly random page (the
-    exploration bucket behind replay and uplift); ``ab_visits`` fresh visits per A/B arm;
+    exploration bucket behind uplift, in every exploring arm); ``pool_epsilon`` the share of
+    production visits served the page of a uniformly drawn candidate of the next release (the
+    candidate-pool bucket behind offline evaluation; uniform before the first candidates
+    exist); ``probe_visits`` fresh visits a day on which each arm's learnt policy is scored;
+    ``ab_visits`` fresh visits per A/B arm;
     ``ab_arms`` candidates (best offline DR first) that go to the A/B test; ``ope_visits`` most
     logged visits each candidate is scored on offline (a uniform subsample; ``None`` = all);
     ``ranker_trees`` LightGBM rounds; ``train_rows`` most impressions the ranker trains on;
@@ -48,9 +62,11 @@ class LoopConfig:
     release_every: int = 4
     candidates: tuple[str, ...] = CANDIDATES
     epsilon: float = 0.1
+    pool_epsilon: float = 0.3
+    probe_visits: int = 300
     ab_visits: int = 600
     ab_arms: int = 2
-    ope_visits: int | None = 500
+    ope_visits: int | None = None
     ranker_trees: int = 60
     train_rows: int = 80_000
     artwork: bool = True
@@ -72,6 +88,10 @@ class LoopConfig:
              f"must be distinct names from {CANDIDATES}"),
             ("epsilon", isinstance(self.epsilon, int | float) and 0 < self.epsilon < 1,
              "must be in (0, 1)"),
+            ("pool_epsilon", isinstance(self.pool_epsilon, int | float)
+             and 0 <= self.pool_epsilon < 1 - self.epsilon, "must be in [0, 1 - epsilon)"),
+            ("probe_visits", _int(self.probe_visits) and self.probe_visits >= 20,
+             "must be >= 20"),
             ("ab_visits", _int(self.ab_visits) and self.ab_visits >= 20, "must be >= 20"),
             ("ab_arms", _int(self.ab_arms) and self.ab_arms >= 2, "must be >= 2"),
             ("ope_visits", self.ope_visits is None or (_int(self.ope_visits)
@@ -111,7 +131,8 @@ class LoopConfig:
     @classmethod
     def quick(cls, **changes: Any) -> LoopConfig:
         """The ``--quick`` demo: the ``small`` world, 6 days (about 30 s on 2 cores)."""
-        base: dict[str, Any] = dict(preset="small", days=6, visits_per_day=400, release_every=2,
+        base: dict[str, Any] = dict(preset="small", world_overrides=dict(LOOP_WORLD), days=6,
+                                    visits_per_day=800, release_every=2,
                                     ab_visits=400, ope_visits=None, ranker_trees=40,
                                     train_rows=40_000, epsilon=0.2)
         base.update(changes)
@@ -120,7 +141,8 @@ class LoopConfig:
     @classmethod
     def full(cls, **changes: Any) -> LoopConfig:
         """The full demo (``make demo``): the ``default`` world's catalogue, 5,000 members."""
-        base: dict[str, Any] = dict(preset="default", world_overrides={"n_members": 5_000})
+        base: dict[str, Any] = dict(preset="default",
+                                    world_overrides={"n_members": 5_000, **LOOP_WORLD})
         base.update(changes)
         return cls(**base)
 

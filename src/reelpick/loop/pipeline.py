@@ -3,12 +3,16 @@
 Four arms serve the same visits of one simulated world (common random numbers), each with its
 own member state:
 
-* ``production`` — the pipeline: serve the shipped policy with an epsilon-uniform exploration
-  bucket, log impressions and plays with exact propensities; at every release retrain the
-  candidates (sources, ranker, uplift; artwork bandit when :mod:`reelpick.artwork` is
-  installed), evaluate them offline on the newest day's logs (replay on the uniform share,
-  SNIPS, DR with CIs), measure each one's true value on fresh visits of the next day, A/B test
-  the best offline candidates on split fresh traffic, ship the A/B winner;
+* ``production`` — the pipeline: serve the shipped policy with a uniform exploration bucket
+  and a candidate-pool bucket (:class:`~reelpick.loop.policies.PoolExploringPolicy`: the page
+  of a uniformly drawn candidate of the next release), log impressions and plays with exact
+  propensities; the day before a release train the candidates (sources, ranker, uplift) so
+  that they explore on the release day; at the release evaluate them offline on that day's
+  logs (:mod:`reelpick.ope.pages`: replay on the pool share, SNIPS, DR, SNDR on all plays per
+  visit; per-slot DR on page plays; clustered CIs; each compared with the world's truth on the
+  same logged visits), measure each one's true value on fresh visits of the next day, A/B test
+  the best offline candidates on split fresh traffic, ship the A/B winner (artwork bandit
+  lift when :mod:`reelpick.artwork` is installed);
 * ``greedy`` — a purely correlational recommender (plays per segment and title,
   :class:`~reelpick.loop.policies.PlayCountScorer`) retrained every day on its own logs, never
   exploring: the feedback loop;
@@ -40,8 +44,8 @@ import numpy as np
 from reelpick.causal import SegmentUpliftModel, UpliftPolicy
 from reelpick.loop.candidates import Candidate, explore_logs, seq_available, train_candidates
 from reelpick.loop.config import LoopConfig
-from reelpick.loop.evaluation import ab_test, mean_ci, naive_hit_rate, offline_estimates
-from reelpick.loop.policies import ExploringPolicy, PlayCountScorer
+from reelpick.loop.evaluation import ab_test, mean_ci, naive_hit_rate
+from reelpick.loop.policies import ExploringPolicy, PlayCountScorer, PoolExploringPolicy
 from reelpick.loop.progress import NullProgress, Progress
 from reelpick.loop.simulator import (
     DayLog,
@@ -51,13 +55,15 @@ from reelpick.loop.simulator import (
     page_truth,
     truth_of_log,
 )
+from reelpick.ope.pages import slot_match, whole_page
 from reelpick.policies import GreedyPolicy, PopularityScorer
 from reelpick.ranking import Requests
-from reelpick.world import SimulationLog, World
+from reelpick.world import SimulationLog, VisitBatch, World
+from reelpick.world.policy import PageBatch
 
 DAY = 86_400
 ARMS = ("greedy", "explore", "uplift", "production")
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 
 
 def artwork_available() -> bool:
@@ -102,6 +108,7 @@ def day_metrics(world: World, day: DayLog) -> dict[str, float]:
         "page_plays": float(truth["page_plays"].mean()),
         "realised_plays": float(realised.mean()),
         "explore_share": float(day.explored.mean()),
+        "pool_share": float(day.pooled.mean()),
     }
 
 
@@ -127,24 +134,64 @@ def _reward_model(cands: list[Candidate], train: SimulationLog, S: int):
     return q, ("ranker" if comp is not None else "slot play rate")
 
 
-def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Progress,
-             timings: dict[str, float]) -> tuple[dict[str, Any], Any]:
+def _train(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Progress,
+           timings: dict[str, float]) -> list[Candidate]:
+    """Train the candidates of the release after ``day`` on the logs of days ``0..day-1``
+    (called at the end of day ``day - 1``: on day ``day`` they form the exploration pool)."""
     wc = world.config
-    S = wc.n_slots
     assert prod.log is not None
-    n_before = sum(d.log.n_visits for d in prod.days[:-1])
-    train = concat_logs([d.log for d in prod.days[:-1]])
-    explored_train = prod.explored[:n_before]
-    today = prod.days[-1]
     c2 = wc.start + day * DAY
     c1 = wc.start + (day // 2) * DAY
     names = [c for c in cfg.candidates if c != "ranker+seq" or seq_available()]
     t0 = time.perf_counter()
-    with progress.task(f"release after day {day}: training candidates", len(names)) as task:
-        cands = train_candidates(world, train, explored_train, names, c1=c1, c2=c2,
+    with progress.task(f"release after day {day + 1}: training candidates", len(names)) as task:
+        cands = train_candidates(world, prod.log, prod.explored, names, c1=c1, c2=c2,
                                  trees=cfg.ranker_trees, train_rows=cfg.train_rows,
                                  seed=cfg.seed + day, on_done=lambda _n: task.advance())
     timings["train"] = timings.get("train", 0.0) + time.perf_counter() - t0
+    return cands
+
+
+class _Fixed:
+    """Replays given pages ``(n, S)`` batch after batch (``bounds``: batch offsets)."""
+
+    name, version = "fixed", "v0"
+
+    def __init__(self, titles: np.ndarray, bounds: np.ndarray) -> None:
+        self.titles, self.bounds, self.i = titles, bounds, 0
+
+    def choose(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
+        t = self.titles[self.bounds[self.i]:self.bounds[self.i + 1]]
+        self.i += 1
+        return PageBatch.grid(t, n_rows=visits.n_rows, n_positions=visits.n_positions,
+                              propensity=np.ones(t.shape))
+
+
+def _dense(log: SimulationLog, S: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logged pages ``(n, S)`` (titles, -1 empty), slot plays ``(n, S)`` and all plays per
+    visit ``(n,)`` (page and organic)."""
+    s = log.shown
+    n = log.n_visits
+    titles = np.full((n, S), -1, dtype=np.int64)
+    plays = np.zeros((n, S))
+    titles[s.visit, s.slot] = s.title
+    plays[s.visit, s.slot] = s.play
+    total = (np.bincount(s.visit, weights=s.play, minlength=n)
+             + np.bincount(log.organic_visit, minlength=n))
+    return titles, plays, total
+
+
+def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Candidate],
+             state0: Any, progress: Progress, timings: dict[str, float]
+             ) -> tuple[dict[str, Any], Any]:
+    wc = world.config
+    S = wc.n_slots
+    assert prod.log is not None
+    train = concat_logs([d.log for d in prod.days[:-1]])
+    today = prod.days[-1]
+    logger: PoolExploringPolicy = prod.policy
+    rec = today.records
+    assert rec is not None and rec["pool"].shape[1] == len(cands), "pool != candidates"
 
     # ---------------- offline, on (a sample of) today's logged visits
     t0 = time.perf_counter()
@@ -156,43 +203,52 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Prog
     sub = {f: getattr(v, f)[eval_idx] for f in ("member", "timestamp", "device", "country",
                                                 "hour", "day_of_week", "cell", "mood")}
     batches = [vb for _, vb in world.batches(sub)]
-    avail = np.concatenate([vb.n_available() for vb in batches]).astype(float)
-    q, q_name = _reward_model(cands, train, S)
-    sh = today.log.shown
-    pos = np.full(n_today, -1)
-    pos[eval_idx] = np.arange(k)
-    rounds = np.flatnonzero(pos[sh.visit] >= 0)
-    lr = pos[sh.visit[rounds]]
     bounds = np.cumsum([0] + [len(vb) for vb in batches])
+    q, q_name = _reward_model(cands, train, S)
+    logged, plays, total = (a[eval_idx] for a in _dense(today.log, S))
+    base, pool = rec["base"][eval_idx], rec["pool"][eval_idx]
+    avail = rec["available"][eval_idx]
+    pooled = rec["pick"][eval_idx] >= 0
+    grid = np.arange(S)
+    # off-page organic plays per visit (training days): the constant of the page-level model
+    c_hat = len(train.organic_visit) / max(train.n_visits, 1)
 
-    def q_at(titles: np.ndarray) -> np.ndarray:
-        out = np.zeros(rounds.size)
+    def q_dense(titles: np.ndarray) -> np.ndarray:
+        out = np.zeros(titles.shape)
         for b, vb in enumerate(batches):
-            sel = np.flatnonzero((lr >= bounds[b]) & (lr < bounds[b + 1]))
-            if sel.size:
-                rr = rounds[sel]
-                t = titles[sel]
-                ok = t >= 0
-                val = np.zeros(sel.size)
-                if ok.any():
-                    val[ok] = q(vb, lr[sel][ok] - bounds[b], t[ok], sh.row_index[rr][ok],
-                                sh.position[rr][ok], sh.slot[rr][ok])
-                out[sel] = val
+            blk = titles[bounds[b]:bounds[b + 1]]
+            i, sl = np.nonzero(blk >= 0)
+            if i.size:
+                out[bounds[b] + i, sl] = q(vb, i, blk[i, sl], grid[sl] // wc.page_positions,
+                                           grid[sl] % wc.page_positions, sl)
         return out
 
-    q_logged = q_at(sh.title[rounds])
     offline: dict[str, dict[str, Any]] = {}
-    pages_of: dict[str, np.ndarray] = {}
-    with progress.task(f"release after day {day}: offline evaluation", len(cands)) as task:
-        for c in cands:
-            prng = np.random.default_rng([cfg.seed, 22, day])
-            pages = np.concatenate([c.policy.choose(vb, prng).titles for vb in batches])
-            pages_of[c.name] = pages
-            q_t = q_at(pages[lr, sh.slot[rounds]])
-            est = offline_estimates(today.log, eval_idx, today.explored, pages, q_logged, q_t,
-                                    avail, cfg.epsilon)
-            est["naive_hit_rate"] = naive_hit_rate(today.log, eval_idx, pages)
-            offline[c.name] = est
+    K = pool.shape[1]
+    with progress.task(f"release after day {day + 1}: offline evaluation", len(cands)) as task:
+        for ci, c in enumerate(cands):
+            target = pool[:, ci]  # the candidate's pages, recorded when it was in the pool
+            qt = q_dense(target)
+            mu_slot = logger.slot_propensity(target, base, pool, avail)
+            slot = slot_match(logged, plays, target, mu_slot, q_target=qt)
+            match = (logged == target).all(axis=1)
+            mu_page = logger.page_propensity(target, base, pool)
+            page = whole_page(total, match, mu_page, q_target=qt.sum(axis=1) + c_hat)
+            n_same = (pool == target[:, None, :]).all(axis=2).sum(axis=1)
+            rp = whole_page(total[pooled], match[pooled], n_same[pooled] / K)["snips"]
+            offline[c.name] = {
+                "replay": {**rp.to_dict(), "method": "replay (pool share)"},
+                "ips": page["ips"].to_dict(), "snips": page["snips"].to_dict(),
+                "dr": page["dr"].to_dict(), "sndr": page["sndr"].to_dict(),
+                "slot_snips": slot["snips"].to_dict(), "slot_dr": slot["dr"].to_dict(),
+                "naive_hit_rate": naive_hit_rate(today.log, eval_idx, target),
+            }
+            # the estimand: the world's truth for these pages on the same logged visits, from
+            # the member state at the start of that day
+            tr = page_truth(world, _Fixed(target, bounds), batches, state0,
+                            np.random.default_rng([cfg.seed, 24, day]))
+            offline[c.name]["truth_logged"] = {"plays": mean_ci(tr.plays),
+                                               "page_plays": mean_ci(tr.page_plays)}
             task.advance()
     timings["offline"] = timings.get("offline", 0.0) + time.perf_counter() - t0
 
@@ -205,7 +261,7 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Prog
     state = prod.sim.state
     online: dict[str, dict[str, Any]] = {}
     per_visit: dict[str, np.ndarray] = {}
-    with progress.task(f"release after day {day}: true value on fresh visits",
+    with progress.task(f"release after day {day + 1}: true value on fresh visits",
                        len(cands)) as task:
         for c in cands:
             tr = page_truth(world, c.policy, tb, state, np.random.default_rng([cfg.seed, 23]))
@@ -215,7 +271,7 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Prog
             task.advance()
     ranked = sorted(cands, key=lambda c: -offline[c.name]["dr"]["value"])
     finalists = ranked[: cfg.ab_arms]
-    with progress.task(f"release after day {day}: A/B test", len(finalists)) as task:
+    with progress.task(f"release after day {day + 1}: A/B test", len(finalists)) as task:
         ab = ab_test(world, [(c.name, c.policy) for c in finalists], [], fresh, state,
                      cfg.seed + day, on_arm=lambda _n: task.advance())
     timings["online"] = timings.get("online", 0.0) + time.perf_counter() - t0
@@ -232,12 +288,13 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Prog
         timings["artwork"] = timings.get("artwork", 0.0) + time.perf_counter() - t0
     rel = {
         "day": day, "train_days": day, "eval_day": day, "reward_model": q_name,
-        "ope_visits": int(k), "candidates": [
+        "ope_visits": int(k), "pooled_visits": int(pooled.sum()), "pool_size": int(K),
+        "candidates": [
             {"name": c.name, "train_seconds": c.seconds, "offline": offline[c.name],
              "online": online[c.name], **({"info": c.info} if c.info else {})}
             for c in cands],
         "ab": ab, "shipped": winner.name, "lifts": lifts,
-        "shipped_before": getattr(prod.policy.base, "name", None) if prod.policy else None,
+        "shipped_before": getattr(logger.base, "name", None),
     }
     return rel, winner.policy
 
@@ -246,7 +303,7 @@ def _artwork_lift(cfg: LoopConfig, world: World, train: SimulationLog, winner: C
                   batches, state, day: int, progress: Progress) -> dict[str, Any]:
     from reelpick.artwork import ArtworkCatalog, ArtworkRows, ThompsonArtwork, WithArtwork
 
-    with progress.task(f"release after day {day}: artwork bandit", 2) as task:
+    with progress.task(f"release after day {day + 1}: artwork bandit", 2) as task:
         cat = ArtworkCatalog.from_world(world)
         rows = ArtworkRows.from_log(train, cat.art_offset)
         if len(rows) > cfg.artwork_rows:
@@ -262,6 +319,27 @@ def _artwork_lift(cfg: LoopConfig, world: World, train: SimulationLog, winner: C
         task.advance()
     return {"a": f"{winner.name}+artwork bandit", "b": f"{winner.name}, random images",
             "rows": int(len(rows)), **mean_ci(with_art.plays - base.plays)}
+
+
+def _learned_truth(cfg: LoopConfig, world: World, arms: dict[str, _Arm], shipped: Any,
+                   day: int) -> dict[str, dict[str, float]]:
+    """TRUE value of each arm's learnt page policy without its exploration (greedy: itself;
+    production: the shipped policy) on ``probe_visits`` fresh visits of the next day, from the
+    arm's own member state: what the arm's data taught it, apart from what exploring costs."""
+    next_day = min(day + 1, world.config.days - 1)
+    visits = draw_day_visits(world, next_day, cfg.probe_visits,
+                             np.random.default_rng([cfg.seed, 61, day]))
+    batches = [vb for _, vb in world.batches(visits)]
+    out = {}
+    for name, arm in arms.items():
+        pol = shipped if name == "production" else getattr(arm.policy, "base", arm.policy)
+        tr = page_truth(world, pol, batches, arm.sim.state,
+                        np.random.default_rng([cfg.seed, 62, day]))
+        out[name] = {"learned_incremental": float(tr.incremental.mean()),
+                     "learned_incremental_se": float(tr.incremental.std(ddof=1)
+                                                     / np.sqrt(tr.incremental.size)),
+                     "learned_plays": float(tr.plays.mean())}
+    return out
 
 
 def write_logs(world: World, arm: _Arm, out: str | Path) -> Path:
@@ -301,21 +379,24 @@ def run_loop(config: LoopConfig, progress: Progress | None = None, *,
     arms["explore"].policy = ExploringPolicy(GreedyPolicy(explore_scorer, name="by-plays"),
                                              cfg.epsilon)
     arms["uplift"].policy = ExploringPolicy(popular, cfg.epsilon)
-    arms["production"].policy = ExploringPolicy(popular, cfg.epsilon)
+    prod = arms["production"]
+    prod.policy = PoolExploringPolicy(popular, cfg.epsilon, cfg.pool_epsilon)
     daily: list[dict[str, Any]] = []
     releases: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
-    shipped = "popular"
+    shipped, shipped_policy = "popular", popular
+    pending: list[Candidate] = []
     for day in range(cfg.days):
+        # the member state before the evaluation day: the truth of the offline estimand
+        state0 = prod.sim.state.copy() if day in cfg.releases else None
         t0 = time.perf_counter()
         with progress.task(f"day {day + 1}/{cfg.days}: serving {len(ARMS)} arms",
                            len(ARMS)) as task:
+            served = {}
             for name, arm in arms.items():
                 dl = arm.sim.run_day(arm.policy, day)
                 arm.add(dl)
-                daily.append({"arm": name, "day": day,
-                              "policy": shipped if name == "production" else name,
-                              **day_metrics(world, dl)})
+                served[name] = dl
                 task.advance()
         timings["serve"] = timings.get("serve", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -329,13 +410,24 @@ def run_loop(config: LoopConfig, progress: Progress | None = None, *,
             up.policy = ExploringPolicy(UpliftPolicy.for_world(model, world), cfg.epsilon)
         timings["learn_arms"] = timings.get("learn_arms", 0.0) + time.perf_counter() - t0
         if day in cfg.releases:
-            rel, winner = _release(cfg, world, arms["production"], day, progress, timings)
+            rel, winner = _release(cfg, world, prod, day, pending, state0, progress, timings)
             releases.append(rel)
-            shipped = rel["shipped"]
-            arms["production"].policy = ExploringPolicy(winner, cfg.epsilon)
-            progress.log(f"release after day {day}: A/B winner {shipped} shipped")
+            shipped, shipped_policy = rel["shipped"], winner
+            progress.log(f"release after day {day + 1}: A/B winner {shipped} shipped")
+        # what each arm has learnt: its page without exploration, on fresh visits of tomorrow
+        t0 = time.perf_counter()
+        learned = _learned_truth(cfg, world, arms, shipped_policy, day)
+        timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t0
+        for name in ARMS:
+            daily.append({"arm": name, "day": day,
+                          "policy": shipped if name == "production" else name,
+                          **day_metrics(world, served[name]), **learned[name]})
+        if day + 1 in cfg.releases:
+            pending = _train(cfg, world, prod, day + 1, progress, timings)
+        prod.policy = PoolExploringPolicy(shipped_policy, cfg.epsilon, cfg.pool_epsilon,
+                                          [c.policy for c in pending])
     if logs_out is not None:
-        write_logs(world, arms["production"], logs_out)
+        write_logs(world, prod, logs_out)
     timings["total"] = time.perf_counter() - t_start
     return {
         "format": RESULTS_FORMAT,

@@ -44,10 +44,17 @@ class DayLog:
     day: int
     log: SimulationLog
     source: np.ndarray
+    records: dict[str, np.ndarray] | None = None
 
     @property
     def explored(self) -> np.ndarray:
+        """Visits served a uniformly random page."""
         return self.source == "explore"
+
+    @property
+    def pooled(self) -> np.ndarray:
+        """Visits served a randomly drawn candidate's page (the candidate-pool share)."""
+        return np.array([str(x).startswith("pool:") for x in self.source], dtype=bool)
 
 
 def draw_day_visits(world: World, day: int, n: int, rng: np.random.Generator
@@ -95,7 +102,12 @@ class DaySimulator:
             raise ValueError(f"day: must lie in 0..{self.days - 1}, got {day}")
         log, source = simulate_visits(self.world, policy, self.visits(day), self.state,
                                       self._prng, self._orng, commit=True)
-        return DayLog(day, log, source)
+        records = None
+        if hasattr(policy, "take_records"):
+            records = policy.take_records()
+            if not np.array_equal(records["member"], log.visits.member):
+                raise RuntimeError("policy records are not in the log's visit order")
+        return DayLog(day, log, source, records)
 
 
 def simulate_visits(world: World, policy: Policy, visits: dict[str, np.ndarray],

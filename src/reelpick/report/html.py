@@ -51,25 +51,82 @@ def _table(df: pd.DataFrame, cls: str = "") -> str:
     return df.to_html(index=False, escape=True, classes=cls or None, border=0)
 
 
+def _covers(e: dict[str, Any] | None, truth: float) -> bool | None:
+    if not e or e.get("lo") is None or e["lo"] != e["lo"]:
+        return None
+    return bool(e["lo"] <= truth <= e["hi"])
+
+
 def candidates_table(release: dict[str, Any]) -> pd.DataFrame:
-    """Offline estimates, naive metric and online truth per candidate of one release."""
+    """Offline estimates (with 95% CIs), naive metric and online truth per candidate of one
+    release. Whole-page estimators estimate all plays per visit (TRUE plays); per-slot ones the
+    plays of titles on the page (TRUE page plays)."""
     ab = {a["name"]: a for a in release["ab"]["arms"]}
     rows = []
     for c in release["candidates"]:
         o, on = c["offline"], c["online"]
-        rp = o.get("replay")
+        tl = o.get("truth_logged", {})
+        cov = _covers(o["dr"], tl["plays"]["value"]) if tl else None
         rows.append({
             "candidate": c["name"] + (" ✔" if c["name"] == release["shipped"] else ""),
-            "replay (uniform share)": fmt_ci(rp),
+            "replay (pool share)": fmt_ci(o.get("replay")),
             "SNIPS": fmt_ci(o["snips"]), "DR": fmt_ci(o["dr"]),
             "DR ESS": f"{o['dr']['ess']:.0f}",
-            "naive hit rate": f"{o['naive_hit_rate']:.3f}",
+            "TRUE plays, logged visits": fmt_ci(tl.get("plays")),
+            "DR covers": {True: "yes", False: "no", None: "—"}[cov],
+            "TRUE plays, next day": fmt_ci(on["plays"]),
+            "per-slot DR (page plays)": fmt_ci(o.get("slot_dr")),
             "TRUE page plays": fmt_ci(on["page_plays"]),
-            "TRUE plays / visit": fmt_ci(on["plays"]),
+            "naive hit rate": f"{o['naive_hit_rate']:.3f}",
             "TRUE incremental": fmt_ci(on["incremental"]),
             "A/B plays / visit": fmt_ci(ab[c["name"]]) if c["name"] in ab else "—",
         })
     return pd.DataFrame(rows)
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    ra = pd.Series(a).rank().to_numpy()
+    rb = pd.Series(b).rank().to_numpy()
+    if len(a) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(pd.Series(ra).corr(pd.Series(rb)))
+
+
+def ope_accuracy(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per release and estimator: how many candidates' 95% CIs cover the TRUE value, the mean
+    CI width, and the rank correlation (Spearman) of the estimates with the TRUE values.
+    TRUE on the logged visits (from the member state at the start of that day) is what the
+    estimators estimate; TRUE on the next day's fresh visits is what a release ships to."""
+    rows = []
+    specs = [("replay", "logged", "plays", "replay (pool share) vs TRUE plays, logged visits"),
+             ("snips", "logged", "plays", "SNIPS vs TRUE plays, logged visits"),
+             ("dr", "logged", "plays", "DR vs TRUE plays, logged visits"),
+             ("sndr", "logged", "plays", "SNDR vs TRUE plays, logged visits"),
+             ("slot_dr", "logged", "page_plays", "per-slot DR vs TRUE page plays, logged visits"),
+             ("dr", "online", "plays", "DR vs TRUE plays, next day"),
+             ("naive_hit_rate", "online", "plays", "naive hit rate vs TRUE plays, next day")]
+    for rel in results["releases"]:
+        cands = rel["candidates"]
+        for key, where, truth_key, label in specs:
+            if where == "logged" and any("truth_logged" not in c["offline"] for c in cands):
+                continue
+            est = [c["offline"].get(key) for c in cands]
+            truth = [(c["offline"]["truth_logged"] if where == "logged" else c["online"])
+                     [truth_key]["value"] for c in cands]
+            if key == "naive_hit_rate":
+                vals = [float(e) for e in est]
+                cover, width = "—", "—"
+            else:
+                if any(not e or e["value"] != e["value"] for e in est):
+                    continue
+                vals = [e["value"] for e in est]
+                cov = [_covers(e, t) for e, t in zip(est, truth)]
+                cover = f"{sum(bool(x) for x in cov)}/{len(cov)}"
+                width = f"{sum(e['hi'] - e['lo'] for e in est) / len(est):.3f}"
+            rows.append({"release after day": rel["day"] + 1, "estimator": label,
+                         "CIs covering TRUE": cover, "mean CI width": width,
+                         "Spearman with TRUE": f"{_spearman(vals, truth):.2f}"})
+    return rows
 
 
 def lifts_table(results: dict[str, Any]) -> pd.DataFrame:
@@ -96,6 +153,9 @@ def arms_table(results: dict[str, Any]) -> pd.DataFrame:
                          f"{f['effective_titles_played']:.1f} → {r['effective_titles_played']:.1f}",
                      "top-10 share of plays": f"{f['top10_share']:.3f} → {r['top10_share']:.3f}",
                      "TRUE incremental / visit": f"{f['incremental']:.3f} → {r['incremental']:.3f}",
+                     "learnt policy, TRUE incremental":
+                         f"{f['learned_incremental']:.3f} → {r['learned_incremental']:.3f}"
+                         if "learned_incremental" in r else "—",
                      "TRUE plays / visit": f"{f['plays']:.3f} → {r['plays']:.3f}"})
     return pd.DataFrame(rows)
 
@@ -113,26 +173,68 @@ def releases_table(results: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _late(df: pd.DataFrame, arm: str, col: str, days: int = 3) -> tuple[float, float]:
+    """Mean of ``col`` over the arm's last ``days`` days, with its SE when ``col_se`` exists
+    (days treated as independent)."""
+    g = df[df["arm"] == arm].sort_values("day").tail(days)
+    m = float(g[col].mean())
+    se_col = f"{col}_se"
+    se = float((g[se_col] ** 2).sum() ** 0.5 / len(g)) if se_col in g else float("nan")
+    return m, se
+
+
 def summary(results: dict[str, Any]) -> list[str]:
-    """A few sentences drawn from the numbers."""
+    """Sentences drawn from the numbers (comparisons state whether their CIs separate)."""
     df = pd.DataFrame(results["daily"])
-    last = df[df["day"] == df["day"].max()].set_index("arm")
-    first = df[df["day"] == 0].set_index("arm")
+    arms = set(df["arm"])
+    n_days = int(df["day"].max()) + 1
+    k = min(3, n_days)
     out = []
-    if {"greedy", "explore"} <= set(last.index):
-        g, e = last.loc["greedy"], last.loc["explore"]
+
+    def cmp(a: str, b: str, col: str = "incremental") -> str:
+        (ma, sa), (mb, sb) = _late(df, a, col, k), _late(df, b, col, k)
+        d = ma - mb
+        se = (sa ** 2 + sb ** 2) ** 0.5
+        lo, hi = d - 1.96 * se, d + 1.96 * se
+        verdict = ("more" if lo > 0 else "fewer" if hi < 0 else "no clear difference in")
+        return (f"{a} {ma:.3f} vs {b} {mb:.3f} (Δ {d:+.3f} [{lo:+.3f}, {hi:+.3f}]: "
+                f"{verdict}{'' if verdict.startswith('no') else ' incremental plays'})")
+
+    if {"greedy", "explore"} <= arms:
+        g = df[df["arm"] == "greedy"].sort_values("day")
+        e = df[df["arm"] == "explore"].sort_values("day")
         out.append(
-            f"The greedy recommender retrained on its own logs shows "
-            f"{g['coverage_shown']:.0%} of the available catalogue on the last day "
-            f"(vs {e['coverage_shown']:.0%} with exploration); members watch an effective "
-            f"{g['effective_titles_played']:.0f} titles (vs {e['effective_titles_played']:.0f}).")
-    if "production" in last.index:
-        p0, p1 = first.loc["production"], last.loc["production"]
-        out.append(f"The production loop went from {p0['incremental']:.3f} to "
-                   f"{p1['incremental']:.3f} true incremental plays per visit "
-                   f"(day 1 → day {int(df['day'].max()) + 1}).")
+            f"Last {k} days: the greedy recommender retrained on its own logs showed "
+            f"{g['coverage_shown'].tail(k).mean():.0%} of the available catalogue "
+            f"(with exploration: {e['coverage_shown'].tail(k).mean():.0%}); members watched an "
+            f"effective {g['effective_titles_played'].tail(k).mean():.0f} titles (vs "
+            f"{e['effective_titles_played'].tail(k).mean():.0f}), the top 10 titles took "
+            f"{g['top10_share'].tail(k).mean():.0%} of plays (vs "
+            f"{e['top10_share'].tail(k).mean():.0%}).")
+        out.append("TRUE incremental plays per visit, last days: " + cmp("greedy", "explore")
+                   + (f"; {cmp('uplift', 'greedy')}" if "uplift" in arms else "") + ".")
+        first, last = g.iloc[0], g.iloc[-1]
+        trend = "rose" if last["incremental"] > first["incremental"] else "fell"
+        out.append(f"Greedy's own TRUE incremental plays {trend} from "
+                   f"{first['incremental']:.3f} (day 1) to {last['incremental']:.3f} (day "
+                   f"{n_days}): it learns from its logs, but only about what it already shows.")
+    if "production" in arms:
+        p = df[df["arm"] == "production"].sort_values("day")
+        out.append(f"The production loop went from {p.iloc[0]['incremental']:.3f} to "
+                   f"{p.iloc[-1]['incremental']:.3f} true incremental plays per visit "
+                   f"(day 1 → day {n_days}), exploration included.")
+    acc = ope_accuracy(results)
     for rel in results["releases"]:
-        out.append(f"Release after day {rel['day'] + 1}: A/B winner "
+        d = rel["day"] + 1
+        a = next((r for r in acc if r["release after day"] == d
+                  and r["estimator"] == "DR vs TRUE plays, logged visits"), None)
+        b = next(r for r in acc if r["release after day"] == d
+                 and r["estimator"] == "DR vs TRUE plays, next day")
+        cov = (f"the TRUE value on the logged visits for {a['CIs covering TRUE']} candidates "
+               f"(Spearman {a['Spearman with TRUE']}), " if a else "")
+        out.append(f"Release after day {d}: offline DR intervals covered {cov}the TRUE value on "
+                   f"the next day's visits for {b['CIs covering TRUE']} (Spearman "
+                   f"{b['Spearman with TRUE']}); A/B winner "
                    f"<b>{html.escape(rel['shipped'])}</b> shipped.")
     return out
 
@@ -146,7 +248,8 @@ def render_html(results: dict[str, Any]) -> str:
              f"<p class='note'>World <b>{html.escape(w['preset'])}</b> "
              f"({w['n_members']:,} members, {w['n_titles']:,} titles, pages of "
              f"{w['page'][0]}×{w['page'][1]}), {cfg['days']} days × "
-             f"{cfg['visits_per_day']:,} visits per arm, exploration ε = {cfg['epsilon']}, "
+             f"{cfg['visits_per_day']:,} visits per arm, uniform exploration ε = {cfg['epsilon']}"
+             f" (production: + {cfg.get('pool_epsilon', 0)} candidate-pool exploration), "
              f"seed {cfg['seed']}. Sequence model: "
              f"{'yes' if results['available']['seq'] else 'not installed'}; artwork bandit: "
              f"{'yes' if results['available']['artwork'] else 'not installed'}. "
@@ -154,18 +257,32 @@ def render_html(results: dict[str, Any]) -> str:
              "<ul>" + "".join(f"<li>{s}</li>" for s in summary(results)) + "</ul>",
              "<h2>1. Feedback loops</h2>",
              "<p class='note'>Four arms serve the same visits. TRUE values come from the "
-             "world's known uplift of every impression, not from the logs.</p>",
+             "world's known uplift of every impression, not from the logs. 'Learnt policy' = "
+             "the arm's page without its exploration bucket, scored on fresh visits of the "
+             "next day: what its own data taught it.</p>",
              _img(plots.feedback_loops(results), "feedback loops"),
              _table(arms_table(results), "arms"),
              "<h2>2. Releases: offline evaluation, A/B test, ship</h2>",
              _table(releases_table(results), "releases"),
              _img(plots.ab_tests(results), "A/B tests")]
+    acc = ope_accuracy(results)
+    if acc:
+        parts += ["<h3>How good is offline evaluation?</h3>",
+                  "<p class='note'>Per release and estimator: candidates whose 95% CI covers "
+                  "the TRUE value, mean CI width, and rank agreement (Spearman) with the TRUE "
+                  "values. 'Logged visits': the world's truth for each candidate's pages on the "
+                  "very visits the estimate used (member state at the start of that day: the "
+                  "estimand); 'next day': fresh visits the release ships to. The naive hit rate "
+                  "has no CI.</p>", _table(pd.DataFrame(acc), "ope")]
     for rel in results["releases"]:
         parts += [f"<h3>Release after day {rel['day'] + 1}</h3>",
                   f"<p class='note'>Offline: {rel['ope_visits']:,} logged visits of day "
-                  f"{rel['eval_day'] + 1}, values in page plays per visit, DR reward model "
-                  f"{html.escape(rel['reward_model'])}. Online: the world's truth on fresh "
-                  f"visits of day {rel['day'] + 2}.</p>",
+                  f"{rel['eval_day'] + 1} ({rel.get('pooled_visits', 0):,} in the "
+                  f"candidate-pool bucket, {rel.get('pool_size', 0)} candidates). Replay, SNIPS "
+                  f"and DR treat the whole page as the action and estimate all plays per visit "
+                  f"(organic included); per-slot DR estimates plays of the page's titles. DR "
+                  f"reward model: {html.escape(rel['reward_model'])}. Online: the world's truth "
+                  f"on fresh visits of day {rel['day'] + 2}.</p>",
                   _img(plots.offline_vs_online(rel), f"offline vs online {rel['day']}"),
                   _table(candidates_table(rel), "candidates")]
     parts += ["<h2>3. Time, context, sequence, artwork</h2>",

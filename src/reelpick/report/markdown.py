@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelpick.report.html import arms_table, candidates_table, lifts_table, releases_table
+from reelpick.report.html import (
+    arms_table,
+    candidates_table,
+    lifts_table,
+    ope_accuracy,
+    releases_table,
+    summary,
+)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -22,15 +29,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def markdown_summary(results: dict[str, Any]) -> str:
     """Feedback loops, releases, offline vs online (last release) and lifts as Markdown."""
-    out = ["**Feedback loops** (day 1 → last day; TRUE = world's truth)", "",
+    out = ["**In short** (sentences generated from the numbers)", ""]
+    out += [f"- {line.replace('<b>', '**').replace('</b>', '**')}" for line in summary(results)]
+    out += ["", "**Feedback loops** (day 1 → last day; TRUE = world's truth)", "",
            markdown_table(arms_table(results).to_dict("records")), "",
            "**Releases** (offline top candidates by DR go to a split-traffic A/B test)", "",
            markdown_table(releases_table(results).to_dict("records")), ""]
     if results["releases"]:
         rel = results["releases"][-1]
-        out += [f"**Offline vs online, release after day {rel['day'] + 1}** (page plays per "
-                "visit offline; TRUE values on fresh visits)", "",
-                markdown_table(candidates_table(rel).to_dict("records")), ""]
+        out += [f"**Offline vs online, release after day {rel['day'] + 1}** (whole-page "
+                "estimators: all plays per visit; per-slot DR: plays of the page's titles; "
+                "TRUE values on fresh visits)", "",
+                markdown_table(candidates_table(rel).to_dict("records")), "",
+                "**Offline evaluation accuracy** (every release)", "",
+                markdown_table(ope_accuracy(results)), ""]
     out += ["**What context, the sequence model, artwork and uplift add** (paired on the same "
             "fresh visits)", "", markdown_table(lifts_table(results).to_dict("records"))]
     return "\n".join(out)

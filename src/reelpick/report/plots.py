@@ -30,64 +30,88 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def feedback_loops(results: dict[str, Any]) -> bytes:
-    """Coverage, diversity, concentration and true incremental plays per arm over days."""
+    """Coverage, diversity, concentration, true incremental plays (served and learnt policy)
+    and true plays per arm over days."""
     df = pd.DataFrame(results["daily"])
     panels = [("coverage_shown", "catalogue coverage: titles shown / available"),
               ("effective_titles_played", "diversity: effective number of titles played"),
               ("top10_share", "share of plays on the 10 most played titles"),
-              ("incremental", "TRUE incremental plays per visit (world's truth)")]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+              ("incremental", "TRUE incremental plays / visit (served, exploration incl.)"),
+              ("learned_incremental", "TRUE incremental / visit of the learnt policy (end of day)"),
+              ("plays", "TRUE plays / visit (organic + caused by the page)")]
+    panels = [p for p in panels if p[0] in df.columns]
+    ncol = 3
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(14, 3.6 * nrow), squeeze=False)
     for ax, (col, title) in zip(axes.ravel(), panels):
         for arm, g in df.groupby("arm", sort=False):
             g = g.sort_values("day")
             ax.plot(g["day"] + 1, g[col], marker="o", ms=3, color=COLORS.get(arm),
                     label=LABELS.get(arm, arm))
-            if col == "incremental" and "incremental_se" in g:
-                ax.fill_between(g["day"] + 1, g[col] - 1.96 * g["incremental_se"],
-                                g[col] + 1.96 * g["incremental_se"], color=COLORS.get(arm),
-                                alpha=0.15)
-        ax.set_title(title, fontsize=10)
+            se = f"{col}_se"
+            if se in g:
+                ax.fill_between(g["day"] + 1, g[col] - 1.96 * g[se], g[col] + 1.96 * g[se],
+                                color=COLORS.get(arm), alpha=0.15)
+        ax.set_title(title, fontsize=9.5)
         ax.set_xlabel("day")
         ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
     for d in (r["day"] for r in results["releases"]):
-        for ax in axes.ravel():
+        for ax in axes.ravel()[:len(panels)]:
             ax.axvline(d + 1.5, color="#999", ls=":", lw=0.8)
     axes[0, 0].legend(fontsize=8, loc="best")
-    fig.suptitle("Feedback loops (dotted lines: releases of the production loop)", fontsize=11)
+    fig.suptitle("Feedback loops (dotted lines: releases of the production loop; bands: 95% CI)",
+                 fontsize=11)
     fig.tight_layout()
     return _png(fig)
 
 
-def offline_vs_online(release: dict[str, Any]) -> bytes:
-    """Per candidate: offline estimates (with 95% CIs) against the true page plays on fresh
-    visits; and the naive hit rate against true plays per visit."""
-    cands = release["candidates"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+def _errorbars(ax, cands: list[dict[str, Any]], keys: list[tuple[str, str, str]],
+               truth_key: str, truth_label: str) -> None:
     x = np.arange(len(cands))
-    width = 0.2
-    keys = [("replay", "replay (uniform share)", "#8c564b"), ("snips", "SNIPS", "#1f77b4"),
-            ("dr", "DR", "#ff7f0e")]
+    width = 0.8 / (len(keys) + 1)
     for j, (k, label, color) in enumerate(keys):
         vals, lo, hi = [], [], []
         for c in cands:
             e = c["offline"].get(k)
-            vals.append(np.nan if not e else e["value"])
-            lo.append(np.nan if not e else e["value"] - e["lo"])
-            hi.append(np.nan if not e else e["hi"] - e["value"])
-        ax.errorbar(x + (j - 1.5) * width, vals, yerr=[lo, hi], fmt="o", color=color,
+            ok = bool(e) and e["value"] == e["value"]
+            vals.append(e["value"] if ok else np.nan)
+            lo.append(e["value"] - e["lo"] if ok else np.nan)
+            hi.append(e["hi"] - e["value"] if ok else np.nan)
+        ax.errorbar(x + (j - len(keys) / 2) * width, vals, yerr=[lo, hi], fmt="o", color=color,
                     capsize=3, label=f"offline {label}")
-    truth = [c["online"]["page_plays"]["value"] for c in cands]
-    ax.scatter(x + 1.5 * width, truth, marker="*", s=140, color="k", zorder=5,
-               label="online truth (page plays / visit)")
+    truth = [c["online"][truth_key]["value"] for c in cands]
+    xt = x + (len(keys) / 2) * width
+    if all("truth_logged" in c["offline"] for c in cands):
+        logged = [c["offline"]["truth_logged"][truth_key]["value"] for c in cands]
+        ax.scatter(xt, logged, marker="*", s=140, color="k", zorder=5,
+                   label="TRUE on the logged visits (estimand)")
+        ax.scatter(xt, truth, marker="o", s=50, facecolors="none", edgecolors="k", zorder=5,
+                   label="TRUE on the next day's visits")
+    else:
+        ax.scatter(xt, truth, marker="*", s=140, color="k", zorder=5,
+                   label=f"online TRUE ({truth_label})")
     ax.set_xticks(x, [c["name"] for c in cands], rotation=20, fontsize=9)
-    ax.set_ylabel("page plays per visit")
-    ax.set_title(f"Offline estimates vs online truth (release after day {release['day'] + 1})",
-                 fontsize=10)
-    lows = [c["online"]["page_plays"]["value"] for c in cands]
-    top = max(max(lows) * 3, 0.5)
-    ax.set_ylim(min(0, *[v for v in truth]) - 0.1, top)
+    ax.set_ylabel(truth_label)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5)
+
+
+def offline_vs_online(release: dict[str, Any]) -> bytes:
+    """Per candidate: whole-page offline estimates (95% CIs) against TRUE plays per visit,
+    per-slot estimates against TRUE page plays, and the naive hit rate against TRUE plays."""
+    cands = release["candidates"]
+    fig, (ax, ax1, ax2) = plt.subplots(1, 3, figsize=(16, 4.6))
+    _errorbars(ax, cands, [("replay", "replay (pool share)", "#8c564b"),
+                           ("snips", "SNIPS", "#1f77b4"), ("dr", "DR", "#ff7f0e")],
+               "plays", "plays per visit")
+    ax.set_title(f"Whole page: offline vs online (release after day {release['day'] + 1})",
+                 fontsize=10)
+    _errorbars(ax1, cands, [("slot_snips", "per-slot SNIPS", "#17becf"),
+                            ("slot_dr", "per-slot DR", "#e377c2")],
+               "page_plays", "page plays per visit")
+    ax1.set_title("Per slot (additive): plays of the page's titles", fontsize=10)
     hr = [c["offline"]["naive_hit_rate"] for c in cands]
     plays = [c["online"]["plays"]["value"] for c in cands]
     err = [1.96 * c["online"]["plays"]["se"] for c in cands]
