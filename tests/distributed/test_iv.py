@@ -114,3 +114,48 @@ def test_errors(design, tmp_path):
         fit_sgdiv(design / "design.parquet", **{**COLUMNS, "y": "nope"})
     with pytest.raises(ValueError, match="num_workers"):
         fit_sgdiv(design / "design.parquet", backend="ray", num_workers=0, **COLUMNS)
+
+
+def test_pass_sums_merge_as_one_stream(design, monkeypatch):
+    """The public sufficient statistics both backends use: ScaleSums of shares of the same
+    minibatches and ResidualSums of parts of the log (clusters cut between parts, folded in
+    small steps) merge into the one-stream sums; a fit solved from them is the local fit."""
+    from reelpick.causal.sgd import SGDIV, ResidualSums, ScaleSums
+
+    monkeypatch.setattr(ResidualSums, "_CONSOLIDATE", 64)   # fold often
+    src = ParquetBatches(design / "design.parquet", batch_size=1_000, **COLUMNS)
+    batches = list(src)
+    whole, left, right = ScaleSums(), ScaleSums(), ScaleSums()
+    for b in batches:
+        whole.add(b)
+        half = len(b) // 2
+        left.add(type(b)(*(None if v is None else v[:half] for v in _parts_of(b))))
+        right.add(type(b)(*(None if v is None else v[half:] for v in _parts_of(b))))
+    merged = left.merge(right)
+    assert (merged.n, merged.batches, merged.widths) == (whole.n, whole.batches, whole.widths)
+    for k in ("t1", "t2", "d1", "d2"):
+        np.testing.assert_allclose(getattr(merged, k), getattr(whole, k), rtol=1e-12)
+    with pytest.raises(ValueError, match="no rows"):
+        ScaleSums().scales(3)
+
+    est = SGDIV(epochs=2, cov_type="CR1").fit(src)
+    one = est.residual_sums(batches, 1, 2)
+    parts = [est.residual_sums(batches[lo:hi], 1, 2) for lo, hi in [(0, 4), (4, 5), (5, 9)]]
+    total = parts[0].merge(parts[1]).merge(parts[2])
+    np.testing.assert_array_equal(total.labels, one.labels)
+    assert np.unique(_clusters_of(batches)).size == total.labels.size
+    for k in ("srr", "m4", "sst"):
+        np.testing.assert_allclose(getattr(total, k), getattr(one, k), rtol=1e-12)
+    np.testing.assert_allclose(total.cluster_sums(), one.cluster_sums(), rtol=1e-9,
+                               atol=1e-12)
+    again = SGDIV(epochs=2, cov_type="CR1")
+    again.solve(total, whole.n, 2, ["d"], ["z", "z2"])
+    _close(again, est)
+
+
+def _parts_of(b):
+    return (b.y, b.endog, b.instruments, b.dense, b.categorical, b.clusters)
+
+
+def _clusters_of(batches):
+    return np.concatenate([b.clusters for b in batches])

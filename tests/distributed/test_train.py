@@ -41,7 +41,8 @@ def test_one_ray_train_worker_is_local_training(df, ray_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_two_ray_train_workers_train_a_usable_model(df, ray_cluster, tmp_path):
-    model = fit_sequence(df, backend="ray", num_workers=2, **PARAMS)
+    # batches of 8 windows: the small log gives each of the two replicas several batches
+    model = fit_sequence(df, backend="ray", num_workers=2, **{**PARAMS, "batch_size": 8})
     assert model.history_.shape[0] >= 1 and np.isfinite(model.history_[:, 1]).all()
     back = load_model(model.save(tmp_path / "seq2.npz"))
     assert back.recommend(["m3"], k=5).title_ids.shape == (1, 5)

@@ -102,3 +102,67 @@ def test_stream_invalid(log_file, kwargs, error, message):
     args = {"path": path, "estimators": [IPS()], "target": ConstantTarget([0.25] * 4), **kwargs}
     with pytest.raises(error, match=message):
         estimate_parquet(**args)
+
+
+def test_layout_of_a_log_in_several_files(tmp_path):
+    """FeedbackLayout: the optional columns every file has, n_actions/n_positions the largest
+    over the files, and the same batches from a file as iter_feedback_batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reelpick.ope.streaming import FeedbackLayout, iter_feedback_batches
+
+    pq.write_table(pa.table({"action": [0, 4, 1], "reward": [1.0, 0.0, 1.0],
+                             "pscore": [0.5] * 3, "position": [0, 1, 0],
+                             "slate_id": [7, 7, 8]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"action": [2, 6], "reward": [0.0, 1.0], "position": [3, 0],
+                             "slate_id": [9, 9]}), tmp_path / "b.parquet")
+    files = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    lay = FeedbackLayout.of(files)
+    assert (lay.n_actions, lay.n_positions, lay.has_pscore, lay.has_slates) == (7, 4, False,
+                                                                               True)
+    assert lay.read_columns == ["action", "reward", "position", "slate_id"]
+    assert not FeedbackLayout.of(files, slates=False).has_slates
+    one = FeedbackLayout.of(files[:1])
+    got = list(one.read(files[0], 2))
+    ref = list(iter_feedback_batches(files[0], batch_size=2))
+    assert [b.n_rounds for b in got] == [b.n_rounds for b in ref] == [2, 1]
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g.action, r.action)
+        np.testing.assert_array_equal(g.slate_id, r.slate_id)
+        np.testing.assert_array_equal(g.pscore, r.pscore)
+    with pytest.raises(ValueError, match=r"b.parquet: missing column\(s\) \['pscore'\]"):
+        FeedbackLayout.of(files, FeedbackColumns(context=("pscore",)))
+
+
+def test_statistics_of_parts_merge_into_the_whole_run(log_file):
+    """OPEStatistics: parts of a log reduced separately (same shifts, global offsets) and
+    merged give the whole run's estimates, bootstrap replicates included."""
+    from reelpick.ope.base import OffPolicyEvaluation
+    from reelpick.ope.streaming import OPEStatistics, feed, start_evaluation
+
+    path, fb, pi, q = log_file
+    ests = [IPS(), SNIPS(), DR()]
+    target, model = ArrayTarget(pi), ArrayTarget(q)
+
+    def fresh():
+        return OffPolicyEvaluation(ests, n_actions=fb.n_actions, ci="bootstrap",
+                                   n_bootstrap=50, random_state=4)
+
+    whole = fresh()
+    feed(whole, [fb.take(slice(0, 9_000)), fb.take(slice(9_000, fb.n_rounds))], target, model)
+    shifts = {k: acc.shift for k, acc in whole.accs.items()}
+    parts = []
+    for lo, hi in [(0, 3_001), (3_001, 3_002), (3_002, fb.n_rounds)]:
+        run = start_evaluation(fresh(), shifts, lo)
+        assert feed(run, [fb.take(slice(lo, hi))], target, model, lo) == hi
+        parts.append(OPEStatistics.of(run, lo))
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    assert merged.diag["n"] == fb.n_rounds
+    run = fresh()
+    merged.into(run, shifts)
+    got, ref = run.results(warn=False), whole.results(warn=False)
+    for name in ref:
+        for f in ("value", "ci_low", "ci_high", "se", "ess"):
+            assert getattr(got[name], f) == pytest.approx(getattr(ref[name], f), rel=1e-12,
+                                                          abs=1e-15), (name, f)

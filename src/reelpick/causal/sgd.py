@@ -295,6 +295,145 @@ class _Adagrad:
             self.w, self.avg, self.cnt = self.avg, None, None
 
 
+@dataclass
+class ScaleSums:
+    """Pass 0 of :class:`SGDIV`: the sums behind the targets' and dense features' means and
+    scales (additive over rows). ``add`` one minibatch at a time; ``merge`` the sums of a
+    data-parallel worker's share of the same minibatches (``batches`` counts minibatches, not
+    shares); ``scales`` checks the design and gives the standardisation."""
+
+    n: int = 0
+    batches: int = 0
+    t1: Any = 0.0
+    t2: Any = 0.0
+    d1: Any = 0.0
+    d2: Any = 0.0
+    widths: tuple[int, int, int] | None = None   # (k_d, q, p)
+
+    def add(self, b: IVBatch) -> None:
+        w = (b.endog.shape[1], b.instruments.shape[1], b.dense.shape[1])
+        if self.widths is None:
+            self.widths = w
+        elif w != self.widths:
+            raise ValueError("batches: column counts differ between batches")
+        t = np.column_stack([b.y, b.endog, b.instruments])
+        self.n += len(b)
+        self.batches += 1
+        self.t1, self.t2 = self.t1 + t.sum(axis=0), self.t2 + (t * t).sum(axis=0)
+        self.d1, self.d2 = self.d1 + b.dense.sum(axis=0), self.d2 + (b.dense ** 2).sum(axis=0)
+
+    def merge(self, other: ScaleSums) -> ScaleSums:
+        if other.widths is not None and self.widths is not None and other.widths != self.widths:
+            raise ValueError("batches: column counts differ between batches")
+        return ScaleSums(self.n + other.n, max(self.batches, other.batches),
+                         self.t1 + other.t1, self.t2 + other.t2, self.d1 + other.d1,
+                         self.d2 + other.d2, self.widths or other.widths)
+
+    def scales(self, epochs: int, *, stacklevel: int = 2) -> dict[str, np.ndarray]:
+        """``tmean``, ``tstd``, ``dmean``, ``dstd`` (errors: no rows, under-identified, a
+        constant endogenous or instrument column; a warning when SGD gets under 10 steps)."""
+        if self.widths is None or self.n == 0:
+            raise ValueError("source: no rows")
+        kd, q, p = self.widths
+        if q < kd:
+            raise ValueError(f"under-identified: {q} instrument(s) for {kd} endogenous "
+                             f"regressor(s)")
+        if epochs and self.batches * epochs < 10:
+            import warnings
+
+            warnings.warn(f"only {self.batches * epochs} SGD steps ({self.batches} batch(es) x "
+                          f"{epochs} epoch(s)): the id effects will be poorly fitted; use "
+                          f"smaller batches or more epochs", RuntimeWarning,
+                          stacklevel=stacklevel + 1)
+        tmean = self.t1 / self.n
+        tstd = np.sqrt(np.maximum(self.t2 / self.n - tmean ** 2, 0.0))
+        if (tstd[1:] == 0).any():
+            raise ValueError("endog/instruments: a column is constant")
+        dmean = self.d1 / self.n if p else np.zeros(0)
+        dstd = np.sqrt(np.maximum(self.d2 / self.n - dmean ** 2, 0.0)) if p else np.zeros(0)
+        return {"tmean": tmean, "tstd": np.where(tstd > 0, tstd, 1.0), "dmean": dmean,
+                "dstd": np.where(dstd > 0, dstd, 1.0)}
+
+
+class ResidualSums:
+    """The final pass of :class:`SGDIV`: :math:`\\sum r r'`, :math:`\\sum (r r') \\otimes
+    (\\tilde z \\tilde z')`, the targets' total sums of squares and, for CR0/CR1, the
+    per-cluster sums :math:`\\sum_{i \\in g} r_i \\tilde z_i'` (kept compact, by label).
+    Additive over rows: ``merge`` the sums of other rows (another worker's, another part)."""
+
+    _CONSOLIDATE = 1 << 16   # pending per-batch cluster rows before they are folded in
+
+    def __init__(self, m: int, q: int, cov_type: str) -> None:
+        self.m, self.q, self.cov_type = m, q, cov_type
+        self.clustered = cov_type in ("CR0", "CR1")
+        self.srr = np.zeros((m, m))
+        self.m4 = np.zeros((m, m, q, q))
+        self.sst = np.zeros(m)
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.sums = np.zeros((0, m, q))
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
+
+    def add(self, r: np.ndarray, zt: np.ndarray, centred_t: np.ndarray,
+            clusters: np.ndarray | None) -> None:
+        """One minibatch: residuals ``r`` ``(b, m)`` (on the data scale), residualised
+        instruments ``zt`` ``(b, q)``, the targets minus their means, the cluster labels."""
+        self.srr += r.T @ r
+        self.m4 += np.einsum("ia,ib,ij,ik->abjk", r, r, zt, zt, optimize=True)
+        self.sst += (centred_t ** 2).sum(axis=0)
+        if not self.clustered:
+            return
+        if clusters is None:
+            raise ValueError(f"clusters: cov_type={self.cov_type!r} needs cluster labels in "
+                             f"every batch")
+        g = np.asarray(clusters, dtype=np.int64)
+        if (g < 0).any():
+            raise ValueError("clusters: labels must be non-negative ints")
+        labels, inv = np.unique(g, return_inverse=True)
+        sums = np.zeros((labels.size, self.m, self.q))
+        np.add.at(sums, inv, np.einsum("ia,ij->iaj", r, zt))
+        self._pending.append((labels, sums))
+        self._pending_rows += labels.size
+        if self._pending_rows > max(self._CONSOLIDATE, self.labels.size):
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the pending per-batch cluster sums into ``labels`` / ``sums`` (in order)."""
+        if not self._pending:
+            return
+        parts = [(self.labels, self.sums), *self._pending]
+        labels, inv = np.unique(np.concatenate([lab for lab, _ in parts]), return_inverse=True)
+        sums = np.zeros((labels.size, self.m, self.q))
+        at = 0
+        for lab, sm in parts:   # one part at a time: every label's sums added in row order
+            sums[inv[at:at + lab.size]] += sm
+            at += lab.size
+        self.labels, self.sums = labels, sums
+        self._pending, self._pending_rows = [], 0
+
+    def merge(self, other: ResidualSums) -> ResidualSums:
+        """These sums plus ``other``'s (a new object)."""
+        out = ResidualSums(self.m, self.q, self.cov_type)
+        out.srr, out.m4, out.sst = self.srr + other.srr, self.m4 + other.m4, self.sst + other.sst
+        self._fold()
+        other._fold()
+        out.labels, out.sums = self.labels, self.sums
+        out._pending = [(other.labels, other.sums)]
+        out._fold()
+        return out
+
+    def cluster_sums(self) -> np.ndarray | None:
+        """``(n_clusters, m, q)`` per-cluster sums (``None``: not clustered)."""
+        if not self.clustered:
+            return None
+        self._fold()
+        return self.sums
+
+    def __getstate__(self) -> dict[str, Any]:   # shipped folded
+        self._fold()
+        return self.__dict__
+
+
 class SGDIV:
     """Streamed IV with SGD-fitted high-dimensional controls (module docstring has the method).
 
@@ -323,113 +462,93 @@ class SGDIV:
         t = np.column_stack([b.y, b.endog, b.instruments])
         return (t - self._tmean) / self._tstd
 
-    def _sgd_step(self, b: IVBatch) -> None:
-        n = len(b)
+    def gradient_sums(self, b: IVBatch) -> dict[str, Any]:
+        """The sums behind one SGD step's gradient on the rows of ``b`` (a minibatch, or a
+        worker's share of one): ``n``, the residual sums ``r``, ``xr`` = :math:`X'r` and, with
+        id effects, the ids seen (``ids``, unique) and the residual sums per id (``g``).
+        :meth:`apply_gradient` adds the sums of all shares and takes the step."""
         r = self._predict(b) - self._targets(b)  # (n, m) gradient of 0.5 * r^2
         x = (b.dense - self._dmean) / self._dstd
-        self._c.step(r.mean(axis=0))
-        if x.shape[1]:
-            self._B.step(x.T @ r / n)
+        out: dict[str, Any] = {"n": len(b), "r": r.sum(axis=0), "xr": x.T @ r}
         if b.categorical.shape[1]:
             ids = b.categorical.ravel()
             ok = ids >= 0
             f = b.categorical.shape[1]
             uniq, inv = np.unique(ids[ok], return_inverse=True)
             rr = np.repeat(r, f, axis=0)[ok]
-            g = np.column_stack([np.bincount(inv, weights=rr[:, j], minlength=uniq.size)
-                                 for j in range(r.shape[1])]) / n
+            out["ids"] = uniq
+            out["g"] = np.column_stack([np.bincount(inv, weights=rr[:, j], minlength=uniq.size)
+                                        for j in range(r.shape[1])])
+        return out
+
+    def apply_gradient(self, partials: Sequence[dict[str, Any]]) -> None:
+        """One Adagrad step from the :meth:`gradient_sums` of every share of a minibatch (in a
+        fixed order: every replica that applies them stays identical)."""
+        n = sum(p["n"] for p in partials)
+        rsum = partials[0]["r"].copy()
+        xr = partials[0]["xr"].copy()
+        for p in partials[1:]:
+            rsum += p["r"]
+            xr += p["xr"]
+        self._c.step(rsum / n)
+        if xr.shape[0]:
+            self._B.step(xr / n)
+        if "ids" in partials[0]:
+            if len(partials) == 1:
+                uniq, g = partials[0]["ids"], partials[0]["g"] / n
+            else:
+                uniq = np.unique(np.concatenate([p["ids"] for p in partials]))
+                g = np.zeros((uniq.size, rsum.size))
+                for p in partials:
+                    g[np.searchsorted(uniq, p["ids"])] += p["g"]  # ids unique per partial
+                g /= n
             g += self.config.l2 * self._E.w[uniq]
             self._E.step(g, uniq)
 
-    # -------------------------------------------------------------- fit
-    def fit(self, source: BatchSource) -> SGDIV:
-        if not isinstance(source, BatchSource):
-            raise TypeError(f"source: expected a BatchSource (n_ids, endog_names, "
-                            f"instrument_names, __iter__), got {type(source).__name__}")
-        cfg = self.config
-        # pass 0: means and scales of targets and dense features
-        cnt, nb, s1t, s2t, s1d, s2d = 0, 0, 0.0, 0.0, 0.0, 0.0
-        kd = q = p = None
-        for b in source:
-            _check_batch(b, source.n_ids)
-            if kd is None:
-                kd, q, p = b.endog.shape[1], b.instruments.shape[1], b.dense.shape[1]
-            elif (b.endog.shape[1], b.instruments.shape[1], b.dense.shape[1]) != (kd, q, p):
-                raise ValueError("batches: column counts differ between batches")
-            t = np.column_stack([b.y, b.endog, b.instruments])
-            cnt += len(b)
-            nb += 1
-            s1t, s2t = s1t + t.sum(axis=0), s2t + (t * t).sum(axis=0)
-            s1d, s2d = s1d + b.dense.sum(axis=0), s2d + (b.dense**2).sum(axis=0)
-        if kd is None or cnt == 0:
-            raise ValueError("source: no rows")
-        assert q is not None and p is not None
-        if q < kd:
-            raise ValueError(f"under-identified: {q} instrument(s) for {kd} endogenous "
-                             f"regressor(s)")
-        if cfg.epochs and nb * cfg.epochs < 10:
-            import warnings
+    def _sgd_step(self, b: IVBatch) -> None:
+        self.apply_gradient([self.gradient_sums(b)])
 
-            warnings.warn(f"only {nb * cfg.epochs} SGD steps ({nb} batch(es) x {cfg.epochs} "
-                          f"epoch(s)): the id effects will be poorly fitted; use smaller "
-                          f"batches or more epochs", RuntimeWarning, stacklevel=2)
-        m = 1 + kd + q
-        self._tmean = s1t / cnt
-        self._tstd = np.sqrt(np.maximum(s2t / cnt - self._tmean**2, 0.0))
-        if (self._tstd[1:] == 0).any():
-            raise ValueError("endog/instruments: a column is constant")
-        self._tstd = np.where(self._tstd > 0, self._tstd, 1.0)
-        self._dmean = s1d / cnt if p else np.zeros(0)
-        dstd = np.sqrt(np.maximum(s2d / cnt - self._dmean**2, 0.0)) if p else np.zeros(0)
-        self._dstd = np.where(dstd > 0, dstd, 1.0)
-        self._c = _Adagrad((m,), cfg.learning_rate)
-        self._B = _Adagrad((p, m), cfg.learning_rate)
-        self._E = _Adagrad((source.n_ids, m), cfg.learning_rate)
-        for epoch in range(cfg.epochs):
-            if cfg.average and epoch == cfg.epochs - 1 and epoch > 0:
-                for opt in (self._c, self._B, self._E):
-                    opt.start_averaging()
-            for b in source:
-                self._sgd_step(b)
+    def start(self, scales: dict[str, np.ndarray], m: int, p: int, n_ids: int) -> None:
+        """Set the standardisation (:meth:`ScaleSums.scales`) and fresh nuisance parameters
+        for ``m`` targets, ``p`` dense features and ``n_ids`` id effects."""
+        self._tmean, self._tstd = scales["tmean"], scales["tstd"]
+        self._dmean, self._dstd = scales["dmean"], scales["dstd"]
+        lr = self.config.learning_rate
+        self._c, self._B = _Adagrad((m,), lr), _Adagrad((p, m), lr)
+        self._E = _Adagrad((n_ids, m), lr)
+
+    def set_averaging(self, epoch: int) -> None:
+        """Called before SGD epoch ``epoch``: Polyak-Ruppert averaging over the last one."""
+        cfg = self.config
+        if cfg.average and epoch == cfg.epochs - 1 and epoch > 0:
+            for opt in (self._c, self._B, self._E):
+                opt.start_averaging()
+
+    def end_sgd(self) -> None:
+        """After the last step: the (averaged) parameters become the fit."""
         for opt in (self._c, self._B, self._E):
             opt.finish()
-        self._final_pass(source, cnt, kd, q, p)
-        self.n_passes_ = cfg.epochs + 2
-        return self
 
-    def _final_pass(self, source: BatchSource, n: int, kd: int, q: int, p: int) -> None:
-        cfg = self.config
-        m = 1 + kd + q
-        srr = np.zeros((m, m))
-        m4 = np.zeros((m, m, q, q))
-        sst = np.zeros(m)  # total sums of squares of the raw targets, for R^2
-        cl_sums = np.zeros((0, m, q))
-        clustered = cfg.cov_type in ("CR0", "CR1")
-        for b in source:
+    def residual_sums(self, batches: Any, kd: int, q: int) -> ResidualSums:
+        """The final pass over ``batches`` with the fitted nuisance parameters."""
+        out = ResidualSums(1 + kd + q, q, self.config.cov_type)
+        for b in batches:
             t = np.column_stack([b.y, b.endog, b.instruments])
             r = (self._targets(b) - self._predict(b)) * self._tstd
-            zt = r[:, 1 + kd:]
-            srr += r.T @ r
-            m4 += np.einsum("ia,ib,ij,ik->abjk", r, r, zt, zt, optimize=True)
-            sst += ((t - self._tmean) ** 2).sum(axis=0)
-            if clustered:
-                if b.clusters is None:
-                    raise ValueError(f"clusters: cov_type={cfg.cov_type!r} needs cluster "
-                                     f"labels in every batch")
-                g = np.asarray(b.clusters, dtype=np.int64)
-                if (g < 0).any():
-                    raise ValueError("clusters: labels must be non-negative ints")
-                top = int(g.max()) + 1
-                if top > cl_sums.shape[0]:
-                    cl_sums = np.concatenate([cl_sums, np.zeros((top - cl_sums.shape[0], m, q))])
-                contrib = np.einsum("ia,ij->iaj", r, zt)
-                np.add.at(cl_sums, g, contrib)
-        self.nuisance_r2_ = pd.Series(1 - np.diag(srr) / np.maximum(sst, 1e-300),
-                                      index=["y", *source.endog_names,
-                                             *source.instrument_names])
-        self.result_ = _solve(srr, m4, cl_sums if clustered else None, n, kd, q, p,
-                              cfg.cov_type, list(source.endog_names),
-                              list(source.instrument_names))
+            out.add(r, r[:, 1 + kd:], t - self._tmean, b.clusters)
+        return out
+
+    def solve(self, sums: ResidualSums, n: int, p: int, endog_names: Sequence[str],
+              instrument_names: Sequence[str], *, stacklevel: int = 2) -> SGDIV:
+        """Set ``result_`` and ``nuisance_r2_`` from the final pass's sums over ``n`` rows
+        (``p`` dense controls); warns when the instruments are weak. Returns ``self``."""
+        cfg = self.config
+        kd, q = len(endog_names), len(instrument_names)
+        self.nuisance_r2_ = pd.Series(1 - np.diag(sums.srr) / np.maximum(sums.sst, 1e-300),
+                                      index=["y", *endog_names, *instrument_names])
+        self.result_ = _solve(sums.srr, sums.m4, sums.cluster_sums(), n, kd, q, p,
+                              cfg.cov_type, list(endog_names), list(instrument_names))
+        self.n_passes_ = cfg.epochs + 2
         fs = self.result_.first_stage
         assert fs is not None
         low = fs.f_stat[fs.f_stat < cfg.weak_threshold]
@@ -439,7 +558,32 @@ class SGDIV:
             from reelpick.causal.iv import WeakInstrumentWarning
             warnings.warn(f"weak instruments: first-stage F = "
                           f"{', '.join(f'{k}: {v:.2f}' for k, v in low.items())} < "
-                          f"{cfg.weak_threshold:g}", WeakInstrumentWarning, stacklevel=3)
+                          f"{cfg.weak_threshold:g}", WeakInstrumentWarning,
+                          stacklevel=stacklevel + 1)
+        return self
+
+    # -------------------------------------------------------------- fit
+    def fit(self, source: BatchSource) -> SGDIV:
+        if not isinstance(source, BatchSource):
+            raise TypeError(f"source: expected a BatchSource (n_ids, endog_names, "
+                            f"instrument_names, __iter__), got {type(source).__name__}")
+        cfg = self.config
+        # pass 0: means and scales of targets and dense features
+        pass0 = ScaleSums()
+        for b in source:
+            check_batch(b, source.n_ids)
+            pass0.add(b)
+        scales = pass0.scales(cfg.epochs)
+        kd, q, p = pass0.widths  # type: ignore[misc]
+        self.start(scales, 1 + kd + q, p, source.n_ids)
+        for epoch in range(cfg.epochs):
+            self.set_averaging(epoch)
+            for b in source:
+                self._sgd_step(b)
+        self.end_sgd()
+        self.solve(self.residual_sums(source, kd, q), pass0.n, p, source.endog_names,
+                   source.instrument_names)
+        return self
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         if not hasattr(self, "result_"):
@@ -447,7 +591,9 @@ class SGDIV:
         return self.result_.conf_int(level)
 
 
-def _check_batch(b: IVBatch, n_ids: int) -> None:
+def check_batch(b: IVBatch, n_ids: int) -> None:
+    """Raise ``ValueError`` unless ``b``'s arrays have its rows, finite values and ids below
+    ``n_ids`` (what :meth:`SGDIV.fit` checks of every batch of pass 0)."""
     n = len(b)
     for name in ("endog", "instruments", "dense", "categorical"):
         a = getattr(b, name)
@@ -458,6 +604,9 @@ def _check_batch(b: IVBatch, n_ids: int) -> None:
             raise ValueError(f"batch.{name}: contains NaN or infinite values")
     if b.categorical.size and b.categorical.max() >= n_ids:
         raise ValueError(f"batch.categorical: id {int(b.categorical.max())} >= n_ids {n_ids}")
+
+
+_check_batch = check_batch   # the name it had first
 
 
 def _solve(srr: np.ndarray, m4: np.ndarray, cl: np.ndarray | None, n: int, kd: int, q: int,

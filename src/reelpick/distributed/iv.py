@@ -42,14 +42,12 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,10 +55,10 @@ from reelpick.causal.sgd import (
     SGDIV,
     IVBatch,
     ParquetBatches,
+    ResidualSums,
+    ScaleSums,
     SGDIVConfig,
-    _Adagrad,
-    _check_batch,
-    _solve,
+    check_batch,
     hash_ids,
 )
 from reelpick.distributed._ray import (
@@ -257,7 +255,7 @@ class _Replica:
         if part is not None:
             self.parts.append(part)
 
-    def seal(self) -> dict[str, Any]:
+    def seal(self) -> ScaleSums:
         """Concatenate the kept rows; return pass 0's sums over them."""
         parts = self.parts
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
@@ -277,14 +275,9 @@ class _Replica:
             raise RuntimeError(f"worker {self.worker} holds {len(self.data)} rows, expected "
                                f"{int(sizes.sum())}: the blocks did not arrive in log order")
         self.bounds = np.concatenate([[0], np.cumsum(sizes)])
-        # pass 0, batch by batch as the local run sums it
-        out = {"n": 0, "t1": 0.0, "t2": 0.0, "d1": 0.0, "d2": 0.0}
+        out = ScaleSums()   # pass 0, batch by batch as the local run sums it
         for b in self._batches():
-            t = np.column_stack([b.y, b.endog, b.instruments])
-            out["n"] += len(b)
-            out["t1"], out["t2"] = out["t1"] + t.sum(axis=0), out["t2"] + (t * t).sum(axis=0)
-            out["d1"] = out["d1"] + b.dense.sum(axis=0)
-            out["d2"] = out["d2"] + (b.dense ** 2).sum(axis=0)
+            out.add(b)
         return out
 
     def _batch(self, t: int) -> IVBatch:
@@ -299,12 +292,7 @@ class _Replica:
 
     # ---------------------------------------------------------------- SGD
     def setup(self, scales: dict[str, np.ndarray], m: int, p: int) -> None:
-        e = self.est
-        e._tmean, e._tstd = scales["tmean"], scales["tstd"]
-        e._dmean, e._dstd = scales["dmean"], scales["dstd"]
-        lr = self.cfg.learning_rate
-        e._c, e._B = _Adagrad((m,), lr), _Adagrad((p, m), lr)
-        e._E = _Adagrad((self.columns.n_ids, m), lr)
+        self.est.start(scales, m, p, self.columns.n_ids)
         self.n_batches = len(self.bounds) - 1
 
     def step(self, k: int, *partials: dict[str, Any]) -> dict[str, Any] | None:
@@ -312,76 +300,20 @@ class _Replica:
         then return this worker's partial sums for step ``k`` (``None`` after the last)."""
         e, cfg = self.est, self.cfg
         if partials:
-            self._apply(partials)
+            e.apply_gradient(partials)
         if k == cfg.epochs * self.n_batches:
-            for opt in (e._c, e._B, e._E):
-                opt.finish()
+            e.end_sgd()
             return None
         epoch, t = divmod(k, self.n_batches)
-        if t == 0 and cfg.average and epoch == cfg.epochs - 1 and epoch > 0:
-            for opt in (e._c, e._B, e._E):
-                opt.start_averaging()
-        b = self._batch(t)
-        r = e._predict(b) - e._targets(b)
-        x = (b.dense - e._dmean) / e._dstd
-        out: dict[str, Any] = {"n": len(b), "r": r.sum(axis=0), "xr": x.T @ r}
-        if b.categorical.shape[1]:
-            ids = b.categorical.ravel()
-            ok = ids >= 0
-            f = b.categorical.shape[1]
-            uniq, inv = np.unique(ids[ok], return_inverse=True)
-            rr = np.repeat(r, f, axis=0)[ok]
-            out["ids"] = uniq
-            out["g"] = np.column_stack([np.bincount(inv, weights=rr[:, j], minlength=uniq.size)
-                                        for j in range(r.shape[1])])
-        return out
-
-    def _apply(self, partials: Sequence[dict[str, Any]]) -> None:
-        e = self.est
-        n = sum(p["n"] for p in partials)
-        rsum = partials[0]["r"].copy()
-        xr = partials[0]["xr"].copy()
-        for p in partials[1:]:
-            rsum += p["r"]
-            xr += p["xr"]
-        e._c.step(rsum / n)
-        if xr.shape[0]:
-            e._B.step(xr / n)
-        if "ids" in partials[0]:
-            uniq = np.unique(np.concatenate([p["ids"] for p in partials]))
-            g = np.zeros((uniq.size, rsum.size))
-            for p in partials:
-                g[np.searchsorted(uniq, p["ids"])] += p["g"]  # ids are unique per partial
-            g /= n
-            g += self.cfg.l2 * e._E.w[uniq]
-            e._E.step(g, uniq)
+        if t == 0:
+            e.set_averaging(epoch)
+        return e.gradient_sums(self._batch(t))
 
     # ---------------------------------------------------------------- final pass
-    def final(self) -> dict[str, Any]:
+    def final(self) -> ResidualSums:
         """The residual moments of this worker's rows (with the averaged parameters)."""
-        e = self.est
-        kd, q = len(self.columns.endog), len(self.columns.instruments)
-        m = 1 + kd + q
-        srr, m4, sst = np.zeros((m, m)), np.zeros((m, m, q, q)), np.zeros(m)
-        clustered = self.cfg.cov_type in ("CR0", "CR1")
-        labels = sums = None
-        if clustered:
-            if self.data.clusters is None:
-                raise ValueError(f"clusters: cov_type={self.cfg.cov_type!r} needs cluster "
-                                 f"labels in every batch")
-            labels, inv = np.unique(self.data.clusters, return_inverse=True)
-            sums = np.zeros((labels.size, m, q))
-        for t, b in enumerate(self._batches()):
-            tt = np.column_stack([b.y, b.endog, b.instruments])
-            r = (e._targets(b) - e._predict(b)) * e._tstd
-            zt = r[:, 1 + kd:]
-            srr += r.T @ r
-            m4 += np.einsum("ia,ib,ij,ik->abjk", r, r, zt, zt, optimize=True)
-            sst += ((tt - e._tmean) ** 2).sum(axis=0)
-            if clustered:
-                sl = slice(int(self.bounds[t]), int(self.bounds[t + 1]))
-                np.add.at(sums, inv[sl], np.einsum("ia,ij->iaj", r, zt))
-        return {"srr": srr, "m4": m4, "sst": sst, "labels": labels, "sums": sums}
+        return self.est.residual_sums(self._batches(), len(self.columns.endog),
+                                      len(self.columns.instruments))
 
 
 def split_shard(shard: Shard, columns: IVColumns, n_rows: int, batch_size: int,
@@ -391,7 +323,7 @@ def split_shard(shard: Shard, columns: IVColumns, n_rows: int, batch_size: int,
     worker, the piece itself)."""
     table = read_shard(shard, columns.read)
     batch = columns.batch(table)
-    _check_batch(batch, columns.n_ids)
+    check_batch(batch, columns.n_ids)
     owner = owner_of_rows(np.arange(shard.offset, shard.offset + shard.n_rows), n_rows,
                           batch_size, n_workers)
     out: list[IVBatch | None] = []
@@ -404,64 +336,15 @@ def split_shard(shard: Shard, columns: IVColumns, n_rows: int, batch_size: int,
 
 
 # --------------------------------------------------------------------------- the fit
-def _scales(parts: Sequence[dict[str, Any]], kd: int, q: int, p: int, epochs: int,
-            n_batches: int) -> tuple[int, dict[str, np.ndarray]]:
-    """Pass 0's merged sums -> the targets' and features' means and scales (as SGDIV.fit)."""
-    cnt = sum(x["n"] for x in parts)
-    if cnt == 0:
-        raise ValueError("source: no rows")
-    if q < kd:
-        raise ValueError(f"under-identified: {q} instrument(s) for {kd} endogenous "
-                         f"regressor(s)")
-    t1 = sum((x["t1"] for x in parts[1:]), parts[0]["t1"])
-    t2 = sum((x["t2"] for x in parts[1:]), parts[0]["t2"])
-    d1 = sum((x["d1"] for x in parts[1:]), parts[0]["d1"])
-    d2 = sum((x["d2"] for x in parts[1:]), parts[0]["d2"])
-    if epochs and n_batches * epochs < 10:
-        warnings.warn(f"only {n_batches * epochs} SGD steps ({n_batches} batch(es) x {epochs} "
-                      f"epoch(s)): the id effects will be poorly fitted; use smaller "
-                      f"batches or more epochs", RuntimeWarning, stacklevel=4)
-    tmean = t1 / cnt
-    tstd = np.sqrt(np.maximum(t2 / cnt - tmean ** 2, 0.0))
-    if (tstd[1:] == 0).any():
-        raise ValueError("endog/instruments: a column is constant")
-    tstd = np.where(tstd > 0, tstd, 1.0)
-    dmean = d1 / cnt if p else np.zeros(0)
-    dstd = np.sqrt(np.maximum(d2 / cnt - dmean ** 2, 0.0)) if p else np.zeros(0)
-    return cnt, {"tmean": tmean, "tstd": tstd, "dmean": dmean,
-                 "dstd": np.where(dstd > 0, dstd, 1.0)}
-
-
-def _finish(parts: Sequence[dict[str, Any]], cfg: SGDIVConfig, columns: IVColumns, n: int
+def _finish(parts: Sequence[ResidualSums], cfg: SGDIVConfig, columns: IVColumns, n: int
             ) -> SGDIV:
-    """Merge the final pass's sums (in worker order) and solve, as ``SGDIV._final_pass``."""
-    kd, q, p = len(columns.endog), len(columns.instruments), len(columns.dense)
-    m = 1 + kd + q
-    srr = sum((x["srr"] for x in parts[1:]), parts[0]["srr"])
-    m4 = sum((x["m4"] for x in parts[1:]), parts[0]["m4"])
-    sst = sum((x["sst"] for x in parts[1:]), parts[0]["sst"])
-    cl = None
-    if cfg.cov_type in ("CR0", "CR1"):
-        labels = np.unique(np.concatenate([x["labels"] for x in parts]))
-        cl = np.zeros((labels.size, m, q))
-        for x in parts:
-            cl[np.searchsorted(labels, x["labels"])] += x["sums"]
+    """Merge the final pass's sums (in worker order) and solve, as ``SGDIV.fit`` does."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
     est = SGDIV(**{k: getattr(cfg, k) for k in SGDIVConfig.__dataclass_fields__})
-    est.nuisance_r2_ = pd.Series(1 - np.diag(srr) / np.maximum(sst, 1e-300),
-                                 index=["y", *columns.endog, *columns.instruments])
-    est.result_ = _solve(srr, m4, cl, n, kd, q, p, cfg.cov_type, list(columns.endog),
-                         list(columns.instruments))
-    est.n_passes_ = cfg.epochs + 2
-    fs = est.result_.first_stage
-    assert fs is not None
-    low = fs.f_stat[fs.f_stat < cfg.weak_threshold]
-    if len(low):
-        from reelpick.causal.iv import WeakInstrumentWarning
-
-        warnings.warn(f"weak instruments: first-stage F = "
-                      f"{', '.join(f'{k}: {v:.2f}' for k, v in low.items())} < "
-                      f"{cfg.weak_threshold:g}", WeakInstrumentWarning, stacklevel=3)
-    return est
+    return est.solve(total, n, len(columns.dense), columns.endog, columns.instruments,
+                     stacklevel=4)
 
 
 def fit_sgdiv(
@@ -544,9 +427,13 @@ def _fit_on_ray(ray: Any, plan: ParquetPlan, cols: IVColumns, cfg: SGDIVConfig,
             for a, piece in zip(actors, pieces):
                 a.ingest.remote(piece)
         moments = ray.get([a.seal.remote() for a in actors])
+        pass0 = moments[0]
+        for part in moments[1:]:
+            pass0 = pass0.merge(part)
         kd, q, p = len(cols.endog), len(cols.instruments), len(cols.dense)
-        n_batches = -(-plan.n_rows // batch_size)
-        n, scales = _scales(moments, kd, q, p, cfg.epochs, n_batches)
+        pass0.widths = pass0.widths or (kd, q, p)
+        scales = pass0.scales(cfg.epochs, stacklevel=3)
+        n, n_batches = pass0.n, -(-plan.n_rows // batch_size)
         ray.get([a.setup.remote(scales, 1 + kd + q, p) for a in actors])
         prev: list[Any] = []
         for k in range(cfg.epochs * n_batches + 1):

@@ -26,8 +26,9 @@ context-free policy, :class:`NpyTarget` for a precomputed ``.npy`` file read bat
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,17 +38,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reelpick.ope.base import ClusterBy, Estimator, OffPolicyEvaluation
-from reelpick.ope.estimate import CIMethod, Estimate
+from reelpick.ope.base import ClusterBy, Estimator, OffPolicyEvaluation, _block_rows
+from reelpick.ope.estimate import CIMethod, Estimate, StatAccumulator
 from reelpick.ope.feedback import LoggedFeedback
 
 __all__ = [
     "ArrayTarget",
     "ConstantTarget",
     "FeedbackColumns",
+    "FeedbackLayout",
     "NpyTarget",
+    "OPEStatistics",
     "estimate_parquet",
+    "feed",
+    "first_block_rows",
     "iter_feedback_batches",
+    "start_evaluation",
     "write_feedback_parquet",
 ]
 
@@ -171,41 +177,256 @@ def _n_actions_from(pf: pq.ParquetFile, column: str) -> int:
     return top + 1
 
 
+@dataclass(frozen=True)
+class FeedbackLayout:
+    """What the rows of a feedback log hold and how they become :class:`LoggedFeedback`
+    batches: the one reader of feedback Parquet, shared by :func:`iter_feedback_batches`,
+    :func:`estimate_parquet` and the Ray backend (:mod:`reelpick.distributed.ope`).
+
+    ``n_positions``: ``1 +`` the largest logged position (``None``: no position column);
+    ``has_slates``: the ``slate_id`` column is read (the intervals are clustered by slate).
+    """
+
+    columns: FeedbackColumns
+    n_actions: int
+    n_positions: int | None
+    has_pscore: bool
+    has_slates: bool
+
+    @classmethod
+    def of(cls, files: Sequence[str | os.PathLike[str]],
+           columns: FeedbackColumns = FeedbackColumns(), *, n_actions: int | None = None,
+           n_positions: int | None = None, slates: bool = True) -> FeedbackLayout:
+        """The layout of a log made of ``files`` (in order, one log): the optional columns that
+        every file has; ``n_actions`` (``n_positions``) from the row-group statistics -- the
+        largest over the files -- unless given; ``slates=False``: ``slate_id`` is not read."""
+        metas = []
+        names: set[str] | None = None
+        for f in files:
+            path = Path(f)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no such file")
+            pf = pq.ParquetFile(path)
+            have = set(pf.schema_arrow.names)
+            missing = [c for c in [columns.action, columns.reward, *columns.context]
+                       if c not in have]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {missing}; found {sorted(have)}")
+            names = have if names is None else names & have
+            metas.append(pf)
+        if names is None:
+            raise ValueError("give at least one feedback Parquet file")
+        has_pos = columns.position is not None and columns.position in names
+        if n_actions is None:
+            n_actions = max(_n_actions_from(pf, columns.action) for pf in metas)
+        if has_pos and n_positions is None:
+            n_positions = max(_n_actions_from(pf, columns.position)  # type: ignore[arg-type]
+                              for pf in metas)
+        return cls(columns, int(n_actions), int(n_positions) if has_pos else None,  # type: ignore[arg-type]
+                   columns.pscore is not None and columns.pscore in names,
+                   slates and columns.slate_id is not None and columns.slate_id in names)
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The columns to read, in order."""
+        c = self.columns
+        want = [c.action, c.reward]
+        for flag, name in ((self.has_pscore, c.pscore), (self.n_positions is not None,
+                                                          c.position),
+                           (self.has_slates, c.slate_id)):
+            if flag:
+                want.append(name)  # type: ignore[arg-type]
+        return want + list(c.context)
+
+    def batches(self, data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch],
+                batch_size: int | None = None) -> Iterator[LoggedFeedback]:
+        """``data`` (record batches with :attr:`read_columns`) as :class:`LoggedFeedback`
+        batches, a table cut into batches of at most ``batch_size`` rows."""
+        if isinstance(data, pa.Table):
+            data = data.to_batches(max_chunksize=batch_size)
+        elif isinstance(data, pa.RecordBatch):
+            data = [data]
+        c = self.columns
+        for rb in data:
+            col = {name: rb.column(name).to_numpy(zero_copy_only=False)
+                   for name in self.read_columns}
+            yield LoggedFeedback(
+                action=col[c.action], reward=col[c.reward],
+                pscore=col[c.pscore] if self.has_pscore else None,  # type: ignore[index]
+                n_actions=self.n_actions,
+                position=(col[c.position]  # type: ignore[index]
+                          if self.n_positions is not None else None),
+                n_positions=self.n_positions,
+                context=np.column_stack([col[k] for k in c.context]) if c.context else None,
+                slate_id=col[c.slate_id] if self.has_slates else None)  # type: ignore[index]
+
+    def read(self, path: str | os.PathLike[str], batch_size: int, *,
+             row_groups: Sequence[int] | None = None) -> Iterator[LoggedFeedback]:
+        """The rounds of one file (or of its ``row_groups``), ``batch_size`` at a time."""
+        yield from self.batches(pq.ParquetFile(path).iter_batches(
+            batch_size=batch_size, row_groups=None if row_groups is None else list(row_groups),
+            columns=self.read_columns))
+
+
 def iter_feedback_batches(path: str | os.PathLike[str], *, n_actions: int | None = None,
                           n_positions: int | None = None, batch_size: int = 1_000_000,
                           columns: FeedbackColumns = FeedbackColumns()
                           ) -> Iterator[LoggedFeedback]:
     """Yield the file's rounds as :class:`LoggedFeedback` batches of at most ``batch_size``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    pf = pq.ParquetFile(path)
-    names = set(pf.schema_arrow.names)
-    want = [columns.action, columns.reward]
-    for opt in (columns.pscore, columns.position, columns.slate_id):
-        if opt is not None and opt in names:
-            want.append(opt)
-    want += list(columns.context)
-    missing = [c for c in [columns.action, columns.reward, *columns.context] if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {sorted(names)}")
-    if n_actions is None:
-        n_actions = _n_actions_from(pf, columns.action)
-    has_pos = columns.position is not None and columns.position in names
-    if has_pos and n_positions is None:
-        n_positions = _n_actions_from(pf, columns.position)  # 1 + max position
-    has_pscore = columns.pscore is not None and columns.pscore in names
-    has_slate = columns.slate_id is not None and columns.slate_id in names
-    for batch in pf.iter_batches(batch_size=batch_size, columns=want):
-        col = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in want}
-        ctx = (np.column_stack([col[c] for c in columns.context]) if columns.context else None)
-        yield LoggedFeedback(
-            action=col[columns.action], reward=col[columns.reward],
-            pscore=col[columns.pscore] if has_pscore else None,  # type: ignore[index]
-            n_actions=n_actions,
-            position=col[columns.position] if has_pos else None,  # type: ignore[index]
-            n_positions=n_positions if has_pos else None, context=ctx,
-            slate_id=col[columns.slate_id] if has_slate else None)  # type: ignore[index]
+    layout = FeedbackLayout.of([path], columns, n_actions=n_actions, n_positions=n_positions)
+    yield from layout.read(path, batch_size)
+
+
+def feed(run: OffPolicyEvaluation, batches: Iterable[LoggedFeedback], target: BatchFn,
+         reward_model: BatchFn | None = None, offset: int = 0) -> int:
+    """Add ``batches`` (rounds ``offset ..`` of the log, in order) to ``run``, asking the
+    target and the reward model for each batch; returns the offset after them."""
+    for batch in batches:
+        dist = target(batch, offset)
+        q = None if reward_model is None else reward_model(batch, offset)
+        run.update(batch, dist, q)
+        offset += batch.n_rounds
+    return offset
+
+
+# the accumulators' fields OPEStatistics reads and writes; a change in reelpick.ope.estimate
+# must show up here as a loud error, never as a silently wrong merge
+_STAT_FIELDS = frozenset({"m", "ci", "B", "seed", "n", "shift", "total", "s1", "s2", "w1", "w2",
+                          "has_weights", "boot_n", "boot_s"})
+_DIAG_FIELDS = frozenset({"n", "p_min", "p_max", "w1", "w2", "w_max", "has_w", "count", "mass",
+                          "all_seen", "unsupported_known", "known"})
+
+
+def _fields(obj: Any, expected: frozenset[str], what: str) -> dict[str, Any]:
+    have = vars(obj)
+    if set(have) - {"boot_n", "boot_s"} != expected - {"boot_n", "boot_s"}:
+        raise RuntimeError(f"reelpick.ope.{what} changed (fields {sorted(have)}); "
+                           f"reelpick.ope.streaming.OPEStatistics must be updated to merge it")
+    return have
+
+
+def first_block_rows(action_dist: Any) -> int:
+    """Rounds of the first block :meth:`OffPolicyEvaluation.update` takes for a target of this
+    shape (``(rounds, actions[, positions])``; one row is enough): the mean of those rounds'
+    statistics is each accumulator's shift, which every part of a log reduced apart must share
+    (:func:`start_evaluation`)."""
+    return _block_rows(np.asarray(action_dist))
+
+
+def start_evaluation(run: OffPolicyEvaluation, shifts: dict[str, np.ndarray],
+                     offset: int) -> OffPolicyEvaluation:
+    """Prepare a fresh ``run`` to take rounds ``offset ..`` of a log whose statistics are
+    shifted by ``shifts`` (per estimator): the bootstrap weights of round ``i`` are drawn for
+    the global index ``i``. Its :meth:`OPEStatistics.of` then merges with the other parts'."""
+    for name, acc in run.accs.items():
+        acc.shift = np.array(shifts[name], dtype=np.float64)
+        acc.n = offset
+    return run
+
+
+@dataclass
+class OPEStatistics:
+    """The sufficient statistics of an :class:`~reelpick.ope.OffPolicyEvaluation` over a
+    contiguous run of rounds: what a block of a log reduces to, on any machine.
+
+    ``stats``: per estimator, the :class:`~reelpick.ope.estimate.StatAccumulator` sums (a
+    dict), or, when the intervals are clustered by slate, the
+    :class:`~reelpick.ope.estimate.ClusterStatAccumulator` itself (its ``merge`` joins a slate
+    cut between two blocks); ``diag``: the
+    :class:`~reelpick.ope.estimate.DiagnosticsAccumulator` facts, with the
+    ``(n_actions, n_positions)`` tables kept sparse: the flat indices of the (action, position)
+    pairs this run never showed (``unseen``) and the target mass on them (``unseen_mass``) --
+    the only cells the final diagnostics read. With 50k titles x 50 slots the dense tables are
+    40 MB; once a block has shown most pairs its statistics are a few KB. ``merge`` is
+    associative; call it in log order (the sums are then added in the local run's order).
+
+    Every part must use the same shifts (:func:`start_evaluation`); :meth:`into` loads the
+    merged statistics into a fresh run, whose ``results()`` finalises.
+    """
+
+    stats: dict[str, Any]
+    diag: dict[str, Any]
+
+    @classmethod
+    def of(cls, run: OffPolicyEvaluation, offset: int = 0) -> OPEStatistics:
+        """The statistics of ``run``, which took rounds ``offset ..`` (see
+        :func:`start_evaluation`)."""
+        stats: dict[str, Any] = {}
+        for name, acc in run.accs.items():
+            if type(acc) is not StatAccumulator:   # clustered: the accumulator merges itself
+                if not hasattr(acc, "merge"):
+                    raise RuntimeError(f"reelpick.ope.{type(acc).__name__} has no merge(); "
+                                       f"OPEStatistics cannot combine it")
+                acc.n -= offset
+                stats[name] = acc
+                continue
+            f = _fields(acc, _STAT_FIELDS, "StatAccumulator")
+            st = {k: f[k] for k in ("total", "s1", "s2", "w1", "w2", "has_weights")}
+            st["n"] = f["n"] - offset
+            if acc.ci == "bootstrap":
+                st["boot_n"], st["boot_s"] = f["boot_n"], f["boot_s"]
+            stats[name] = st
+        d = _fields(run.diag, _DIAG_FIELDS, "DiagnosticsAccumulator")
+        diag = {k: d[k] for k in _DIAG_FIELDS - {"count", "mass", "all_seen"}}
+        # counting stops once every pair is shown: only the zeros of count (and the target
+        # mass on them) reach the diagnostics
+        unseen = np.flatnonzero(d["count"].ravel() == 0)
+        diag.update(shape=d["count"].shape, unseen=unseen,
+                    unseen_mass=d["mass"].ravel()[unseen].copy())
+        return cls(stats, diag)
+
+    def merge(self, later: OPEStatistics) -> OPEStatistics:
+        """The statistics of this run of rounds followed by ``later``'s."""
+        stats: dict[str, Any] = {}
+        for name, a in self.stats.items():
+            b = later.stats[name]
+            if not isinstance(a, dict):
+                merged = copy.deepcopy(a)
+                merged.merge(b)
+                stats[name] = merged
+                continue
+            st = {k: a[k] + b[k] for k in ("n", "total", "s1", "s2", "w1", "w2")}
+            st["has_weights"] = a["has_weights"] or b["has_weights"]
+            if "boot_n" in a:
+                st["boot_n"], st["boot_s"] = a["boot_n"] + b["boot_n"], a["boot_s"] + b["boot_s"]
+            stats[name] = st
+        a, b = self.diag, later.diag
+        # a pair unseen in the whole log is unseen in every block, and every block added the
+        # target mass on it (a block stops adding mass only once it has seen every pair)
+        unseen, ia, ib = np.intersect1d(a["unseen"], b["unseen"], assume_unique=True,
+                                        return_indices=True)
+        diag = {
+            "n": a["n"] + b["n"], "p_min": min(a["p_min"], b["p_min"]),
+            "p_max": max(a["p_max"], b["p_max"]), "w1": a["w1"] + b["w1"],
+            "w2": a["w2"] + b["w2"], "w_max": max(a["w_max"], b["w_max"]),
+            "has_w": a["has_w"] or b["has_w"], "shape": a["shape"], "unseen": unseen,
+            "unseen_mass": a["unseen_mass"][ia] + b["unseen_mass"][ib],
+            "unsupported_known": a["unsupported_known"] + b["unsupported_known"],
+            "known": a["known"] or b["known"],
+        }
+        return OPEStatistics(stats, diag)
+
+    def into(self, run: OffPolicyEvaluation, shifts: dict[str, np.ndarray]) -> None:
+        """Load the statistics into a fresh ``run`` (whose ``results()`` then finalises)."""
+        for name, acc in run.accs.items():
+            st = self.stats[name]
+            if not isinstance(st, dict):
+                run.accs[name] = copy.deepcopy(st)
+                run._clustered = True
+                continue
+            _fields(acc, _STAT_FIELDS, "StatAccumulator")
+            acc.shift = shifts[name].copy()
+            for k, v in st.items():
+                setattr(acc, k, v.copy() if isinstance(v, np.ndarray) else v)
+        _fields(run.diag, _DIAG_FIELDS, "DiagnosticsAccumulator")
+        d = dict(self.diag)
+        shape, unseen, mass = d.pop("shape"), d.pop("unseen"), d.pop("unseen_mass")
+        count, full = np.ones(shape), np.zeros(shape)
+        count.ravel()[unseen] = 0.0
+        full.ravel()[unseen] = mass
+        d.update(count=count, mass=full, all_seen=unseen.size == 0)
+        for k, v in d.items():
+            setattr(run.diag, k, v)
 
 
 def estimate_parquet(
@@ -234,10 +455,10 @@ def estimate_parquet(
     bad = [e.name for e in estimators if not e.streamable]
     if bad:
         raise ValueError(f"estimator(s) {bad} need whole slates in memory; they cannot stream")
+    layout = FeedbackLayout.of([path], columns, n_actions=n_actions)
     run: OffPolicyEvaluation | None = None
     offset = 0
-    for batch in iter_feedback_batches(path, n_actions=n_actions, batch_size=batch_size,
-                                       columns=columns):
+    for batch in layout.read(path, batch_size):
         dist = target(batch, offset)
         if run is None:
             n_pos = dist.shape[2] if np.ndim(dist) == 3 else int(batch.n_positions or 1)

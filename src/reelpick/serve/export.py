@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,52 @@ def _pages_frame(rows: list[tuple], viewed: set[str]) -> pd.DataFrame:
     return frame
 
 
+def write_impressions(path: Path, chunks: Iterable[tuple[list[tuple], set[str]]],
+                      source: str) -> tuple[int, int]:
+    """Write ``impressions.parquet`` at ``path`` from ``(pages rows, viewed decision ids)``
+    chunks (rows in table column order), validating chunk by chunk; an empty log gives an
+    empty file with the schema. Returns ``(pages, impressions)``. Shared by the SQLite and
+    PostgreSQL exports."""
+    n_pages = n_imp = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for rows, viewed in chunks:
+            frame = IMPRESSIONS.validate(_pages_frame(rows, viewed),
+                                         source=f"{source} (pages {n_pages + 1}..)")
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            n_pages += len(rows)
+            n_imp += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        empty = IMPRESSIONS.validate(_pages_frame([], set()), source=source)
+        pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), path)
+    return n_pages, n_imp
+
+
+#: The outcomes query of both exports (one row per decision with a play or watch event).
+OUTCOMES_SQL = ("SELECT decision_id, 1 AS play, MIN(ts) AS timestamp, "
+                "SUM(watch_seconds) AS watch_seconds FROM events "
+                "WHERE kind IN ('play', 'watch') GROUP BY decision_id "
+                "ORDER BY MIN(ts), decision_id")
+
+
+def write_outcomes(path: Path, rows: Iterable[tuple], source: str) -> int:
+    """Validate the rows of :data:`OUTCOMES_SQL` and write ``outcomes.parquet``; returns
+    their number."""
+    outcomes = pd.DataFrame(list(rows),
+                            columns=["decision_id", "play", "timestamp", "watch_seconds"])
+    outcomes = outcomes.astype({"decision_id": object, "play": np.int64,
+                                "timestamp": np.int64, "watch_seconds": np.float64})
+    outcomes = OUTCOMES.validate(outcomes, source=source)
+    pq.write_table(pa.Table.from_pandas(outcomes, preserve_index=False), path)
+    return len(outcomes)
+
+
 def export_logs(db: str | Path, out: str | Path, *, chunk_pages: int = CHUNK_PAGES
                 ) -> ExportResult:
     """Write ``impressions.parquet`` and ``outcomes.parquet`` into ``out`` (see the module
@@ -94,46 +141,31 @@ def export_logs(db: str | Path, out: str | Path, *, chunk_pages: int = CHUNK_PAG
     out.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     imp_path, out_path = out / "impressions.parquet", out / "outcomes.parquet"
-    n_pages = n_imp = 0
     try:
         conn.execute("BEGIN")  # one snapshot for the whole export
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         if not {"pages", "events"} <= tables:
             raise ValueError(f"{db}: not a reelpick event log (tables {sorted(tables)})")
-        writer: pq.ParquetWriter | None = None
-        cur = conn.execute("SELECT * FROM pages ORDER BY ts, page_id")
-        while True:
-            rows = cur.fetchmany(chunk_pages)
-            if not rows:
-                break
-            ids = [r[0] for r in rows]
-            viewed: set[str] = set()
-            for k in range(0, len(ids), 500):
-                part = ids[k:k + 500]
-                viewed.update(v for (v,) in conn.execute(
-                    "SELECT decision_id FROM events WHERE kind = 'impression' AND page_id IN "
-                    f"({','.join('?' * len(part))})", part))
-            frame = IMPRESSIONS.validate(_pages_frame(rows, viewed),
-                                         source=f"{db} (pages {n_pages + 1}..)")
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(imp_path, table.schema)
-            writer.write_table(table.cast(writer.schema))
-            n_pages += len(rows)
-            n_imp += len(frame)
-        if writer is None:
-            empty = IMPRESSIONS.validate(_pages_frame([], set()), source=str(db))
-            pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), imp_path)
-        else:
-            writer.close()
-        outcomes = pd.read_sql_query(
-            "SELECT decision_id, 1 AS play, MIN(ts) AS timestamp, "
-            "SUM(watch_seconds) AS watch_seconds FROM events "
-            "WHERE kind IN ('play', 'watch') GROUP BY decision_id ORDER BY MIN(ts), decision_id",
-            conn)
+
+        def chunks() -> Iterable[tuple[list[tuple], set[str]]]:
+            cur = conn.execute("SELECT * FROM pages ORDER BY ts, page_id")
+            while True:
+                rows = cur.fetchmany(chunk_pages)
+                if not rows:
+                    return
+                ids = [r[0] for r in rows]
+                viewed: set[str] = set()
+                for k in range(0, len(ids), 500):
+                    part = ids[k:k + 500]
+                    viewed.update(v for (v,) in conn.execute(
+                        "SELECT decision_id FROM events WHERE kind = 'impression' AND page_id "
+                        f"IN ({','.join('?' * len(part))})", part))
+                yield rows, viewed
+
+        n_pages, n_imp = write_impressions(imp_path, chunks(), str(db))
+        outcome_rows = conn.execute(OUTCOMES_SQL).fetchall()
         conn.execute("COMMIT")
     finally:
         conn.close()
-    outcomes = OUTCOMES.validate(outcomes, source=f"{db} (events)")
-    pq.write_table(pa.Table.from_pandas(outcomes, preserve_index=False), out_path)
-    return ExportResult(n_pages, n_imp, len(outcomes), imp_path, out_path)
+    n_out = write_outcomes(out_path, outcome_rows, f"{db} (events)")
+    return ExportResult(n_pages, n_imp, n_out, imp_path, out_path)

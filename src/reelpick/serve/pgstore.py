@@ -43,22 +43,18 @@ Export: :func:`export_pg_logs` (``reelpick logs export --event-log URL``) reads 
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from reelpick.serve.store import (
     EventRecord,
     EventsResult,
+    GroupCommitWriter,
     PageRecord,
     StoreClosedError,
     StoreWriteError,
@@ -139,18 +135,8 @@ def redact(url: str) -> str:
 
 
 def page_row(page: PageRecord) -> tuple[Any, ...]:
-    """A page as a ``pages`` row (column order :data:`PAGE_COLUMNS`)."""
-    return (
-        page.page_id, int(page.timestamp), page.member_id, page.device, page.country,
-        int(page.hour), int(page.day_of_week), page.policy, page.model_version,
-        len(page.titles), json.dumps(list(page.row_labels)), "|".join(page.titles),
-        "|".join(page.artworks),
-        np.asarray(page.row_index, dtype="<i4").tobytes(),
-        np.asarray(page.position, dtype="<i4").tobytes(),
-        np.asarray(page.propensity, dtype="<f8").tobytes(),
-        np.asarray(page.artwork_propensity, dtype="<f8").tobytes(),
-        np.asarray(page.explored, dtype="u1").tobytes(),
-    )
+    """A page as a ``pages`` row (column order :data:`PAGE_COLUMNS`, the SQLite log's row)."""
+    return page.row()
 
 
 @dataclass
@@ -158,9 +144,6 @@ class _Job:
     kind: str  # "page" | "events"
     payload: Any
     future: Future[Any] = field(default_factory=Future)
-
-
-_STOP = object()
 
 
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
@@ -180,7 +163,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
         conn.execute(SCHEMA)
 
 
-class PostgresEventStore:
+class PostgresEventStore(GroupCommitWriter):
     """The PostgreSQL event log with a group-commit writer thread (see the module docstring).
 
     Parameters
@@ -195,6 +178,7 @@ class PostgresEventStore:
     """
 
     backend = "postgresql"
+    _thread_name = "reelpick-pg-log-writer"
 
     def __init__(self, url: str, *, group_commit: bool = True, max_jobs: int = 1024,
                  delay_s: float = 0.0, on_commit: Callable[[int, float], None] | None = None,
@@ -204,8 +188,7 @@ class PostgresEventStore:
         if max_jobs < 1:
             raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
         self.url = url
-        self.group_commit, self.max_jobs, self.delay_s = group_commit, max_jobs, delay_s
-        self.on_commit = on_commit
+        self._init_writer(group_commit, max_jobs, delay_s, on_commit)
         self.retries, self.connect_timeout = retries, connect_timeout
         self._conn: psycopg.Connection[Any] | None = _connect(url, connect_timeout)
         ensure_schema(self._conn)
@@ -217,14 +200,6 @@ class PostgresEventStore:
         if self.server_fsync != "on":
             log.warning("PostgreSQL at %s runs with fsync=%s: commits do not survive power loss",
                         redact(url), self.server_fsync)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-        #: Counters read by the metrics endpoint and the tests.
-        self.transactions = 0
-        self.jobs_committed = 0
-        self.failed_transactions = 0
         self.retried_transactions = 0
 
     def __repr__(self) -> str:
@@ -240,34 +215,10 @@ class PostgresEventStore:
             "WHERE table_schema = current_schema() AND table_name IN ('pages', 'events')")}
         return "ok" if found == {"pages", "events"} else f"missing tables: {found}"
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Start the writer thread (idempotent)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="reelpick-pg-log-writer",
-                                                daemon=True)
-                self._thread.start()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Commit every job already submitted, stop the writer and close the connection."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+    def _close_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-    @property
-    def alive(self) -> bool:
-        return not self._closed and self._thread is not None and self._thread.is_alive()
-
-    def queue_depth(self) -> int:
-        return self._queue.qsize()
 
     # ------------------------------------------------------------------ submit
     def submit_page(self, page: PageRecord) -> Future[None]:
@@ -279,44 +230,16 @@ class PostgresEventStore:
         fails with :class:`UnknownDecisionError` (nothing of this batch written)."""
         return self._submit(_Job("events", list(events)))
 
-    def _submit(self, job: _Job) -> Future[Any]:
-        if self._closed or self._thread is None:
-            raise StoreClosedError("the event log is closed")
-        self._queue.put(job)
-        return job.future
-
     # ------------------------------------------------------------------ writer
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]
-            if self.group_commit:
-                if self.delay_s > 0:
-                    time.sleep(self.delay_s)
-                while len(batch) < self.max_jobs:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-            # A request cancelled before its job is taken (client gone; Ray Serve cancels on
-            # disconnect) is skipped: nothing was answered. A taken job's future is RUNNING and
-            # can no longer be cancelled, so completing it below cannot fail.
-            batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
-            if batch:
-                self._commit(batch)
-        while True:  # fail whatever raced in after the stop marker
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(job, _Job) and job.future.set_running_or_notify_cancel():
+    def _taken(self, batch: list[_Job]) -> list[_Job]:
+        # A request cancelled before its job is taken (client gone; Ray Serve cancels on
+        # disconnect) is skipped: nothing was answered. A taken job's future is RUNNING and
+        # can no longer be cancelled, so completing it in _commit cannot fail.
+        return [j for j in batch if j.future.set_running_or_notify_cancel()]
+
+    def _fail_late(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.future.set_running_or_notify_cancel():
                 job.future.set_exception(StoreClosedError("the event log is closed"))
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -357,14 +280,7 @@ class PostgresEventStore:
             for job in batch:
                 job.future.set_exception(err)
             return
-        self.transactions += 1
-        self.jobs_committed += len(batch)
-        seconds = time.perf_counter() - t0
-        if self.on_commit is not None:
-            try:
-                self.on_commit(len(batch), seconds)
-            except Exception:  # noqa: BLE001 - metrics must never fail a commit
-                pass
+        self._committed(len(batch), t0)
         for job, res in zip(batch, results):
             if isinstance(res, Exception):
                 job.future.set_exception(res)
@@ -468,65 +384,19 @@ def pg_integrity_check(url: str) -> str:
     return "ok" if not problems else "; ".join(problems)
 
 
-def _frame(rows: list[tuple[Any, ...]], viewed: set[str]) -> Any:
-    """One row per slot of the given ``pages`` rows (column order :data:`PAGE_COLUMNS`)."""
-    import pandas as pd
-
-    from reelpick.serve.export import _EMPTY
-
-    if not rows:
-        return pd.DataFrame({k: pd.Series([], dtype=v) for k, v in _EMPTY.items()})
-    c = {name: [r[k] for r in rows] for k, name in enumerate(PAGE_COLUMNS)}
-    n = np.asarray(c["n_slots"], dtype=np.int64)
-
-    def rep(col: str, dtype: Any = object) -> np.ndarray:
-        return np.repeat(np.asarray(c[col], dtype=dtype), n)
-
-    def cat(col: str, dtype: str) -> np.ndarray:
-        return np.concatenate([np.frombuffer(bytes(b), dtype=dtype) for b in c[col]])
-
-    page_ids = rep("page_id")
-    slot = np.concatenate([np.arange(k) for k in n])
-    row_index = cat("row_index", "<i4").astype(np.int64)
-    labels = [lab for lj, ri in zip(c["row_labels"],
-                                    np.split(row_index, np.cumsum(n)[:-1]))
-              for lab in np.asarray(json.loads(lj), dtype=object)[ri]]
-    frame = pd.DataFrame({
-        "decision_id": [f"{p}-{s}" for p, s in zip(page_ids, slot)],
-        "timestamp": rep("ts", np.int64),
-        "member_id": rep("member_id"),
-        "row": labels,
-        "row_index": row_index,
-        "position": cat("position", "<i4").astype(np.int64),
-        "title_id": [t for s in c["titles"] for t in s.split("|")],
-        "policy": rep("policy"),
-        "propensity": cat("propensity", "<f8"),
-        "page_id": page_ids,
-        "artwork_id": [a for s in c["artworks"] for a in s.split("|")],
-        "model_version": rep("model_version"),
-        "device": rep("device"),
-        "country": rep("country"),
-        "hour": rep("hour", np.int64),
-        "day_of_week": rep("day_of_week", np.int64),
-        "artwork_propensity": cat("artwork_propensity", "<f8"),
-        "explored": cat("explored", "u1").astype(bool),
-    })
-    frame["viewed"] = frame["decision_id"].isin(viewed).astype(np.int64)
-    return frame
-
-
 def export_pg_logs(url: str, out: str | Path, *, chunk_pages: int = 5_000) -> ExportResult:
     """Write ``impressions.parquet`` and ``outcomes.parquet`` into ``out`` from a PostgreSQL
     log: the same files, columns and validation as
     :func:`reelpick.serve.export.export_logs`, read from one snapshot (``REPEATABLE READ``), so
     it may run while the service writes."""
-    import pandas as pd
     import psycopg
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from reelpick.data.schema import IMPRESSIONS, OUTCOMES
-    from reelpick.serve.export import ExportResult
+    from reelpick.serve.export import (
+        OUTCOMES_SQL,
+        ExportResult,
+        write_impressions,
+        write_outcomes,
+    )
 
     out = Path(out)
     where = redact(url)
@@ -536,7 +406,6 @@ def export_pg_logs(url: str, out: str | Path, *, chunk_pages: int = 5_000) -> Ex
         raise ValueError(f"{where}: cannot connect: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
     imp_path, out_path = out / "impressions.parquet", out / "outcomes.parquet"
-    n_pages = n_imp = 0
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         found = {r[0] for r in conn.execute(
@@ -544,42 +413,25 @@ def export_pg_logs(url: str, out: str | Path, *, chunk_pages: int = 5_000) -> Ex
             "WHERE table_schema = current_schema() AND table_name IN ('pages', 'events')")}
         if found != {"pages", "events"}:
             raise ValueError(f"{where}: not a reelpick event log (tables {sorted(found)})")
-        writer: pq.ParquetWriter | None = None
         side = conn.cursor()
-        with conn.cursor(name="reelpick_export_pages") as cur:  # server-side: streamed
-            cur.itersize = chunk_pages
-            cur.execute(f"SELECT {', '.join(PAGE_COLUMNS)} FROM pages ORDER BY ts, page_id")
-            while True:
-                rows = cur.fetchmany(chunk_pages)
-                if not rows:
-                    break
-                side.execute("SELECT decision_id FROM events WHERE kind = 'impression' "
-                             "AND page_id = ANY(%s)", ([r[0] for r in rows],))
-                viewed = {v for (v,) in side.fetchall()}
-                frame = IMPRESSIONS.validate(_frame(rows, viewed),
-                                             source=f"{where} (pages {n_pages + 1}..)")
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(imp_path, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                n_pages += len(rows)
-                n_imp += len(frame)
-        if writer is None:
-            empty = IMPRESSIONS.validate(_frame([], set()), source=where)
-            pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), imp_path)
-        else:
-            writer.close()
-        side.execute(
-            "SELECT decision_id, 1 AS play, MIN(ts) AS timestamp, "
-            "SUM(watch_seconds) AS watch_seconds FROM events "
-            "WHERE kind IN ('play', 'watch') GROUP BY decision_id ORDER BY MIN(ts), decision_id")
-        outcomes = pd.DataFrame(side.fetchall(),
-                                columns=["decision_id", "play", "timestamp", "watch_seconds"])
-        outcomes = outcomes.astype({"decision_id": object, "play": np.int64,
-                                    "timestamp": np.int64, "watch_seconds": np.float64})
+
+        def chunks() -> Iterator[tuple[list[tuple[Any, ...]], set[str]]]:
+            with conn.cursor(name="reelpick_export_pages") as cur:  # server-side: streamed
+                cur.itersize = chunk_pages
+                cur.execute(f"SELECT {', '.join(PAGE_COLUMNS)} FROM pages ORDER BY ts, page_id")
+                while True:
+                    rows = cur.fetchmany(chunk_pages)
+                    if not rows:
+                        return
+                    side.execute("SELECT decision_id FROM events WHERE kind = 'impression' "
+                                 "AND page_id = ANY(%s)", ([r[0] for r in rows],))
+                    yield rows, {v for (v,) in side.fetchall()}
+
+        n_pages, n_imp = write_impressions(imp_path, chunks(), where)
+        side.execute(OUTCOMES_SQL)
+        outcome_rows = side.fetchall()
         conn.commit()
     finally:
         conn.close()
-    outcomes = OUTCOMES.validate(outcomes, source=f"{where} (events)")
-    pq.write_table(pa.Table.from_pandas(outcomes, preserve_index=False), out_path)
-    return ExportResult(n_pages, n_imp, len(outcomes), imp_path, out_path)
+    n_out = write_outcomes(out_path, outcome_rows, f"{where} (events)")
+    return ExportResult(n_pages, n_imp, n_out, imp_path, out_path)

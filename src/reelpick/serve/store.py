@@ -237,7 +237,122 @@ def split_decision_id(decision_id: str) -> tuple[str, int] | None:
     return page, int(slot)
 
 
-class EventStore:
+class GroupCommitWriter:
+    """The writer thread of the event logs (SQLite here, PostgreSQL in
+    :mod:`reelpick.serve.pgstore`): handlers put jobs on a queue; one thread takes every job
+    waiting (at most ``max_jobs``, optionally after ``delay_s``), hands the batch to
+    ``_commit`` (one transaction) and counts the commits. Subclasses give ``_commit``,
+    ``_close_connection`` and may filter a taken batch (``_taken``) and fail the jobs that
+    raced in after the stop (``_fail_late``)."""
+
+    _thread_name = "reelpick-log-writer"
+
+    def _init_writer(self, group_commit: bool, max_jobs: int, delay_s: float,
+                     on_commit: Callable[[int, float], None] | None) -> None:
+        self.group_commit, self.max_jobs, self.delay_s = group_commit, max_jobs, delay_s
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        #: Counters read by the metrics endpoint and the tests.
+        self.transactions = 0
+        self.jobs_committed = 0
+        self.failed_transactions = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._thread_name,
+                                                daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit every job already submitted, stop the writer and close the log."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self._thread is not None and self._thread.is_alive()
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _submit(self, job: Any) -> Any:
+        if self._closed or self._thread is None:
+            raise StoreClosedError("the event log is closed")
+        self._queue.put(job)
+        return job.future
+
+    # ------------------------------------------------------------------ writer
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[Any] = [first]
+            if self.group_commit:
+                if self.delay_s > 0:
+                    time.sleep(self.delay_s)
+                while len(batch) < self.max_jobs:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+            batch = self._taken(batch)
+            if batch:
+                self._commit(batch)
+        # fail whatever raced in after the stop marker
+        late: list[Any] = []
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                late.append(job)
+        self._fail_late(late)
+
+    def _taken(self, batch: list[Any]) -> list[Any]:
+        """The jobs of a taken batch to commit (all of them here)."""
+        return batch
+
+    def _fail_late(self, jobs: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _commit(self, batch: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _committed(self, n_jobs: int, t0: float) -> None:
+        """Count a commit of ``n_jobs`` jobs begun at ``t0`` and report it to ``on_commit``."""
+        self.transactions += 1
+        self.jobs_committed += n_jobs
+        seconds = time.perf_counter() - t0
+        if self.on_commit is not None:
+            try:
+                self.on_commit(n_jobs, seconds)
+            except Exception:  # noqa: BLE001 - metrics must never fail a commit
+                pass
+
+
+class EventStore(GroupCommitWriter):
     """The SQLite event log with a group-commit writer thread (see the module docstring).
 
     Parameters
@@ -259,48 +374,15 @@ class EventStore:
             raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.group_commit, self.max_jobs, self.delay_s = group_commit, max_jobs, delay_s
-        self.on_commit = on_commit
+        self._init_writer(group_commit, max_jobs, delay_s, on_commit)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.executescript(SCHEMA)
         self.integrity = str(self._conn.execute("PRAGMA quick_check").fetchone()[0])
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-        #: Counters read by the metrics endpoint and the tests.
-        self.transactions = 0
-        self.jobs_committed = 0
-        self.failed_transactions = 0
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Start the writer thread (idempotent)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="reelpick-log-writer",
-                                                daemon=True)
-                self._thread.start()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Commit every job already submitted, stop the writer and close the file."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+    def _close_connection(self) -> None:
         self._conn.close()
-
-    @property
-    def alive(self) -> bool:
-        return not self._closed and self._thread is not None and self._thread.is_alive()
-
-    def queue_depth(self) -> int:
-        return self._queue.qsize()
 
     # ------------------------------------------------------------------ submit
     def submit_page(self, page: PageRecord) -> Future[None]:
@@ -328,45 +410,8 @@ class EventStore:
         fails with :class:`UnknownDecisionError` (nothing of this batch written)."""
         return self._submit(_Job("events", list(events)))  # type: ignore[return-value]
 
-    def _submit(self, job: _Job) -> Future[Any] | None:
-        if self._closed or self._thread is None:
-            raise StoreClosedError("the event log is closed")
-        self._queue.put(job)
-        return job.future
-
-    # ------------------------------------------------------------------ writer
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]
-            if self.group_commit:
-                if self.delay_s > 0:
-                    time.sleep(self.delay_s)
-                while len(batch) < self.max_jobs:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                self._commit(batch)
-            else:
-                self._commit(batch)
-        # fail whatever raced in after the stop marker
-        late: list[_Job] = []
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(job, _Job):
-                late.append(job)
-        _complete(late, [StoreClosedError("the event log is closed")] * len(late))
+    def _fail_late(self, jobs: list[_Job]) -> None:
+        _complete(jobs, [StoreClosedError("the event log is closed")] * len(jobs))
 
     def _commit(self, batch: list[_Job]) -> None:
         t0 = time.perf_counter()
@@ -399,14 +444,7 @@ class EventStore:
             err = StoreWriteError(f"event log write failed: {exc}")
             _complete(batch, [err] * len(batch))
             return
-        self.transactions += 1
-        self.jobs_committed += len(batch)
-        seconds = time.perf_counter() - t0
-        if self.on_commit is not None:
-            try:
-                self.on_commit(len(batch), seconds)
-            except Exception:  # noqa: BLE001 - metrics must never fail a commit
-                pass
+        self._committed(len(batch), t0)
         _complete(batch, results)
 
     @staticmethod
