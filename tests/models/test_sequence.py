@@ -152,6 +152,7 @@ def test_time_budget_stops(device_df):
     {"use_time": False},
     {"use_time": False, "use_context": False},
     {"precision": "bf16"},
+    {"label_smoothing": 0.1, "use_drift": False},
 ])
 def test_variants_train_and_score(device_df, params):
     model = SequenceRecommender(**{**TINY, "max_epochs": 2}, **params).fit(device_df)
@@ -175,6 +176,45 @@ def test_side_features_change_the_model_and_persist(device_df, tmp_path):
     np.testing.assert_allclose(loaded.score(["m3"]), model.score(["m3"]), rtol=1e-6)
     plain = SequenceRecommender(**TINY).fit(df)
     assert not np.allclose(plain.score(["m3"]), model.score(["m3"]))
+
+
+def test_refit_learns_the_validation_actions(device_df, tmp_path):
+    # "fresh" is every member's last action only: without the refit it is never a target
+    last = device_df.groupby("member_id")["timestamp"].transform("max") == device_df["timestamp"]
+    df = device_df.assign(title_id=device_df["title_id"].where(~last, "fresh"))
+    params = {**TINY, "max_epochs": 4, "eval_every": 1, "patience": 4}
+    plain = SequenceRecommender(**params).fit(df)
+    refit = SequenceRecommender(**params, refit=True).fit(df)
+    assert refit.refit_epochs_ == refit.best_epoch_ >= 1 and plain.refit_epochs_ == 0
+    np.testing.assert_array_equal(refit.history_, plain.history_)  # same validation phase
+    members = [f"m{i}" for i in range(10)]
+    fresh = plain.title_vocab_.index(["fresh"])[0]
+
+    def rank(model):
+        s = model.score(members)
+        return (s > s[:, [fresh]]).sum(1).mean()
+
+    assert rank(refit) < rank(plain) - 3
+    assert load_model(refit.save(tmp_path / "refit.npz")).refit_epochs_ == refit.refit_epochs_
+
+
+def test_request_time_sets_the_drift_bucket(device_df):
+    # "late" is played by other members only after day 30; m0's actions are all before it
+    late = device_df.assign(timestamp=device_df["timestamp"] + 40 * 86_400,
+                            title_id="late", member_id=device_df["member_id"] + "x")
+    df = pd.concat([device_df, late.iloc[::20]], ignore_index=True)
+    a = SequenceRecommender(**TINY).fit(df)
+    b = SequenceRecommender(**TINY, request_time="end").fit(df)  # same seed, same weights
+    now = pd.DataFrame({"timestamp": [df["timestamp"].max() + 1]})
+    np.testing.assert_array_equal(a.score(["m0"], context=now), b.score(["m0"], context=now))
+    j = a.title_vocab_.index(["late"])[0]
+    d = (b.score(["m0"]) - a.score(["m0"]))[0]  # end of data vs m0's last action
+    others = np.delete(d, j)  # their recency and age moved a little, "late" went from unseen
+    assert abs(d[j] - np.median(others)) > 5 * (others.max() - others.min())
+    off = SequenceRecommender(**TINY, use_drift=False, request_time="end").fit(df)
+    assert off.net_.drift is None
+    np.testing.assert_array_equal(
+        off.score(["m0"]), SequenceRecommender(**TINY, use_drift=False).fit(df).score(["m0"]))
 
 
 def test_drift_table_uses_only_earlier_buckets():
@@ -208,6 +248,8 @@ def test_gap_codes():
     ({"precision": "fp16"}, "SequenceConfig.precision"),
     ({"max_seconds": 0.0}, "SequenceConfig.max_seconds"),
     ({"num_threads": 0}, "SequenceConfig.num_threads"),
+    ({"request_time": "now"}, "SequenceConfig.request_time: must be one of 'last', 'end'"),
+    ({"label_smoothing": 1.0}, "SequenceConfig.label_smoothing"),
 ])
 def test_invalid_config(params, message):
     with pytest.raises(ValueError, match=message):

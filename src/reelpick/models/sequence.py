@@ -76,7 +76,12 @@ class SequenceConfig(ModelConfig):
     catalogue) or ``"sampled"`` (``n_negatives`` popularity-sampled titles shared by a batch,
     logQ-corrected). ``patience`` counts validations (every ``eval_every`` epochs) without
     improvement; ``validation=False`` trains ``max_epochs`` on everything. ``max_seconds`` caps
-    the training time (``None``: no cap).
+    the training time (``None``: no cap). ``use_drift=False`` drops the drift term only (gap
+    features kept). ``refit`` retrains a fresh network for the best epoch count on every action,
+    validation ones included. ``request_time`` picks the drift features' time when a request
+    has no ``timestamp``: the member's last action (``"last"``) or the end of the training data
+    (``"end"``, for requests after the training period). ``label_smoothing`` goes to the
+    cross-entropy.
     """
 
     encoder: str = "transformer"
@@ -97,6 +102,10 @@ class SequenceConfig(ModelConfig):
     use_context: bool = True
     use_time: bool = True
     use_side: bool = True
+    use_drift: bool = True
+    refit: bool = False
+    request_time: str = "last"
+    label_smoothing: float = 0.0
     gap_buckets: int = 24
     drift_bucket_days: float = 1.0
     drift_half_life_days: float = 14.0
@@ -125,6 +134,9 @@ class SequenceConfig(ModelConfig):
                    "must be one of 'fp32', 'bf16'")
         self.check(self.loss in ("full", "sampled"), "loss", "must be one of 'full', 'sampled'")
         self.check(self.n_negatives >= 1, "n_negatives", "must be >= 1")
+        self.check(self.request_time in ("last", "end"), "request_time",
+                   "must be one of 'last', 'end'")
+        self.check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
         self.check(self.gap_buckets >= 2, "gap_buckets", "must be >= 2")
         self.check(self.drift_bucket_days > 0, "drift_bucket_days", "must be > 0")
         self.check(self.drift_half_life_days > 0, "drift_half_life_days", "must be > 0")
@@ -246,7 +258,8 @@ class SequenceRecommender(Recommender):
 
     Learned state: ``net_`` (the :class:`SeqNet`), the members' ordered training sequences
     (``seq_titles_``, ``seq_times_``, ``seq_feats_``, ``seq_offsets_``), the drift table and the
-    training ``history_`` (epoch, mean loss, validation NDCG@10); ``best_epoch_``.
+    training ``history_`` (epoch, mean loss, validation NDCG@10); ``best_epoch_``;
+    ``refit_epochs_`` (epochs of the ``refit`` network, 0 without refit).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"member_id": list("aabb"), "title_id": list("xyxz"),
@@ -432,7 +445,7 @@ class SequenceRecommender(Recommender):
                      n_heads=c.n_heads, max_len=c.max_len, dropout=c.dropout,
                      feature_sizes=self._feature_sizes(),
                      context_sizes=[*self._context_sizes(), *self.member_attr_sizes_.tolist()],
-                     n_drift=N_DRIFT if c.use_time else 0, encoder=c.encoder,
+                     n_drift=N_DRIFT if c.use_time and c.use_drift else 0, encoder=c.encoder,
                      n_side=self.side_.shape[1])
         net.side = torch.from_numpy(self.side_) if self.side_.shape[1] else net.side
         net.drift_table = torch.from_numpy(self.drift_table_)
@@ -506,7 +519,8 @@ class SequenceRecommender(Recommender):
         target = batch["targets"][valid]
         bucket = batch["bucket"][valid]
         if log_q is None:
-            return F.cross_entropy(net.logits(q, bucket), target)
+            return F.cross_entropy(net.logits(q, bucket), target,
+                                   label_smoothing=c.label_smoothing)
         neg = torch.multinomial(log_q.exp(), c.n_negatives, replacement=True, generator=gen)
         cand = torch.cat([target, neg])
         w = net.title_vectors()[1:]
@@ -523,11 +537,27 @@ class SequenceRecommender(Recommender):
         return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
 
     def _train(self, rng: np.random.Generator, comm: Communicator | None = None) -> None:
+        """Early-stopped training; with ``refit``, then a fresh network (same seed) trained for
+        the best epoch count on every action, the validation ones included."""
+        c = self.config
+        t0 = time.perf_counter()
+        self._train_phase(rng, comm, holdout=c.validation, n_epochs=c.max_epochs, t0=t0)
+        self.refit_epochs_ = 0
+        if c.refit and c.validation and np.isfinite(self.history_[:, 2]).any():
+            history, best_epoch = self.history_, self.best_epoch_
+            torch.manual_seed(c.random_state)
+            self.net_ = self._build_net()
+            self._train_phase(np.random.default_rng(c.random_state), comm, holdout=False,
+                              n_epochs=best_epoch, t0=t0)
+            self.refit_epochs_ = int(len(self.history_))
+            self.history_, self.best_epoch_ = history, best_epoch
+
+    def _train_phase(self, rng: np.random.Generator, comm: Communicator | None, *,
+                     holdout: bool, n_epochs: int, t0: float) -> None:
         c = self.config
         net = self.net_
         world = 1 if comm is None else int(comm.world_size)
         rank = 0 if comm is None else int(comm.rank)
-        holdout = c.validation
         windows = self._windows(holdout)
         val_members = np.flatnonzero(np.diff(self.seq_offsets_) >= 3) if holdout else \
             np.zeros(0, np.int64)
@@ -547,9 +577,8 @@ class SequenceRecommender(Recommender):
         self.history_ = np.zeros((0, 3), np.float32)
         best, best_state, bad = -np.inf, None, 0
         self.best_epoch_ = 0
-        t0 = time.perf_counter()
         lengths = np.array([e - s for s, e in windows])
-        for epoch in range(1, c.max_epochs + 1):
+        for epoch in range(1, n_epochs + 1):
             net.train()
             key = lengths + rng.uniform(0, 0.25 * c.max_len, len(windows))
             order = np.argsort(key, kind="stable")
@@ -576,7 +605,7 @@ class SequenceRecommender(Recommender):
                 comm.all_reduce(flags)
                 out_of_time = bool(flags[0] > 0)
                 losses = [float(flags[1] / flags[2])]
-            last = epoch == c.max_epochs or out_of_time
+            last = epoch == n_epochs or out_of_time
             ndcg = np.nan
             if len(val_members) and (epoch % c.eval_every == 0 or last):
                 ndcg = self._validate(val_members, comm)
@@ -637,8 +666,11 @@ class SequenceRecommender(Recommender):
         return scores_sum
 
     def _scores_for(self, members: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                    ctx: torch.Tensor) -> torch.Tensor:
-        """Scores ``(len(members), n_titles)`` after each member's actions ``lo[r]..hi[r]-1``."""
+                    ctx: torch.Tensor, request_bucket: np.ndarray | None = None
+                    ) -> torch.Tensor:
+        """Scores ``(len(members), n_titles)`` after each member's actions ``lo[r]..hi[r]-1``;
+        the drift features are those of each member's last action's time bucket, or of
+        ``request_bucket`` where it is >= 0."""
         L = self.config.max_len
         windows = [(max(int(a), int(b) - L), int(b)) for a, b in zip(lo, hi)]
         batch = self._batch(windows, with_targets=False)
@@ -647,6 +679,9 @@ class SequenceRecommender(Recommender):
         last = h[torch.arange(len(windows)), n - 1]
         q = self.net_.query(last, self._context_codes(ctx, torch.from_numpy(members)))
         bucket = batch["bucket"][torch.arange(len(windows)), n - 1]
+        if request_bucket is not None:
+            rb = torch.from_numpy(np.asarray(request_bucket, np.int64))
+            bucket = torch.where(rb >= 0, rb, bucket)
         return self.net_.logits(q, bucket)
 
     # ------------------------------------------------------------------ predict
@@ -661,11 +696,25 @@ class SequenceRecommender(Recommender):
         with _torch_threads(self.config.num_threads), torch.no_grad():
             self.net_.eval()
             ctx = torch.from_numpy(self._request_codes(idx, context))
+            rb = self._request_buckets(len(idx), context)
             out = [self._scores_for(idx[i:i + 512], self.seq_offsets_[idx[i:i + 512]],
-                                    self.seq_offsets_[idx[i:i + 512] + 1], ctx[i:i + 512])
+                                    self.seq_offsets_[idx[i:i + 512] + 1], ctx[i:i + 512],
+                                    rb[i:i + 512])
                    for i in range(0, len(idx), 512)]
         return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(
             (0, len(self.title_vocab_)), np.float32)
+
+    def _request_buckets(self, n: int, context: pd.DataFrame | None) -> np.ndarray:
+        """Drift time bucket of each request: its ``timestamp`` where given, else the end of
+        the training data (``request_time="end"``) or -1 (the member's last action)."""
+        default = self.drift_table_.shape[0] - 1 if self.config.request_time == "end" else -1
+        out = np.full(n, default, np.int64)
+        if context is not None and "timestamp" in context:
+            now = pd.to_numeric(context["timestamp"].reset_index(drop=True), errors="coerce"
+                                ).to_numpy(dtype=np.float64, na_value=np.nan)
+            ok = np.isfinite(now)
+            out[ok] = self._bucket(now[ok].astype(np.int64))
+        return out
 
     def _request_codes(self, idx: np.ndarray, context: pd.DataFrame | None) -> np.ndarray:
         n = len(idx)
@@ -699,6 +748,7 @@ class SequenceRecommender(Recommender):
             "member_attr_sizes": self.member_attr_sizes_,
             "drift_table": self.drift_table_, "drift_t0": np.array(self.drift_t0_),
             "history": self.history_, "best_epoch": np.array(self.best_epoch_),
+            "refit_epochs": np.array(getattr(self, "refit_epochs_", 0)),
         })
         return state
 
@@ -711,6 +761,7 @@ class SequenceRecommender(Recommender):
         self.member_attr_sizes_ = arrays["member_attr_sizes"]
         self.drift_table_, self.drift_t0_ = arrays["drift_table"], int(arrays["drift_t0"])
         self.history_, self.best_epoch_ = arrays["history"], int(arrays["best_epoch"])
+        self.refit_epochs_ = int(arrays["refit_epochs"]) if "refit_epochs" in arrays else 0
         self.net_ = self._build_net()
         self.net_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in arrays.items()
                                    if k.startswith("net.")})
