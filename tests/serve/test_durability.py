@@ -79,5 +79,7 @@ def test_kill_minus_9_loses_no_acknowledged_event(settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_twenty_kills(settings: Settings) -> None:
-    acked, _ = run_kills(settings, kills=20, seed=1)
+    acked, sent = run_kills(settings, kills=20, seed=1)
     check_log(settings, acked)
+    print(f"20 kills (SQLite): {len(acked)} events acknowledged in {sent} requests; 0 lost; "
+          "integrity ok")
