@@ -28,9 +28,7 @@ pin_threads(1)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -39,63 +37,15 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-KEY = "bench-key"
-
-HOMEPAGE_LUA = """
-math.randomseed(%d)
-local members = {%s}
-request = function()
-  local m = members[math.random(1, #members)]
-  return wrk.format("GET", "/v1/homepage?member=" .. m .. "&device=tv&hour=20&country=US")
-end
-"""
-
-EVENTS_LUA = """
-local decisions = {%s}
-local n = 0
-local prefix = "%s"
-request = function()
-  n = n + 1
-  local d = decisions[(n %% #decisions) + 1]
-  local body = '{"events":[{"event_id":"' .. prefix .. n .. '","decision_id":"' .. d ..
-               '","kind":"play"}]}'
-  return wrk.format("POST", "/v1/events",
-                    {["Content-Type"] = "application/json", ["X-API-Key"] = "%s"}, body)
-end
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        return float("nan")
-    v = float(m.group(1))
-    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+from bench_serve import EVENTS_LUA, HOMEPAGE_LUA, KEY, free_port  # noqa: E402
+from bench_serve import wrk as _wrk  # noqa: E402
 
 
 def wrk(url: str, lua: str, *, seconds: int, connections: int) -> dict[str, Any]:
-    """Closed-loop load with wrk (1 thread): req/s, p50/p99 latency, non-2xx responses."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua)
+    """:func:`bench_serve.wrk` with the machine's load average before the run."""
     load = os.getloadavg()[0]
-    try:
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                              "--timeout", "10s", "-s", f.name, url], capture_output=True,
-                             text=True, timeout=seconds + 60).stdout
-    finally:
-        os.unlink(f.name)
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {"rps": float(rps.group(1)) if rps else float("nan"),
-            "p50_ms": _ms(lat.get("50", "")), "p99_ms": _ms(lat.get("99", "")),
-            "non_2xx": int(bad.group(1)) if bad else 0, "load_before": round(load, 2)}
+    return {**_wrk(url, seconds=seconds, connections=connections, lua=lua),
+            "load_before": round(load, 2)}
 
 
 def wait_healthy(url: str, timeout: float = 180.0) -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reelpick.distributed.ope import OPEPartial, estimate_parquet, plan_ope, reduce_table
+from reelpick.distributed.ope import OPEStatistics, estimate_parquet, plan_ope, reduce_table
 from reelpick.ope import (
     DM,
     DR,
@@ -112,7 +112,7 @@ def test_block_statistics_merge_exactly_in_any_grouping(log):
         np.testing.assert_allclose(part.diag["unseen_mass"], whole.diag["unseen_mass"])
         for k in ("n", "p_min", "p_max", "w_max"):
             assert part.diag[k] == whole.diag[k]
-    assert isinstance(left, OPEPartial) and left.diag["n"] == N
+    assert isinstance(left, OPEStatistics) and left.diag["n"] == N
 
 
 def test_unseen_pairs_and_their_mass_survive_the_merge(tmp_path):

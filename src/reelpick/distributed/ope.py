@@ -81,13 +81,10 @@ from reelpick.ope.streaming import (
     start_evaluation,
 )
 
-__all__ = ["OPEPartial", "OPESpec", "estimate_parquet", "plan_ope", "reduce_shard",
+__all__ = ["OPESpec", "OPEStatistics", "estimate_parquet", "plan_ope", "reduce_shard",
            "reduce_shards", "reduce_table", "work_units"]
 
 PathLike = str | os.PathLike[str]
-
-#: The statistics of a block (the name this module gave them first).
-OPEPartial = OPEStatistics
 
 
 @dataclass(frozen=True, eq=False)

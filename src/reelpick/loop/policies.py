@@ -40,6 +40,35 @@ from reelpick.world import SimulationLog, VisitBatch
 from reelpick.world.policy import Policy
 
 
+def _deterministic_page(policy: Policy, visits: VisitBatch, rng: np.random.Generator
+                        ) -> AnnotatedPageBatch:
+    """``policy``'s pages, checked to be deterministic (propensity 1 on its own page): the
+    exploring loggers' propensities assume it."""
+    base = policy.choose(visits, rng)
+    if not np.allclose(base.propensity[base.titles >= 0], 1.0):
+        raise ValueError(f"base policy {policy.name!r} is not deterministic "
+                         "(propensities < 1): an exploring logger needs a deterministic base")
+    return base
+
+
+def _annotated(visits: VisitBatch, base: AnnotatedPageBatch, titles: np.ndarray,
+               prop: np.ndarray, source: np.ndarray, rng: np.random.Generator,
+               artwork: object | None = None) -> AnnotatedPageBatch:
+    """The served page: ``titles`` in ``base``'s layout, images from ``artwork``
+    (``select(visits, titles, rng)``) or uniform over each title's variants."""
+    if artwork is not None:
+        choice = artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
+        arts, aprop = choice.artworks, choice.propensity
+    else:
+        nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
+        arts = np.where(titles >= 0, (rng.random(titles.shape) * nv).astype(np.int64), 0)
+        aprop = np.where(titles >= 0, 1.0 / nv, 1.0)
+    return AnnotatedPageBatch(
+        titles=titles, artworks=arts, row_index=base.row_index, position=base.position,
+        propensity=prop, artwork_propensity=aprop, row_labels=base.row_labels,
+        slot_label=getattr(base, "slot_label", None), source=source)
+
+
 @dataclass(frozen=True, eq=False)
 class ExploringPolicy:
     """``base`` pages with probability ``1 - epsilon``, uniform pages otherwise (module
@@ -63,10 +92,7 @@ class ExploringPolicy:
 
     def choose(self, visits: VisitBatch, rng: np.random.Generator) -> AnnotatedPageBatch:
         n, S = len(visits), visits.n_slots
-        base = self.base.choose(visits, rng)
-        if not np.allclose(base.propensity[base.titles >= 0], 1.0):
-            raise ValueError(f"base policy {self.base.name!r} is not deterministic "
-                             "(propensities < 1): ExploringPolicy needs a deterministic base")
+        base = _deterministic_page(self.base, visits, rng)
         explore = rng.random(n) < self.epsilon
         titles = base.titles.copy()
         if explore.any():
@@ -77,18 +103,8 @@ class ExploringPolicy:
         match = (titles == base.titles) & (titles >= 0)
         prop = self.epsilon / np.maximum(A, 1)[:, None] + (1 - self.epsilon) * match
         prop = np.where(titles >= 0, np.minimum(prop, 1.0), 1.0)
-        if self.artwork is not None:
-            choice = self.artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
-            arts, aprop = choice.artworks, choice.propensity
-        else:
-            nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
-            arts = np.where(titles >= 0, (rng.random((n, S)) * nv).astype(np.int64), 0)
-            aprop = np.where(titles >= 0, 1.0 / nv, 1.0)
         source = np.where(explore, "explore", str(self.base.name)).astype(object)
-        return AnnotatedPageBatch(
-            titles=titles, artworks=arts, row_index=base.row_index, position=base.position,
-            propensity=prop, artwork_propensity=aprop, row_labels=base.row_labels,
-            slot_label=getattr(base, "slot_label", None), source=source)
+        return _annotated(visits, base, titles, prop, source, rng, self.artwork)
 
 
 class PlayCountScorer:
@@ -168,9 +184,7 @@ class PoolExploringPolicy:
 
     def choose(self, visits: VisitBatch, rng: np.random.Generator) -> AnnotatedPageBatch:
         n, S = len(visits), visits.n_slots
-        base = self.base.choose(visits, rng)
-        if not np.allclose(base.propensity[base.titles >= 0], 1.0):
-            raise ValueError(f"base policy {self.base.name!r} is not deterministic")
+        base = _deterministic_page(self.base, visits, rng)
         eu, ep = self.shares
         K = len(self.pool)
         pool = np.stack([p.choose(visits, rng).titles for p in self.pool], axis=1) if K \
@@ -188,18 +202,13 @@ class PoolExploringPolicy:
             titles[idx] = pool[idx, pick[idx]]
         A = visits.n_available().astype(float)
         prop = self.slot_propensity(titles, base.titles, pool, A)
-        nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
-        arts = np.where(titles >= 0, (rng.random((n, S)) * nv).astype(np.int64), 0)
-        aprop = np.where(titles >= 0, 1.0 / nv, 1.0)
         names = np.array([f"pool:{p.name}" for p in self.pool] + [""], dtype=object)
         source = np.where(explore, "explore", np.where(from_pool, names[pick],
                                                        str(self.base.name))).astype(object)
+        page = _annotated(visits, base, titles, prop, source, rng)
         self.records.append({"member": np.asarray(visits.member).copy(), "base": base.titles,
                              "pool": pool, "pick": pick, "available": A})
-        return AnnotatedPageBatch(
-            titles=titles, artworks=arts, row_index=base.row_index, position=base.position,
-            propensity=prop, artwork_propensity=aprop, row_labels=base.row_labels,
-            slot_label=getattr(base, "slot_label", None), source=source)
+        return page
 
     def slot_propensity(self, titles: np.ndarray, base: np.ndarray, pool: np.ndarray,
                         available: np.ndarray) -> np.ndarray:
