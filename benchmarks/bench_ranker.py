@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from reelpick.models import available_models  # noqa: E402
 from reelpick.policies import UniformPolicy  # noqa: E402
 from reelpick.ranking import (  # noqa: E402
+    DAILY_SEQ_PARAMS,
     BecauseYouWatchedSource,
     Catalogue,
     ContinueWatchingSource,
@@ -57,7 +58,7 @@ K = 10
 def make_sources(use_context: bool, seq: bool):
     srcs = [ModelSource("als", factors=32, iterations=10), ModelSource("itemknn", neighbors=100)]
     if seq and "seq" in available_models():
-        srcs.append(ModelSource("seq", max_epochs=3))
+        srcs.append(ModelSource("seq", **DAILY_SEQ_PARAMS, max_epochs=3))
     srcs += [TrendingSource(by_context=use_context), ContinueWatchingSource(),
              BecauseYouWatchedSource()]
     return srcs

@@ -107,7 +107,25 @@ def test_train_seq_local(tmp_path):
     _ok(r)
     from reelpick.models import load_model
 
-    assert load_model(out).name == "seq"
+    model = load_model(out)
+    assert model.name == "seq" and model.config.encoder == "gru"
+    bad = runner.invoke(app, ["train-seq", "--logs", str(sim), "--out", str(tmp_path / "x.npz"),
+                              "--encoder", "lstm", "--epochs", "1"])
+    assert bad.exit_code != 0 and "encoder" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_train_seq_defaults_are_the_model_defaults():
+    import inspect
+
+    from reelpick.cli.train import train_seq
+    from reelpick.models.sequence import SequenceConfig
+
+    defaults = {k: p.default for k, p in inspect.signature(train_seq).parameters.items()}
+    names = {"encoder": "encoder", "hidden": "hidden", "blocks": "n_blocks",
+             "max_len": "max_len", "epochs": "max_epochs", "batch_size": "batch_size"}
+    assert {k: defaults[k] for k in names} == {k: getattr(SequenceConfig(), v)
+                                               for k, v in names.items()}
 
 
 @pytest.mark.parametrize(("args", "message"), [

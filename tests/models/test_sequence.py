@@ -254,3 +254,73 @@ def test_gap_codes():
 def test_invalid_config(params, message):
     with pytest.raises(ValueError, match=message):
         SequenceRecommender(**params)
+
+
+def no_repeat_world(n_members: int = 30, n_titles: int = 40, per_member: int = 12,
+                    seed: int = 5) -> pd.DataFrame:
+    """Every member plays distinct titles (as in MovieLens, where nobody rates a title twice)."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"m{m}", f"t{t}", 1_600_000_000 + 3600 * j + m)
+            for m in range(n_members)
+            for j, t in enumerate(rng.permutation(n_titles)[:per_member])]
+    return pd.DataFrame(rows, columns=["member_id", "title_id", "timestamp"])
+
+
+def test_exclude_seen_is_automatic_and_persists(device_df, tmp_path):
+    df = no_repeat_world()
+    params = {**TINY, "max_epochs": 1}
+    assert SequenceRecommender(**params).fit(df).exclude_seen_  # no repeats: on
+    assert not SequenceRecommender(**params).fit(device_df).exclude_seen_  # repeats: off
+    assert not SequenceRecommender(**params, exclude_seen=False).fit(df).exclude_seen_
+    forced = SequenceRecommender(**params, exclude_seen=True).fit(device_df)
+    assert forced.exclude_seen_
+    assert load_model(forced.save(tmp_path / "seen.npz")).exclude_seen_
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_exclude_seen_loss_is_the_softmax_over_unplayed_titles(smoothing):
+    # windows of 5 over 12 actions: the first windows start mid-sequence, so titles played
+    # before the window must be left out as well
+    df = no_repeat_world()
+    model = SequenceRecommender(**{**TINY, "max_len": 5, "max_epochs": 1, "dropout": 0.0,
+                                   "context_dropout": 0.0, "label_smoothing": smoothing}
+                                ).fit(df)
+    windows = model._windows(holdout=False)[:7]
+    assert any(s > model.seq_offsets_[np.searchsorted(model.seq_offsets_, s, "right") - 1]
+               for s, _ in windows)
+    batch = model._batch(windows, with_targets=True)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        got = float(model._loss(batch, None, gen))
+        net = model.net_
+        h = net.encode(batch["titles"], batch["feats"])
+        expected = []
+        for r, (s, e) in enumerate(windows):
+            lo = model.seq_offsets_[np.searchsorted(model.seq_offsets_, s, "right") - 1]
+            for i in range(e - s):
+                target = int(model.seq_titles_[s + i + 1])
+                q = net.query(h[r, i][None], batch["ctx"][r, i][None])
+                logits = net.logits(q, batch["bucket"][r, i][None])[0].double()
+                played = np.unique(model.seq_titles_[lo:s + i + 1])
+                assert target not in played
+                keep = np.setdiff1d(np.arange(len(logits)), played)
+                logp = logits[keep] - torch.logsumexp(logits[keep], 0)
+                nll = -float(logp[np.searchsorted(keep, target)])
+                expected.append((1 - smoothing) * nll - smoothing * float(logp.mean()))
+    assert got == pytest.approx(np.mean(expected), rel=1e-5)
+    # and it is not the loss over every title
+    model.exclude_seen_ = False
+    with torch.no_grad():
+        full = float(model._loss(model._batch(windows, True), None, gen))
+    assert full > got + 0.05
+
+
+def test_exclude_seen_never_drops_the_target_of_a_repeat(device_df):
+    # forced on data with repeats: a target the member has played before stays in the softmax
+    model = SequenceRecommender(**{**TINY, "max_epochs": 1}, exclude_seen=True).fit(device_df)
+    batch = model._batch(model._windows(holdout=False)[:4], with_targets=True)
+    loss = model._loss(batch, None, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    sampled = SequenceRecommender(**{**TINY, "max_epochs": 1}, exclude_seen=True,
+                                  loss="sampled", n_negatives=8).fit(device_df)
+    assert np.isfinite(sampled.history_[:, 1]).all()

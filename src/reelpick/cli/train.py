@@ -59,12 +59,13 @@ def train_seq(
                                        exists=True, file_okay=False)],
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.npz).",
                                       dir_okay=False)],
+    encoder: Annotated[str, typer.Option(help="gru or transformer.")] = "gru",
     hidden: Annotated[int, typer.Option(min=1, help="Hidden size.")] = 64,
-    blocks: Annotated[int, typer.Option(min=1, help="Transformer blocks.")] = 2,
-    max_len: Annotated[int, typer.Option(min=1, help="Longest window of actions.")] = 200,
-    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping).")] = 60,
+    blocks: Annotated[int, typer.Option(min=1, help="GRU layers or transformer blocks.")] = 2,
+    max_len: Annotated[int, typer.Option(min=1, help="Longest window of actions.")] = 50,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping).")] = 80,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch (per worker).")]
-    = 32,
+    = 128,
     max_seconds: Annotated[float | None, typer.Option(min=1, help="Training time cap.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "local",
@@ -86,7 +87,7 @@ def train_seq(
             tables["interactions"], titles=titles["title_id"].astype(str).tolist(),
             title_features=titles, member_features=tables.get("members"), backend=backend,
             num_workers=num_workers, address=ray_address, storage_path=storage_path,
-            hidden=hidden, n_blocks=blocks, max_len=max_len, max_epochs=epochs,
+            encoder=encoder, hidden=hidden, n_blocks=blocks, max_len=max_len, max_epochs=epochs,
             batch_size=batch_size, max_seconds=max_seconds, random_state=seed)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         fail(str(exc))

@@ -30,6 +30,7 @@ from reelpick.data.schema import join_outcomes
 from reelpick.models import available_models
 from reelpick.policies import GreedyPolicy, PopularityScorer
 from reelpick.ranking import (
+    DAILY_SEQ_PARAMS,
     BecauseYouWatchedSource,
     Catalogue,
     ContinueWatchingSource,
@@ -98,7 +99,7 @@ class RankerFactory:
                       lambda: TrendingSource(by_context=False), ContinueWatchingSource,
                       BecauseYouWatchedSource]
             if self.use_seq:
-                makers.append(lambda: ModelSource("seq", max_epochs=2))
+                makers.append(lambda: ModelSource("seq", **DAILY_SEQ_PARAMS, max_epochs=2))
             for make in makers:
                 s = make()
                 with warnings.catch_warnings():

@@ -14,6 +14,7 @@ from reelpick.ranking.page import ROW_KINDS, ComposedPages, PageComposer, PageCo
 from reelpick.ranking.policy import RankerPagePolicy, RankerScorer
 from reelpick.ranking.ranker import Ranker, RankerConfig
 from reelpick.ranking.sources import (
+    DAILY_SEQ_PARAMS,
     BecauseYouWatchedSource,
     CandidateSource,
     ContinueWatchingSource,
@@ -41,6 +42,7 @@ __all__ = [
     "RankerScorer",
     "Requests",
     "TrendingSource",
+    "DAILY_SEQ_PARAMS",
     "default_sources",
     "requests_from_log",
     "training_set",

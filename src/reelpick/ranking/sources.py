@@ -199,6 +199,15 @@ class BecauseYouWatchedSource(_Fitted):
             return np.nanmax(s, axis=1) if s.shape[1] else s[:, 0]
 
 
+#: The sequence-model setting of sources refitted every day on a few days of plays (the feedback
+#: loop, ``bench_ranker``): a transformer over windows of up to 200 actions in batches of 32,
+#: which learns in the 2-3 epochs those callers give it (the model's defaults, a GRU over windows
+#: of 50 in batches of 128 with early stopping, need tens of epochs), and every title in the
+#: softmax, since members of the simulated world replay titles. Callers add ``max_epochs``.
+DAILY_SEQ_PARAMS: dict[str, object] = {"encoder": "transformer", "n_heads": 1, "max_len": 200,
+                                       "dropout": 0.4, "batch_size": 32, "exclude_seen": False}
+
+
 def default_sources(*, use_seq: bool = True, als_factors: int = 32,
                     als_iterations: int = 10, seq_params: dict | None = None
                     ) -> list[CandidateSource]:
