@@ -226,6 +226,7 @@ def _versus_full(ctx: dict[str, Any], key: str, label: str, params: dict[str, An
                          )["per_member"]["NDCG@10"]
     r["per_member"].index = r["per_member"].index.astype(str)
     ci = paired_ci(full, r["per_member"]["NDCG@10"], ctx["boot"])
+    label = f"{label}, seeds {'/'.join(map(str, ctx['ab_seeds']))}"
     return {"rows": [row(r, label, METRICS)], key: _dump(r), "full_minus": ci, "label": label}
 
 
@@ -289,9 +290,10 @@ EPOCH_GRID = (2, 4, 8, 16)
 
 
 def part_cutoff_tuned(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Time cut-off with the encoder and the number of epochs chosen the way ALS's parameters
-    are: on three validation cut-offs inside the training period (quantiles 0.7, 0.8, 0.9 of
-    it), by Recall@20, seed 0; then trained on the whole training period without a holdout."""
+    """Time cut-off with the encoder, ``exclude_seen`` and the number of epochs chosen the way
+    ALS's parameters are: on three validation cut-offs inside the training period (quantiles
+    0.7, 0.8, 0.9 of it), by Recall@20, seed 0; then trained on the whole training period
+    without a holdout."""
     from reelpick.evaluation import validation_splits
 
     inter, catalogue, seeds = ctx["inter"], ctx["catalogue"], ctx["seeds"]
@@ -352,14 +354,10 @@ def render(results: dict[str, Any], command: str) -> str:
         alt = results.get(part)
         if not alt or "full_minus" not in alt:
             continue
-        seeds = next(v["seeds"] for v in alt.values() if isinstance(v, dict) and "seeds" in v)
-        rows += [r.replace(f"| {alt['label']} |",
-                           f"| {alt['label']}, seeds {'/'.join(map(str, seeds))} |")
-                 for r in alt["rows"]]
+        rows += alt["rows"]
         ci = alt["full_minus"]
-        ci_lines.append(f"- seq (GRU, full) − {alt['label']}, seeds "
-                        f"{'/'.join(map(str, seeds))}: **{ci[0]:+.4f}** (95% CI {ci[1]:+.4f} … "
-                        f"{ci[2]:+.4f}).")
+        ci_lines.append(f"- seq (GRU, full) − {alt['label']}: **{ci[0]:+.4f}** (95% CI "
+                        f"{ci[1]:+.4f} … {ci[2]:+.4f}).")
     ci_text = ("NDCG@10 differences per member (seed-averaged), paired bootstrap over members:\n\n"
                + "\n".join(ci_lines)) if ci_lines else ""
     params = ", ".join(f"{k}={v}" for k, v in SEQ.items())
@@ -386,7 +384,7 @@ ml-100k has no device/hour/country columns, so the context ablation is run on th
 
 {results.get("cutoff", {}).get("text", "(not run)")}
 
-#### Epoch count tuned on validation cut-offs
+#### Tuned on validation cut-offs
 
 {results.get("cutoff_tuned", {}).get("text", "(not run)")}
 

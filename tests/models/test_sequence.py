@@ -315,6 +315,35 @@ def test_exclude_seen_loss_is_the_softmax_over_unplayed_titles(smoothing):
     assert full > got + 0.05
 
 
+def test_exclude_seen_sampled_loss_drops_played_negatives():
+    df = no_repeat_world()
+    model = SequenceRecommender(**{**TINY, "max_len": 5, "max_epochs": 1, "dropout": 0.0,
+                                   "context_dropout": 0.0, "loss": "sampled",
+                                   "n_negatives": 30}).fit(df)
+    windows = model._windows(holdout=False)[:7]
+    batch = model._batch(windows, with_targets=True)
+    log_q = torch.log(torch.full((len(model.title_vocab_),), 1 / len(model.title_vocab_)))
+    with torch.no_grad():
+        got = float(model._loss(batch, log_q, torch.Generator().manual_seed(0)))
+        neg = torch.multinomial(log_q.exp(), 30, replacement=True,
+                                generator=torch.Generator().manual_seed(0)).numpy()
+        h = model.net_.encode(batch["titles"], batch["feats"])
+        expected, dropped = [], 0
+        for r, (s, e) in enumerate(windows):
+            lo = model.seq_offsets_[np.searchsorted(model.seq_offsets_, s, "right") - 1]
+            for i in range(e - s):
+                target = int(model.seq_titles_[s + i + 1])
+                q = model.net_.query(h[r, i][None], batch["ctx"][r, i][None])
+                logits = model.net_.logits(q, batch["bucket"][r, i][None])[0].double()
+                out = np.isin(neg, model.seq_titles_[lo:s + i + 1]) | (neg == target)
+                dropped += int(np.isin(neg, model.seq_titles_[lo:s + i + 1]).sum())
+                negs = logits[neg[~out]] - float(np.log(30) + log_q[0])
+                both = torch.cat([logits[target][None], negs])
+                expected.append(-float(both[0] - torch.logsumexp(both, 0)))
+    assert dropped > 0
+    assert got == pytest.approx(np.mean(expected), rel=1e-5)
+
+
 def test_exclude_seen_never_drops_the_target_of_a_repeat(device_df):
     # forced on data with repeats: a target the member has played before stays in the softmax
     model = SequenceRecommender(**{**TINY, "max_epochs": 1}, exclude_seen=True).fit(device_df)

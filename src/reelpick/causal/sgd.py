@@ -606,9 +606,6 @@ def check_batch(b: IVBatch, n_ids: int) -> None:
         raise ValueError(f"batch.categorical: id {int(b.categorical.max())} >= n_ids {n_ids}")
 
 
-_check_batch = check_batch   # the name it had first
-
-
 def _solve(srr: np.ndarray, m4: np.ndarray, cl: np.ndarray | None, n: int, kd: int, q: int,
            p: int, cov_type: str, d_names: list[str], z_names: list[str]) -> IVResult:
     """2SLS, sandwich covariance and first stage from the streamed residual moments."""

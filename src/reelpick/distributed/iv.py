@@ -431,7 +431,6 @@ def _fit_on_ray(ray: Any, plan: ParquetPlan, cols: IVColumns, cfg: SGDIVConfig,
         for part in moments[1:]:
             pass0 = pass0.merge(part)
         kd, q, p = len(cols.endog), len(cols.instruments), len(cols.dense)
-        pass0.widths = pass0.widths or (kd, q, p)
         scales = pass0.scales(cfg.epochs, stacklevel=3)
         n, n_batches = pass0.n, -(-plan.n_rows // batch_size)
         ray.get([a.setup.remote(scales, 1 + kd + q, p) for a in actors])

@@ -58,7 +58,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reelpick.distributed._ray import (
     ParquetPlan,
@@ -81,7 +80,7 @@ from reelpick.ope.streaming import (
     start_evaluation,
 )
 
-__all__ = ["OPESpec", "OPEStatistics", "estimate_parquet", "plan_ope", "reduce_shard",
+__all__ = ["OPESpec", "OPEStatistics", "estimate_parquet", "plan_ope",
            "reduce_shards", "reduce_table", "work_units"]
 
 PathLike = str | os.PathLike[str]
@@ -145,15 +144,9 @@ def reduce_shards(shards: Sequence[Shard], spec: OPESpec) -> OPEStatistics:
     for sh in shards:
         if sh.offset != at:
             raise ValueError(f"shards are not consecutive: row {sh.offset}, expected {at}")
-        at = spec.feed(run, pq.ParquetFile(sh.path).iter_batches(
-            batch_size=spec.batch_size, row_groups=list(sh.row_groups),
-            columns=spec.read_columns), at)
+        at = feed(run, spec.layout.read(sh.path, spec.batch_size, row_groups=sh.row_groups),
+                  spec.target, spec.reward_model, at)
     return OPEStatistics.of(run, offset)
-
-
-def reduce_shard(shard: Shard, spec: OPESpec) -> OPEStatistics:
-    """Read a shard of the log and reduce it (runs on a Ray worker)."""
-    return reduce_shards([shard], spec)
 
 
 def plan_ope(paths: PathLike | Sequence[PathLike], estimators: Sequence[Estimator],
@@ -262,13 +255,11 @@ _MIN_SHARD_ROWS = 65_536   # a smaller shard costs more in task overhead than it
 _TASKS_PER_WORKER = 2
 
 
-def work_units(plan: ParquetPlan, workers: int, *, min_rows: int | None = None
-               ) -> list[list[Shard]]:
+def work_units(plan: ParquetPlan, workers: int) -> list[list[Shard]]:
     """The log cut into about ``_TASKS_PER_WORKER x workers`` (2 x) runs of consecutive row-group
-    shards (a run may span files), each of at least ``min_rows`` rows (default
-    ``_MIN_SHARD_ROWS``) unless the log is smaller."""
-    floor = _MIN_SHARD_ROWS if min_rows is None else min_rows
-    per = max(floor, -(-plan.n_rows // (_TASKS_PER_WORKER * workers)))
+    shards (a run may span files), each of at least ``_MIN_SHARD_ROWS`` rows unless the log is
+    smaller."""
+    per = max(_MIN_SHARD_ROWS, -(-plan.n_rows // (_TASKS_PER_WORKER * workers)))
     units: list[list[Shard]] = []
     current: list[Shard] = []
     rows = 0

@@ -378,7 +378,7 @@ class SequenceRecommender(Recommender):
             feats[:, 5] = np.where(np.isfinite(w), code, 0).astype(np.int64)
         self.seq_titles_, self.seq_times_, self.seq_feats_ = t_idx, ts, feats
         self.seq_offsets_ = offsets
-        repeats = bool(len(pd.MultiIndex.from_arrays([m_idx, t_idx]).drop_duplicates()) < n)
+        repeats = self.user_items_.nnz < n  # the base class's member x title matrix is 0/1
         self.exclude_seen_ = not repeats if c.exclude_seen is None else bool(c.exclude_seen)
 
         width = c.drift_bucket_days * DAY
@@ -498,7 +498,7 @@ class SequenceRecommender(Recommender):
         bucket = np.zeros((B, L), np.int64)
         member = np.zeros((B, L), np.int64)
         seen = self.exclude_seen_ and with_targets
-        first = np.full((B, len(self.title_vocab_) if seen else 0), L, np.int64)
+        first = np.full((B, len(self.title_vocab_) if seen else 0), L, np.int32)
         for r, (s, e) in enumerate(windows):
             n = e - s
             titles[r, :n] = self.seq_titles_[s:e] + 1
@@ -535,15 +535,14 @@ class SequenceRecommender(Recommender):
         q = net.query(h[valid], self._context_codes(ctx, batch["member"])[valid])
         target = batch["targets"][valid]
         bucket = batch["bucket"][valid]
-        seen = None
-        if batch["first"].numel():  # (N, n_titles): played at or before this position
-            rows, pos = valid.nonzero(as_tuple=True)
-            seen = batch["first"][rows] <= pos[:, None]
-            seen[torch.arange(len(target)), target] = False
+        first = batch["first"]  # (B, n_titles) first position played; empty: nothing excluded
+        rows, at = valid.nonzero(as_tuple=True)  # batch row and position of each target
         if log_q is None:
             logits = net.logits(q, bucket)
-            if seen is None:
+            if not first.numel():
                 return F.cross_entropy(logits, target, label_smoothing=c.label_smoothing)
+            seen = first[rows] <= at[:, None]  # (N, n_titles): played at or before here
+            seen[torch.arange(len(target)), target] = False
             logp = F.log_softmax(logits.masked_fill(seen, float("-inf")), dim=-1)
             nll = -logp[torch.arange(len(target)), target]
             if c.label_smoothing == 0:
@@ -562,8 +561,8 @@ class SequenceRecommender(Recommender):
         correction = torch.log(torch.tensor(float(c.n_negatives))) + log_q[neg]
         negs = negs - correction
         negs = negs.masked_fill(neg[None, :] == target[:, None], float("-inf"))
-        if seen is not None:
-            negs = negs.masked_fill(seen[:, neg], float("-inf"))
+        if first.numel():  # negatives played at or before here (a target among them is -inf)
+            negs = negs.masked_fill(first[:, neg][rows] <= at[:, None], float("-inf"))
         logits = torch.cat([pos[:, None], negs], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
 

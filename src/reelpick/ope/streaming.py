@@ -38,7 +38,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reelpick.ope.base import ClusterBy, Estimator, OffPolicyEvaluation, _block_rows
+from reelpick.ope.base import (
+    ClusterBy,
+    Estimator,
+    OffPolicyEvaluation,
+    _block_rows,
+    _n_positions,
+)
 from reelpick.ope.estimate import CIMethod, Estimate, StatAccumulator
 from reelpick.ope.feedback import LoggedFeedback
 
@@ -455,20 +461,15 @@ def estimate_parquet(
     bad = [e.name for e in estimators if not e.streamable]
     if bad:
         raise ValueError(f"estimator(s) {bad} need whole slates in memory; they cannot stream")
-    layout = FeedbackLayout.of([path], columns, n_actions=n_actions)
-    run: OffPolicyEvaluation | None = None
-    offset = 0
-    for batch in layout.read(path, batch_size):
-        dist = target(batch, offset)
-        if run is None:
-            n_pos = dist.shape[2] if np.ndim(dist) == 3 else int(batch.n_positions or 1)
-            run = OffPolicyEvaluation(estimators, n_actions=batch.n_actions,
-                                      n_positions=max(n_pos, int(batch.n_positions or 1)),
-                                      ci=ci, alpha=alpha, n_bootstrap=n_bootstrap,
-                                      random_state=random_state, cluster=cluster)
-        q = None if reward_model is None else reward_model(batch, offset)
-        run.update(batch, dist, q)
-        offset += batch.n_rounds
-    if run is None:
+    layout = FeedbackLayout.of([path], columns, n_actions=n_actions, slates=cluster == "slate")
+    batches = layout.read(path, batch_size)
+    first = next(batches, None)
+    if first is None:
         raise ValueError(f"{path}: the file has no rows")
+    dist = target(first, 0)
+    run = OffPolicyEvaluation(estimators, n_actions=first.n_actions,
+                              n_positions=_n_positions(first, dist), ci=ci, alpha=alpha,
+                              n_bootstrap=n_bootstrap, random_state=random_state, cluster=cluster)
+    run.update(first, dist, None if reward_model is None else reward_model(first, 0))
+    feed(run, batches, target, reward_model, first.n_rounds)
     return run.results(stacklevel=2)

@@ -47,7 +47,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,9 +55,10 @@ from reelpick.serve.store import (
     EventsResult,
     GroupCommitWriter,
     PageRecord,
-    StoreClosedError,
     StoreWriteError,
     UnknownDecisionError,
+    _complete,
+    _Job,
     split_decision_id,
 )
 
@@ -134,18 +134,6 @@ def redact(url: str) -> str:
     return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
-def page_row(page: PageRecord) -> tuple[Any, ...]:
-    """A page as a ``pages`` row (column order :data:`PAGE_COLUMNS`, the SQLite log's row)."""
-    return page.row()
-
-
-@dataclass
-class _Job:
-    kind: str  # "page" | "events"
-    payload: Any
-    future: Future[Any] = field(default_factory=Future)
-
-
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     import psycopg
 
@@ -185,8 +173,6 @@ class PostgresEventStore(GroupCommitWriter):
                  retries: int = 2, connect_timeout: float = 5.0) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"event log URL must start with postgresql://, got {redact(url)!r}")
-        if max_jobs < 1:
-            raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
         self.url = url
         self._init_writer(group_commit, max_jobs, delay_s, on_commit)
         self.retries, self.connect_timeout = retries, connect_timeout
@@ -237,11 +223,6 @@ class PostgresEventStore(GroupCommitWriter):
         # can no longer be cancelled, so completing it in _commit cannot fail.
         return [j for j in batch if j.future.set_running_or_notify_cancel()]
 
-    def _fail_late(self, jobs: list[_Job]) -> None:
-        for job in jobs:
-            if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(StoreClosedError("the event log is closed"))
-
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
@@ -277,22 +258,17 @@ class PostgresEventStore(GroupCommitWriter):
         if error is not None:
             self.failed_transactions += 1
             err = StoreWriteError(f"event log write failed: {type(error).__name__}: {error}")
-            for job in batch:
-                job.future.set_exception(err)
+            _complete(batch, [err] * len(batch))
             return
         self._committed(len(batch), t0)
-        for job, res in zip(batch, results):
-            if isinstance(res, Exception):
-                job.future.set_exception(res)
-            else:
-                job.future.set_result(res)
+        _complete(batch, results)
 
     @staticmethod
     def _write(conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Any]:
         """Every job of ``batch`` inside the caller's transaction; one result per job (``None``,
         an :class:`EventsResult` or the :class:`UnknownDecisionError` that rejects the job)."""
         results: list[Any] = [None] * len(batch)
-        pages = [page_row(j.payload) for j in batch if j.kind == "page"]
+        pages = [j.payload.row() for j in batch if j.kind == "page"]
         with conn.cursor() as cur:
             if pages:
                 cur.executemany(_INSERT_PAGE, pages)

@@ -242,13 +242,15 @@ class GroupCommitWriter:
     :mod:`reelpick.serve.pgstore`): handlers put jobs on a queue; one thread takes every job
     waiting (at most ``max_jobs``, optionally after ``delay_s``), hands the batch to
     ``_commit`` (one transaction) and counts the commits. Subclasses give ``_commit``,
-    ``_close_connection`` and may filter a taken batch (``_taken``) and fail the jobs that
-    raced in after the stop (``_fail_late``)."""
+    ``_close_connection`` and may filter a taken batch (``_taken``); jobs that raced in after
+    the stop fail with :class:`StoreClosedError` (``_fail_late``)."""
 
     _thread_name = "reelpick-log-writer"
 
     def _init_writer(self, group_commit: bool, max_jobs: int, delay_s: float,
                      on_commit: Callable[[int, float], None] | None) -> None:
+        if max_jobs < 1:
+            raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
         self.group_commit, self.max_jobs, self.delay_s = group_commit, max_jobs, delay_s
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -335,7 +337,7 @@ class GroupCommitWriter:
         return batch
 
     def _fail_late(self, jobs: list[Any]) -> None:
-        raise NotImplementedError
+        _complete(jobs, [StoreClosedError("the event log is closed")] * len(jobs))
 
     def _commit(self, batch: list[Any]) -> None:
         raise NotImplementedError
@@ -370,11 +372,9 @@ class EventStore(GroupCommitWriter):
                  on_commit: Callable[[int, float], None] | None = None) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous: use 'FULL' or 'NORMAL', got {synchronous!r}")
-        if max_jobs < 1:
-            raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
+        self._init_writer(group_commit, max_jobs, delay_s, on_commit)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._init_writer(group_commit, max_jobs, delay_s, on_commit)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -409,9 +409,6 @@ class EventStore(GroupCommitWriter):
         """Log client events (all or none); the future completes once they are durable, or
         fails with :class:`UnknownDecisionError` (nothing of this batch written)."""
         return self._submit(_Job("events", list(events)))  # type: ignore[return-value]
-
-    def _fail_late(self, jobs: list[_Job]) -> None:
-        _complete(jobs, [StoreClosedError("the event log is closed")] * len(jobs))
 
     def _commit(self, batch: list[_Job]) -> None:
         t0 = time.perf_counter()
