@@ -537,6 +537,7 @@ class SequenceRecommender(Recommender):
         bucket = batch["bucket"][valid]
         first = batch["first"]  # (B, n_titles) first position played; empty: nothing excluded
         rows, at = valid.nonzero(as_tuple=True)  # batch row and position of each target
+        at = at.to(first.dtype)  # compared with first's int32 without a promoted copy
         if log_q is None:
             logits = net.logits(q, bucket)
             if not first.numel():
