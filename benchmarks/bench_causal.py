@@ -32,8 +32,12 @@ from reelpick.causal.uplift import (  # noqa: E402
     UpliftPolicy,
     offline_hit_rates,
 )
-from reelpick.policies import GreedyPolicy, PromotionPolicy, UniformPolicy  # noqa: E402
-from reelpick.world import World, WorldConfig  # noqa: E402
+from reelpick.policies import GreedyPolicy, UniformPolicy  # noqa: E402
+from reelpick.world import (  # noqa: E402
+    PromotionPolicy,  # noqa: E402
+    World,
+    WorldConfig,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The confounder's strength (binge mood: organic series plays and series promotion) and the

@@ -50,11 +50,10 @@ from reelpick.ope import DR, IPS, SNIPS, ConstantTarget  # noqa: E402
 from reelpick.policies import (  # noqa: E402
     EpsilonGreedyPolicy,
     PopularPolicy,
-    PromotionPolicy,
     SoftmaxPolicy,
     UniformPolicy,
 )
-from reelpick.world import World, WorldConfig  # noqa: E402
+from reelpick.world import PromotionPolicy, World, WorldConfig  # noqa: E402
 
 
 def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from reelpick.artwork import render_artwork, write_artwork_images
-from reelpick.world.config import THEMES
+from reelpick.data.schema import THEMES
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -19,8 +19,8 @@ from reelpick.causal.uplift import (
     UpliftPolicy,
     offline_hit_rate,
 )
-from reelpick.policies import PopularPolicy, PromotionPolicy, UniformPolicy
-from reelpick.world import ExactPolicy, Policy, World, WorldConfig
+from reelpick.policies import PopularPolicy, UniformPolicy
+from reelpick.world import ExactPolicy, Policy, PromotionPolicy, World, WorldConfig
 
 
 @pytest.fixture(scope="module")

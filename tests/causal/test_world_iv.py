@@ -8,8 +8,7 @@ import pytest
 from reelpick.causal import ols, two_stage_least_squares
 from reelpick.causal.instruments import Logs, visit_design
 from reelpick.causal.sgd import SGDIV, ArrayBatches
-from reelpick.policies import PromotionPolicy
-from reelpick.world import World, WorldConfig
+from reelpick.world import PromotionPolicy, World, WorldConfig
 
 CFG = dict(uplift_bias=-4.0, recent_weight=0.0, seen_penalty=0.0, drift=0.0)
 

@@ -31,8 +31,8 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory):
 
 def test_train_publishes_a_model_dir(sim_dir, tmp_path) -> None:
     out = tmp_path / "model"
-    res = runner.invoke(app, ["train", "--logs", str(sim_dir), "--out", str(out),
-                              "--factors", "8", "--iterations", "2"])
+    res = runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
+                              str(out), "--factors", "8", "--iterations", "2"])
     assert res.exit_code == 0, res.output
     assert "published model" in res.output
     manifest = json.loads((out / "manifest.json").read_text())
@@ -40,8 +40,8 @@ def test_train_publishes_a_model_dir(sim_dir, tmp_path) -> None:
     assert {p.name for p in version_dir.iterdir()} == {"als.npz", "context.npz", "catalog.json"}
     assert manifest["n_titles"] == 150 and manifest["train"]["factors"] == 8
     # a second run publishes a new version; the manifest points at it, both are kept
-    res = runner.invoke(app, ["train", "--logs", str(sim_dir), "--out", str(out),
-                              "--factors", "8", "--iterations", "2", "--seed", "1"])
+    res = runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
+                              str(out), "--factors", "8", "--iterations", "2", "--seed", "1"])
     assert res.exit_code == 0, res.output
     assert len(list((out / "versions").iterdir())) == 2
 
@@ -55,8 +55,8 @@ def test_train_fails_clearly_without_logs(tmp_path) -> None:
 
 def test_logs_export_writes_valid_parquet(sim_dir, tmp_path) -> None:
     model = tmp_path / "model"
-    assert runner.invoke(app, ["train", "--logs", str(sim_dir), "--out", str(model),
-                               "--factors", "8", "--iterations", "2"]).exit_code == 0
+    assert runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
+                               str(model), "--factors", "8", "--iterations", "2"]).exit_code == 0
     settings = Settings(model_dir=model, data_dir=tmp_path / "data", api_key="k", n_rows=3,
                         n_positions=5)
     with TestClient(create_app(settings)) as c:

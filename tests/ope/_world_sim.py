@@ -43,7 +43,6 @@ from reelpick.policies import (
     SoftmaxPolicy,
     ThompsonSamplingPolicy,
     UniformPolicy,
-    logged_action_dist,
     visit_context,
 )
 from reelpick.world import World, WorldConfig
@@ -170,7 +169,7 @@ def slot_feedback(world: World, log) -> LoggedFeedback:
 
 def slot_action_dist(policy, world: World, log) -> np.ndarray:
     """``(n_rounds, n_titles)``: the target's probability of every title in the logged slot."""
-    marg = logged_action_dist(policy, world, log)            # (n_visits, T, S)
+    marg = world.logged_action_dist(policy, log)            # (n_visits, T, S)
     return marg[log.shown.visit, :, log.shown.slot]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reelpick.policies import PopularPolicy, PromotionPolicy, UniformPolicy, sample_uniform_pages
-from reelpick.world import ExactPolicy, Policy, World, WorldConfig
+from reelpick.policies import PopularPolicy, UniformPolicy, sample_uniform_pages
+from reelpick.world import ExactPolicy, Policy, PromotionPolicy, World, WorldConfig
 
 POLICIES = [UniformPolicy(), UniformPolicy(artwork="first"), PopularPolicy(),
             PopularPolicy(epsilon=0.3, artwork="random"), PromotionPolicy()]

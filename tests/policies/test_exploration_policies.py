@@ -21,7 +21,6 @@ from reelpick.policies import (
     ThompsonSamplingPolicy,
     action_dist,
     gumbel_rank_marginals,
-    logged_action_dist,
     normal_rank_marginals,
     plackett_luce_list_probability,
     visit_context,
@@ -169,7 +168,7 @@ def test_softmax_list_propensity_matches_marginals_and_frequency(world, visits) 
     pages that put t in slot s reproduces the per-slot marginal (brute force, 5 candidates)."""
     pol = SoftmaxPolicy(NoisyScorer(world.config.n_members, T_SMALL), n_candidates=5)
     sub = visits.subset(np.arange(1))
-    small = VisitBatch(**{**sub.__dict__, "n_rows": 1, "n_positions": 3})
+    small = sub.with_layout(1, 3)
     pool, u = pol.logits(small)
     marg = pol.marginals(small).title_slot[0]
     acc = np.zeros_like(marg)
@@ -219,7 +218,7 @@ def test_greedy_winner_logs_the_most_confident_model(world, visits) -> None:
 def test_logged_action_dist_covers_every_visit(world) -> None:
     pol = EpsilonGreedyPolicy(epsilon=0.2)
     log = world.simulate(pol, 50, seed=2)
-    ad = logged_action_dist(pol, world, log)
+    ad = world.logged_action_dist(pol, log)
     assert ad.shape == (50, world.config.n_titles, world.config.n_slots)
     s = log.shown
     np.testing.assert_allclose(ad[s.visit, s.title, s.slot], s.propensity)
@@ -233,7 +232,7 @@ def _toy_visits(device: np.ndarray, n_arms: int) -> VisitBatch:
                   art_offset=np.arange(n_arms + 1), popularity=np.zeros(n_arms))
     z = np.zeros(n, dtype=np.int64)
     return VisitBatch(member=z, timestamp=z, device=device, country=z, hour=z + 20,
-                      day_of_week=z, cell=z.astype(np.int8), mood=z.astype(np.int8), day=0,
+                      day_of_week=z, cell=z.astype(np.int8), day=0,
                       available=np.ones((1, n_arms), bool), catalog=cat, n_rows=1,
                       n_positions=1)
 

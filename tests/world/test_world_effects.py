@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from reelpick.causal import ols, two_stage_least_squares
-from reelpick.policies import PromotionPolicy, UniformPolicy
-from reelpick.world import World, WorldConfig
+from reelpick.policies import UniformPolicy
+from reelpick.world import PromotionPolicy, World, WorldConfig
 
 N = 15_000
 

@@ -8,8 +8,8 @@ import pytest
 
 from reelpick.data import IMPRESSIONS, INTERACTIONS, MEMBERS, OUTCOMES, TITLES, join_outcomes
 from reelpick.data.loaders import load_table
-from reelpick.policies import PopularPolicy, PromotionPolicy, UniformPolicy
-from reelpick.world import PageBatch, World, WorldConfig
+from reelpick.policies import PopularPolicy, UniformPolicy
+from reelpick.world import PageBatch, PromotionPolicy, World, WorldConfig
 
 #: Member state has no effect (no short-term interest, no novelty): the truth is static.
 STATIC = dict(recent_weight=0.0, seen_penalty=0.0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from reelpick.world.config import THEMES
+from reelpick.data.schema import THEMES
 
 #: Which artwork theme a played genre speaks for (domain prior; unknown genres: none).
 GENRE_THEME: dict[str, str] = {

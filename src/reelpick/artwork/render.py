@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reelpick.world.config import THEMES
+from reelpick.data.schema import THEMES
 
 #: Background (top, bottom) and accent colours per theme.
 PALETTES: dict[str, tuple[str, str, str]] = {

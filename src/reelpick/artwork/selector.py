@@ -37,7 +37,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from reelpick.world.policy import ExactPolicy, Marginals, PageBatch, Policy, VisitBatch
+from reelpick.decision import ExactPolicy, Marginals, PageBatch, Policy, VisitBatch
 
 
 class ArtworkChoice(NamedTuple):

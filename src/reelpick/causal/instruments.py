@@ -19,7 +19,7 @@ effects.
 
 Example
 -------
->>> from reelpick.policies import PromotionPolicy
+>>> from reelpick.world import PromotionPolicy
 >>> from reelpick.world import World, WorldConfig
 >>> world = World(WorldConfig.preset("small"), seed=1)
 >>> logs = Logs.from_simulation(world.simulate(PromotionPolicy(), 2_000), world.titles())

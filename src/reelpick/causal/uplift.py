@@ -48,7 +48,7 @@ import pandas as pd
 from reelpick.causal.instruments import Logs, exploration_impressions, organic_plays
 from reelpick.causal.iv import NotFittedError
 from reelpick.data.schema import DEVICES
-from reelpick.world.policy import Marginals, PageBatch, VisitBatch
+from reelpick.decision import Marginals, PageBatch, VisitBatch
 
 #: World overrides (``WorldConfig.preset("small", **MISMATCH_WORLD)``) under which ranking by
 #: uplift wins online while ranking by p(play | shown) wins on naive offline metrics: organic

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import causal, demo, evaluate, logs, ope, serve, simulate, train
+from reelpick.cli import causal, demo, evaluate, logs, ope, promote, serve, simulate, train
 
 app = typer.Typer(
     name="reelpick",
@@ -19,6 +19,7 @@ app.command("simulate")(simulate.simulate)
 app.command("simulate-many")(simulate.simulate_many)
 app.add_typer(causal.app, name="causal")
 app.command("ope")(ope.ope)
+app.command("promote")(promote.promote)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)
 app.command("train-seq")(train.train_seq)

@@ -261,8 +261,16 @@ def estimates_table(res: dict[str, Estimate], title: str) -> Table:
 def ope(
     logs: Annotated[Path, typer.Option(help="OBD folder, reelpick log folder (impressions + "
                                        "outcomes) or feedback .parquet")],
-    target: Annotated[str, typer.Option(help="uniform | obd:bts | obd:random | a .npy/.npz/"
-                                        ".parquet file of action probabilities")],
+    target: Annotated[str | None, typer.Option(help="uniform | obd:bts | obd:random | a .npy/"
+                                               ".npz/.parquet file of action probabilities")]
+    = None,
+    candidates: Annotated[Path | None, typer.Option(
+        help="Saved page policies (a policy folder or a folder of them, from `reelpick train "
+             "--policy page`): estimate each one's page plays per visit on --logs "
+             "(impressions + outcomes) instead of a --target")] = None,
+    since: Annotated[int | None, typer.Option(
+        help="With --candidates: only the pages served from this Unix time on (e.g. the "
+             "current version's traffic)")] = None,
     estimators: Annotated[str, typer.Option(help="Comma-separated: " + ",".join(ESTIMATORS))]
     = "ips,snips,dr",
     ci: Annotated[str, typer.Option(help="analytic or bootstrap")] = "analytic",
@@ -282,7 +290,15 @@ def ope(
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
     num_workers: Annotated[int | None, typer.Option(help=NUM_WORKERS_HELP, min=1)] = None,
 ) -> None:
-    """Estimate how a target policy would do online, from logs alone, with intervals."""
+    """Estimate how a target policy (or page policy candidates) would do online, from logs
+    alone, with intervals."""
+    if candidates is not None:
+        ope_candidates(logs, candidates, since=since, json_path=json_path)
+        return
+    if target is None:
+        fail("give --target (a policy's action probabilities) or --candidates (saved page "
+             "policies)")
+        return
     names = parse_list(estimators, what="--estimators", allowed=list(ESTIMATORS))
     if ci not in ("analytic", "bootstrap"):
         fail(f"--ci: expected 'analytic' or 'bootstrap', got {ci!r}")
@@ -315,3 +331,24 @@ def ope(
                                 if issubclass(w.category, OPEWarning)]}
         json_path.write_text(json.dumps(payload, indent=2))
         console.print(f"wrote {json_path}")
+
+
+def ope_candidates(logs: Path, candidates: Path, *, since: int | None = None,
+                   json_path: Path | None = None) -> dict[str, Any]:
+    """``reelpick ope --candidates``: every saved page policy estimated on the logged pages
+    (:func:`reelpick.page.evaluate.evaluate_candidates`), the served value beside them."""
+    from reelpick.cli.page import check_paths, evaluate, read_page_logs, report_table
+
+    paths = check_paths(logs, candidates)
+    try:
+        tables = read_page_logs(logs, paths[0], since=since)
+        report = evaluate(tables, paths)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+        raise
+    console.print(report_table(report))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"wrote {json_path}")
+    return report

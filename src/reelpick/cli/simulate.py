@@ -35,11 +35,10 @@ from reelpick.cli._common import (
 from reelpick.policies import (
     EpsilonGreedyPolicy,
     PopularPolicy,
-    PromotionPolicy,
     SoftmaxPolicy,
     UniformPolicy,
 )
-from reelpick.world import PRESETS, World, WorldConfig
+from reelpick.world import PRESETS, PromotionPolicy, World, WorldConfig
 
 POLICIES = {
     "uniform": UniformPolicy,

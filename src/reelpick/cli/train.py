@@ -1,6 +1,10 @@
-"""``reelpick train``: train the service's model directory from logs.
+"""``reelpick train``: train the page policy candidates (or the ALS serving model) from logs.
 
-Reads ``interactions``, ``titles`` (and ``members``, ``artworks`` when present) ``.parquet`` from
+``--policy page`` (the default when ``--logs`` holds ``impressions``) trains
+:class:`reelpick.page.PagePolicy` candidates, one per combination of ``--set`` values, each
+saved as a policy folder under ``--out`` (see :mod:`reelpick.cli.page`). ``--policy als``:
+
+reads ``interactions``, ``titles`` (and ``members``, ``artworks`` when present) ``.parquet`` from
 ``--logs`` (the output of ``reelpick simulate``), trains ALS and context popularity, and
 publishes a new version in ``--out`` (npz and JSON, no pickle; ``manifest.json`` replaced
 atomically, so a running server can ``POST /v1/admin/reload`` at any time).
@@ -31,17 +35,42 @@ from reelpick.serve.model_dir import TrainConfig, train_model_dir
 
 
 def train(
-    logs: Annotated[Path, typer.Option("--logs", help="Folder with interactions.parquet, "
-                                       "titles.parquet (members, artworks optional), or a "
-                                       "dataset folder (MovieLens, interactions.csv).",
+    logs: Annotated[Path, typer.Option("--logs", help="Folder with the logged tables: "
+                                       "impressions + outcomes (page policy; titles/artworks "
+                                       "here or in --catalog), or interactions + titles (ALS), "
+                                       "or a dataset folder (MovieLens, interactions.csv).",
                                        exists=True, file_okay=False)],
-    out: Annotated[Path, typer.Option("--out", help="Model directory to publish into.",
+    out: Annotated[Path, typer.Option("--out", help="Page policy: folder of candidate policy "
+                                      "folders. ALS: model directory to publish into.",
                                       file_okay=False)],
+    policy: Annotated[str, typer.Option(
+        "--policy", help="page (the shipped PagePolicy: sources + LightGBM ranker + artwork "
+        "bandit + exploration, trained from impressions/outcomes), als (ALS + context "
+        "popularity from interactions), or auto (page when --logs has impressions)")] = "auto",
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="Page policy: KEY=V1[,V2...] of PagePolicyConfig (repeatable); every "
+        "combination is one candidate, e.g. --set epsilon=0.05,0.2 --set artwork=thompson")]
+    = None,
+    catalog: Annotated[Path | None, typer.Option(
+        "--catalog", help="Page policy: where titles.parquet (artworks.parquet) are when not "
+        "in --logs: a folder, a saved policy, or the served model directory",
+        exists=True, file_okay=False)] = None,
+    until: Annotated[int | None, typer.Option(
+        "--until", help="Page policy: learn only from what was logged before this Unix time "
+                        "(a time split; later logs stay for `reelpick ope`)")] = None,
     factors: Annotated[int, typer.Option("--factors", min=1, help="ALS factors.")] = 64,
     iterations: Annotated[int, typer.Option("--iterations", min=1, help="ALS sweeps.")] = 15,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
 ) -> None:
-    """Train the serving model (ALS + context popularity) and publish it to a model directory."""
+    """Train the page policy candidates (or the ALS serving model) from logs."""
+    if policy not in ("auto", "page", "als"):
+        fail(f"--policy: expected page, als or auto, got {policy!r}")
+    if policy == "auto":
+        has_imp = any((logs / f"impressions{e}").exists() for e in (".parquet", ".csv"))
+        policy = "page" if has_imp else "als"
+    if policy == "page":
+        _train_page(logs, out, settings or [], catalog, until, seed)
+        return
     try:
         manifest = train_model_dir(logs, out, TrainConfig(factors=factors, iterations=iterations,
                                                            seed=seed))
@@ -51,6 +80,26 @@ def train(
     console.print(f"published model {manifest['version']} to {out} "
                   f"({manifest['n_titles']:,} titles, {manifest['n_members']:,} members, "
                   f"{manifest['n_interactions']:,} plays, {manifest['seconds']:.1f} s)")
+
+
+def _train_page(logs: Path, out: Path, settings: list[str], catalog: Path | None,
+                until: int | None, seed: int) -> None:
+    from reelpick.cli.page import read_page_logs, train_candidates
+    from reelpick.data.schema import SchemaError
+
+    if not any(s.partition("=")[0].strip() == "seed" for s in settings):
+        settings = [*settings, f"seed={seed}"]
+    try:
+        tables = read_page_logs(logs, catalog, until=until)
+        records = train_candidates(tables, out, settings)
+    except (FileNotFoundError, ValueError, SchemaError) as exc:
+        fail(str(exc))
+        return
+    for r in records:
+        console.print(f"saved {r['name']} {r['version']} to {r['path']} ({r['pages']:,} pages, "
+                      f"{r['plays']:,} plays, {r['seconds']:.1f} s)")
+    console.print(f"{len(records)} candidate(s) in {out}; next: reelpick ope --logs <served "
+                  f"logs> --candidates {out}")
 
 
 def train_seq(

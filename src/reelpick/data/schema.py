@@ -47,6 +47,10 @@ Kind = Literal["id", "str", "int", "float", "timestamp"]
 
 #: Devices the simulator and the service know; other strings are accepted in loaded data.
 DEVICES: tuple[str, ...] = ("tv", "mobile", "tablet", "web")
+#: Artwork themes (the ``theme`` column of an artworks table).
+THEMES: tuple[str, ...] = (
+    "lead_actor", "action_scene", "romance", "comedy", "dark_mystery", "family",
+)
 CONTEXT_COLUMNS: tuple[str, ...] = ("device", "country", "hour", "day_of_week")
 
 

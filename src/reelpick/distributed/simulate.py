@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelpick.decision import Policy
 from reelpick.distributed._ray import check_backend, ray_session
 from reelpick.world import World
 from reelpick.world.log import SimulationLog
-from reelpick.world.policy import Policy
 from reelpick.world.world import PolicyValue
 
 __all__ = ["PolicyRun", "run_policy", "simulate_many"]

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from reelpick.causal import SegmentUpliftModel, UpliftPolicy
+from reelpick.decision import PageBatch
 from reelpick.loop.candidates import Candidate, explore_logs, seq_available, train_candidates
 from reelpick.loop.config import LoopConfig
 from reelpick.loop.evaluation import ab_test, mean_ci, naive_hit_rate
@@ -59,7 +60,6 @@ from reelpick.ope.pages import slot_match, whole_page
 from reelpick.policies import GreedyPolicy, PopularityScorer
 from reelpick.ranking import Requests
 from reelpick.world import SimulationLog, VisitBatch, World
-from reelpick.world.policy import PageBatch
 
 DAY = 86_400
 ARMS = ("greedy", "explore", "uplift", "production")

@@ -1,110 +1,21 @@
-r"""The loop's serving policy and its correlational learner.
-
-:class:`ExploringPolicy` serves a deterministic page policy and, for a share :math:`\epsilon` of
-visits (drawn per visit), a uniformly random page (the exploration bucket). Images are drawn
-uniformly per slot (``artwork_propensity = 1 / n_variants``) unless ``artwork`` is given. The
-propensity of the title shown in slot :math:`s` is exact:
-
-.. math::
-
-    P(t \text{ in } s \mid v) = \epsilon \cdot \frac{1}{A_v} + (1 - \epsilon)\,[t = b_s(v)]
-
-(:math:`A_v` the titles available to the visit, :math:`b(v)` the base policy's page), and
-``source`` marks each visit ``"explore"`` or the base policy's name.
+r"""The loop's correlational learner (the exploring loggers live in
+:mod:`reelpick.policies.exploring`).
 
 :class:`PlayCountScorer` is the purely correlational learner of the feedback-loop demo: a title's
 score for a member is its number of logged plays among members of the same segment (the
 member's most-played genre), page and organic plays alike — what a recommender trained on "what
 people watched" learns from its own logs.
-
-Example
--------
->>> import numpy as np
->>> from reelpick.policies import GreedyPolicy
->>> from reelpick.world import World, WorldConfig
->>> world = World(WorldConfig.preset("small"), seed=0)
->>> vb = world.make_visits(np.arange(50), world.config.start + 3600)
->>> page = ExploringPolicy(GreedyPolicy(), epsilon=0.5).choose(vb, np.random.default_rng(0))
->>> bool(((page.propensity > 0) & (page.propensity <= 1)).all())
-True
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from reelpick.policies import AnnotatedPageBatch, sample_uniform_pages
-from reelpick.world import SimulationLog, VisitBatch
-from reelpick.world.policy import Policy
+from reelpick.decision import VisitBatch
+from reelpick.policies.exploring import ExploringPolicy, PoolExploringPolicy
+from reelpick.world import SimulationLog
 
-
-def _deterministic_page(policy: Policy, visits: VisitBatch, rng: np.random.Generator
-                        ) -> AnnotatedPageBatch:
-    """``policy``'s pages, checked to be deterministic (propensity 1 on its own page): the
-    exploring loggers' propensities assume it."""
-    base = policy.choose(visits, rng)
-    if not np.allclose(base.propensity[base.titles >= 0], 1.0):
-        raise ValueError(f"base policy {policy.name!r} is not deterministic "
-                         "(propensities < 1): an exploring logger needs a deterministic base")
-    return base
-
-
-def _annotated(visits: VisitBatch, base: AnnotatedPageBatch, titles: np.ndarray,
-               prop: np.ndarray, source: np.ndarray, rng: np.random.Generator,
-               artwork: object | None = None) -> AnnotatedPageBatch:
-    """The served page: ``titles`` in ``base``'s layout, images from ``artwork``
-    (``select(visits, titles, rng)``) or uniform over each title's variants."""
-    if artwork is not None:
-        choice = artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
-        arts, aprop = choice.artworks, choice.propensity
-    else:
-        nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
-        arts = np.where(titles >= 0, (rng.random(titles.shape) * nv).astype(np.int64), 0)
-        aprop = np.where(titles >= 0, 1.0 / nv, 1.0)
-    return AnnotatedPageBatch(
-        titles=titles, artworks=arts, row_index=base.row_index, position=base.position,
-        propensity=prop, artwork_propensity=aprop, row_labels=base.row_labels,
-        slot_label=getattr(base, "slot_label", None), source=source)
-
-
-@dataclass(frozen=True, eq=False)
-class ExploringPolicy:
-    """``base`` pages with probability ``1 - epsilon``, uniform pages otherwise (module
-    docstring). ``base`` must be deterministic (propensity 1 on its own page); ``artwork`` is an
-    optional image selector (``select(visits, titles, rng)``) used instead of uniform images."""
-
-    base: Policy
-    epsilon: float
-    artwork: object | None = None
-    name: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.epsilon < 1:
-            raise ValueError(f"epsilon: must be in [0, 1), got {self.epsilon!r}")
-        if not self.name:
-            object.__setattr__(self, "name", f"{self.base.name}+explore")
-
-    @property
-    def version(self) -> str:
-        return str(getattr(self.base, "version", "v0"))
-
-    def choose(self, visits: VisitBatch, rng: np.random.Generator) -> AnnotatedPageBatch:
-        n, S = len(visits), visits.n_slots
-        base = _deterministic_page(self.base, visits, rng)
-        explore = rng.random(n) < self.epsilon
-        titles = base.titles.copy()
-        if explore.any():
-            idx = np.flatnonzero(explore)
-            uni, _ = sample_uniform_pages(visits.available, visits.country[idx], S, rng)
-            titles[idx] = uni
-        A = visits.n_available().astype(float)
-        match = (titles == base.titles) & (titles >= 0)
-        prop = self.epsilon / np.maximum(A, 1)[:, None] + (1 - self.epsilon) * match
-        prop = np.where(titles >= 0, np.minimum(prop, 1.0), 1.0)
-        source = np.where(explore, "explore", str(self.base.name)).astype(object)
-        return _annotated(visits, base, titles, prop, source, rng, self.artwork)
+__all__ = ["ExploringPolicy", "PlayCountScorer", "PoolExploringPolicy"]
 
 
 class PlayCountScorer:
@@ -138,102 +49,3 @@ class PlayCountScorer:
             return np.broadcast_to(pop, (len(visits), pop.size))
         # ties (never played) broken by observable popularity, far below one play
         return self.counts_[self.segment_[visits.member]] + 1e-3 * np.tanh(pop)[None, :]
-
-
-class PoolExploringPolicy:
-    r"""The production logging policy: the shipped ``base`` page, a uniformly random page for a
-    share ``epsilon`` of visits, and for a share ``pool_epsilon`` the page of one candidate
-    policy of ``pool`` drawn uniformly (exploration over the candidate pool: the next
-    release's candidates, so every candidate's page has a known, non-negligible chance of
-    being shown). Without a pool the pool share is served uniformly too.
-
-    Exact marginal propensity of title :math:`t` in slot :math:`s` (``K`` pool policies with
-    pages :math:`c_k(v)`, :math:`A_v` available titles, :math:`\epsilon_u` = ``epsilon``,
-    :math:`\epsilon_p` = ``pool_epsilon``):
-
-    .. math::
-
-        P(t \text{ in } s \mid v) = (1 - \epsilon_u - \epsilon_p)[t = b_s(v)]
-            + \frac{\epsilon_u}{A_v} + \frac{\epsilon_p}{K} \sum_k [t = c_{k,s}(v)]
-
-    (:meth:`slot_propensity`; a page's probability is :meth:`page_propensity`). ``source`` is
-    ``"explore"`` (uniform), ``"pool:<name>"`` or the base policy's name. Every call appends
-    the base and pool pages to ``records`` (what offline evaluation needs; the caller takes
-    them with :meth:`take_records`)."""
-
-    def __init__(self, base: Policy, epsilon: float, pool_epsilon: float = 0.0,
-                 pool: tuple[Policy, ...] | list[Policy] = (), *, name: str = "") -> None:
-        if not 0 <= epsilon < 1 or not 0 <= pool_epsilon < 1 or epsilon + pool_epsilon >= 1:
-            raise ValueError(f"epsilon, pool_epsilon: need shares in [0, 1) with a sum < 1, got "
-                             f"{epsilon!r}, {pool_epsilon!r}")
-        self.base, self.pool = base, tuple(pool)
-        self.epsilon, self.pool_epsilon = float(epsilon), float(pool_epsilon)
-        self.name = name or f"{base.name}+explore"
-        self.records: list[dict[str, np.ndarray]] = []
-
-    @property
-    def version(self) -> str:
-        return str(getattr(self.base, "version", "v0"))
-
-    @property
-    def shares(self) -> tuple[float, float]:
-        """(uniform, pool) shares actually used (no pool: all exploration is uniform)."""
-        if self.pool:
-            return self.epsilon, self.pool_epsilon
-        return self.epsilon + self.pool_epsilon, 0.0
-
-    def choose(self, visits: VisitBatch, rng: np.random.Generator) -> AnnotatedPageBatch:
-        n, S = len(visits), visits.n_slots
-        base = _deterministic_page(self.base, visits, rng)
-        eu, ep = self.shares
-        K = len(self.pool)
-        pool = np.stack([p.choose(visits, rng).titles for p in self.pool], axis=1) if K \
-            else np.zeros((n, 0, S), np.int64)
-        u = rng.random(n)
-        explore = u < eu
-        from_pool = ~explore & (u < eu + ep)
-        pick = np.where(from_pool, rng.integers(0, max(K, 1), n), -1)
-        titles = base.titles.copy()
-        if explore.any():
-            idx = np.flatnonzero(explore)
-            titles[idx], _ = sample_uniform_pages(visits.available, visits.country[idx], S, rng)
-        if from_pool.any():
-            idx = np.flatnonzero(from_pool)
-            titles[idx] = pool[idx, pick[idx]]
-        A = visits.n_available().astype(float)
-        prop = self.slot_propensity(titles, base.titles, pool, A)
-        names = np.array([f"pool:{p.name}" for p in self.pool] + [""], dtype=object)
-        source = np.where(explore, "explore", np.where(from_pool, names[pick],
-                                                       str(self.base.name))).astype(object)
-        page = _annotated(visits, base, titles, prop, source, rng)
-        self.records.append({"member": np.asarray(visits.member).copy(), "base": base.titles,
-                             "pool": pool, "pick": pick, "available": A})
-        return page
-
-    def slot_propensity(self, titles: np.ndarray, base: np.ndarray, pool: np.ndarray,
-                        available: np.ndarray) -> np.ndarray:
-        """Exact ``P(titles[i, s] in slot s)`` (class docstring); 1 where ``titles < 0``."""
-        eu, ep = self.shares
-        K = pool.shape[1]
-        p = eu / np.maximum(available, 1)[:, None] + (1 - eu - ep) * (titles == base)
-        if K:
-            p = p + ep * (pool == titles[:, None, :]).mean(axis=1)
-        return np.where(titles >= 0, np.minimum(p, 1.0), 1.0)
-
-    def page_propensity(self, page: np.ndarray, base: np.ndarray, pool: np.ndarray
-                        ) -> np.ndarray:
-        """Probability that the whole page ``page (n, S)`` is served (a uniform page is never
-        counted: its chance of equalling a given page is below 1e-50)."""
-        eu, ep = self.shares
-        K = pool.shape[1]
-        p = (1 - eu - ep) * (page == base).all(axis=1)
-        if K:
-            p = p + ep * (pool == page[:, None, :]).all(axis=2).mean(axis=1)
-        return p
-
-    def take_records(self) -> dict[str, np.ndarray]:
-        """The records of all calls since the last take, concatenated (visits in call order)."""
-        recs, self.records = self.records, []
-        if not recs:
-            raise ValueError("no records: choose() was not called")
-        return {k: np.concatenate([r[k] for r in recs]) for k in recs[0]}

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reelpick.decision import Policy
 from reelpick.world import MemberState, SimulationLog, VisitBatch, World
 from reelpick.world.log import ImpressionLog, VisitLog
-from reelpick.world.policy import Policy
 
 DAY = 86_400
 _VISIT_KEYS = ("member", "timestamp", "device", "country", "hour", "day_of_week", "cell", "mood")

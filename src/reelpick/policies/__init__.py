@@ -1,4 +1,4 @@
-"""Page policies. Each follows :class:`reelpick.world.policy.Policy` and logs exact propensities.
+"""Page policies. Each follows :class:`reelpick.decision.Policy` and logs exact propensities.
 
 Reference pages (:mod:`~reelpick.policies.basic`), score-based pages (greedy, epsilon-greedy,
 softmax / Plackett-Luce in :mod:`~reelpick.policies.scored`), contextual bandits (LinUCB,
@@ -19,15 +19,14 @@ from reelpick.policies.base import (
     PopularityScorer,
     Scorer,
     action_dist,
-    logged_action_dist,
 )
 from reelpick.policies.basic import (
     PopularPolicy,
-    PromotionPolicy,
     UniformPolicy,
     sample_uniform_pages,
 )
 from reelpick.policies.competing import GreedyWinnerPolicy
+from reelpick.policies.exploring import ExploringPolicy, PoolExploringPolicy
 from reelpick.policies.order_stats import gumbel_rank_marginals, normal_rank_marginals
 from reelpick.policies.scored import (
     EpsilonGreedyPolicy,
@@ -40,19 +39,19 @@ __all__ = [
     "AnnotatedPageBatch",
     "CONTEXT_FEATURES",
     "EpsilonGreedyPolicy",
+    "ExploringPolicy",
     "GreedyPolicy",
     "GreedyWinnerPolicy",
     "LinUCBPolicy",
     "PopularPolicy",
     "PopularityScorer",
-    "PromotionPolicy",
+    "PoolExploringPolicy",
     "Scorer",
     "SoftmaxPolicy",
     "ThompsonSamplingPolicy",
     "UniformPolicy",
     "action_dist",
     "gumbel_rank_marginals",
-    "logged_action_dist",
     "normal_rank_marginals",
     "plackett_luce_list_probability",
     "sample_uniform_pages",

@@ -45,9 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from reelpick.data.schema import DEVICES
+from reelpick.decision import Marginals, VisitBatch
 from reelpick.policies.base import AnnotatedPageBatch, greedy_pages, grid_page, onehot_marginal
 from reelpick.policies.order_stats import normal_rank_marginals
-from reelpick.world.policy import Marginals, VisitBatch
 
 #: Names of the :func:`visit_context` columns.
 CONTEXT_FEATURES: tuple[str, ...] = ("intercept", *(f"device={d}" for d in DEVICES),

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from reelpick.world.policy import ExactPolicy, PageBatch, VisitBatch
+from reelpick.decision import ExactPolicy, PageBatch, VisitBatch
 
 
 @runtime_checkable
@@ -117,17 +117,3 @@ def action_dist(policy: ExactPolicy, visits: VisitBatch) -> np.ndarray:
         raise TypeError(f"policy: {type(policy).__name__} has no marginals(); its action "
                         "distribution is not known exactly")
     return policy.marginals(visits).title_slot
-
-
-def logged_action_dist(policy: ExactPolicy, world: object, log: object) -> np.ndarray:
-    """:func:`action_dist` for every visit of a :class:`~reelpick.world.SimulationLog` made by
-    ``world`` (same visit order as ``log.visits``): ``(n_visits, T, S)``.
-
-    The visits are rebuilt from the log (``world.batches``); the policy is evaluated with its
-    current state, as if it had served each logged visit.
-    """
-    v = log.visits  # type: ignore[attr-defined]
-    arrays = {k: getattr(v, k) for k in ("member", "timestamp", "device", "country", "hour",
-                                         "day_of_week", "cell", "mood")}
-    parts = [action_dist(policy, vb) for _, vb in world.batches(arrays)]  # type: ignore
-    return np.concatenate(parts)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reelpick.decision import Marginals, VisitBatch
 from reelpick.policies.base import (
     AnnotatedPageBatch,
     Scorer,
@@ -40,7 +41,6 @@ from reelpick.policies.base import (
     onehot_marginal,
 )
 from reelpick.policies.basic import _uniform_marginal, sample_uniform_pages
-from reelpick.world.policy import Marginals, VisitBatch
 
 
 @dataclass(frozen=True)

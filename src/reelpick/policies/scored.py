@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reelpick.decision import Marginals, VisitBatch
 from reelpick.policies.base import (
     AnnotatedPageBatch,
     PopularityScorer,
@@ -56,7 +57,6 @@ from reelpick.policies.base import (
 )
 from reelpick.policies.basic import _uniform_marginal, sample_uniform_pages
 from reelpick.policies.order_stats import gumbel_rank_marginals
-from reelpick.world.policy import Marginals, VisitBatch
 
 
 def _slots(visits: VisitBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +161,7 @@ class EpsilonGreedyPolicy:
 
 def _resized(visits: VisitBatch, n_slots: int) -> VisitBatch:
     """The same visits with a one-row page of ``n_slots`` (to pick the top of a pool)."""
-    return VisitBatch(**{**visits.__dict__, "n_rows": 1, "n_positions": n_slots})
+    return visits.with_layout(1, n_slots)
 
 
 def plackett_luce_list_probability(logits: np.ndarray, ranking: np.ndarray) -> np.ndarray:

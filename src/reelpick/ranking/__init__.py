@@ -22,7 +22,7 @@ from reelpick.ranking.sources import (
     TrendingSource,
     default_sources,
 )
-from reelpick.ranking.training import requests_from_log, training_set
+from reelpick.ranking.training import requests_from_log, training_rows, training_set
 
 __all__ = [
     "BecauseYouWatchedSource",
@@ -45,5 +45,6 @@ __all__ = [
     "DAILY_SEQ_PARAMS",
     "default_sources",
     "requests_from_log",
+    "training_rows",
     "training_set",
 ]

@@ -13,10 +13,10 @@ import dataclasses
 
 import numpy as np
 
+from reelpick.decision import Marginals, VisitBatch
 from reelpick.policies.base import AnnotatedPageBatch, grid_page, onehot_marginal
 from reelpick.ranking.history import Requests
 from reelpick.ranking.page import ComposedPages, PageComposer
-from reelpick.world.policy import Marginals, VisitBatch
 
 
 def _fit_config(composer: PageComposer, visits: VisitBatch) -> PageComposer:

@@ -82,6 +82,18 @@ class ModelSource(_Fitted):
                                                           missing="negative")
         return self
 
+    @classmethod
+    def fitted(cls, model: Recommender, history: History, *, name: str | None = None
+               ) -> ModelSource:
+        """A source around an already fitted ``model`` (e.g. loaded from disk) on
+        ``history``'s catalogue and members, without refitting it."""
+        self = cls(model, name=name)
+        self.history_ = history
+        self.perm_ = history.catalogue.titles.index(model.title_vocab_.id_array)
+        self.member_map_ = model.member_vocab_.index(history.members.id_array,
+                                                     missing="negative")
+        return self
+
     def score(self, requests: Requests) -> np.ndarray:
         h = self._check()
         out = np.full((len(requests), h.catalogue.n_titles), np.nan, dtype=np.float32)

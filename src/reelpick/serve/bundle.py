@@ -16,7 +16,7 @@ from typing import Any
 
 from reelpick.serve.catalog import Catalog
 from reelpick.serve.default_provider import EpsilonGreedyProvider
-from reelpick.serve.model_dir import TrainConfig, publish, read_manifest
+from reelpick.serve.model_dir import POLICY_KIND, TrainConfig, publish, read_manifest
 from reelpick.serve.provider import HomepageProvider
 from reelpick.serve.render import PageRenderer
 from reelpick.serve.settings import Settings
@@ -59,6 +59,11 @@ def load_bundle(settings: Settings) -> ModelBundle:
     model_dir = settings.model_dir or demo_model_dir(settings)
     manifest = read_manifest(model_dir)
     version_dir = Path(model_dir) / manifest["path"]
+    if manifest.get("kind") == POLICY_KIND:
+        from reelpick.serve.policy_provider import PagePolicyProvider
+
+        pp = PagePolicyProvider.from_dir(version_dir, version=manifest["version"])
+        return ModelBundle(pp.catalog, pp, manifest)
     provider = EpsilonGreedyProvider.from_dir(
         version_dir, version=manifest["version"], n_rows=settings.n_rows,
         n_positions=settings.n_positions, epsilon=settings.epsilon,

@@ -29,12 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reelpick.data.catalog import catalog_json as _catalog_json
 from reelpick.data.schema import DEVICES, INTERACTIONS, MEMBERS, TITLES
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 HOUR_BUCKETS = 6
 KEEP_VERSIONS = 2
+#: ``kind`` of a manifest whose versions are saved :class:`reelpick.page.PagePolicy` folders
+POLICY_KIND = "reelpick.page-policy"
 
 
 @dataclass(frozen=True)
@@ -136,13 +139,51 @@ def publish(out: str | Path, *, interactions: pd.DataFrame, titles: pd.DataFrame
         "n_interactions": len(inter), "dropped_interactions": dropped,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    _write_manifest(out, manifest)
+    _prune(out, keep=version)
+    return manifest
+
+
+def publish_policy(out: str | Path, policy_dir: str | Path, *, extra: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Publish the saved page policy ``policy_dir`` (:meth:`reelpick.page.PagePolicy.save`) as
+    the current version of model directory ``out``: copied to ``versions/<its version>``, then
+    ``manifest.json`` replaced atomically, so a service reloading at any moment reads the old
+    or the new policy, never a mix. ``extra`` (e.g. the promotion decision) joins the
+    manifest. Returns the manifest."""
+    src = Path(policy_dir)
+    try:
+        header = json.loads((src / "policy.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{src / 'policy.json'}: not a saved page policy ({exc})") from None
+    if header.get("kind") != POLICY_KIND:
+        raise ValueError(f"{src / 'policy.json'}: kind {header.get('kind')!r} is not "
+                         f"{POLICY_KIND!r}")
+    version = str(header["version"])
+    out = Path(out)
+    final = out / "versions" / version
+    if not final.exists():
+        staging = out / "versions" / f".staging-{os.getpid()}-{time.time_ns()}"
+        shutil.copytree(src, staging)
+        os.replace(staging, final)
+    manifest = {
+        "format": FORMAT, "kind": POLICY_KIND, "version": version,
+        "path": f"versions/{version}", "name": header.get("name"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_titles": len(json.loads((src / "catalog.json").read_text())["titles"]),
+        "n_members": len(header.get("members", [])), **(extra or {}),
+    }
+    _write_manifest(out, manifest)
+    _prune(out, keep=version)
+    return manifest
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out / MANIFEST)
-    _prune(out, keep=version)
-    return manifest
 
 
 def read_manifest(model_dir: str | Path) -> dict[str, Any]:
@@ -163,53 +204,6 @@ def _prune(out: Path, keep: str) -> None:
     for old in versions[:-KEEP_VERSIONS]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _catalog_json(titles: pd.DataFrame, members: pd.DataFrame, artworks: pd.DataFrame | None,
-                  inter: pd.DataFrame) -> dict[str, Any]:
-    if "countries" in titles.columns:
-        lic = titles["countries"].fillna("").astype(str).str.split("|")
-        countries = sorted({c for cs in lic for c in cs if c})
-    else:
-        lic = None
-        countries = sorted(set(inter["country"].dropna().astype(str))) if (
-            "country" in inter.columns) else []
-    if not countries:
-        countries = ["ZZ"]
-    genres = titles["genres"].fillna("").astype(str).str.split("|") if (
-        "genres" in titles.columns) else pd.Series([[]] * len(titles))
-    rel = titles["release_ts"] if "release_ts" in titles.columns else pd.Series([0] * len(titles))
-    arts: dict[str, list[dict[str, str]]] = {}
-    if artworks is not None and len(artworks):
-        for a in artworks.itertuples(index=False):
-            arts.setdefault(str(a.title_id), []).append(
-                {"artwork_id": str(a.artwork_id), "theme": str(getattr(a, "theme", "") or "")})
-
-    def opt(col: str, i: int) -> Any:
-        if col not in titles.columns:
-            return None
-        v = titles[col].iloc[i]
-        return None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
-
-    rows = []
-    for i, tid in enumerate(titles["title_id"]):
-        rows.append({
-            "title_id": tid, "name": opt("name", i) or tid,
-            "genres": [g for g in genres.iloc[i] if g], "kind": opt("kind", i),
-            "year": opt("year", i), "duration_seconds": opt("duration_seconds", i),
-            "release_ts": int(rel.iloc[i]),
-            "countries": ([c for c in lic.iloc[i] if c] if lic is not None else countries),
-            "artworks": arts.get(tid) or [{"artwork_id": f"{tid}-a0", "theme": ""}],
-        })
-    mcountry = members["country"].astype(str).tolist() if "country" in members.columns else (
-        [countries[0]] * len(members))
-    return {
-        "countries": countries, "devices": list(DEVICES),
-        "genres": sorted({g for gs in genres for g in gs if g}),
-        "titles": rows,
-        "members": [{"member_id": m, "country": c}
-                    for m, c in zip(members["member_id"].tolist(), mcountry)],
-    }
 
 
 def _context_counts(inter: pd.DataFrame, title_ids: pd.Series, countries: list[str]

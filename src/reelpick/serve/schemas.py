@@ -36,6 +36,9 @@ class HomepageQuery(BaseModel):
                        ] = None
     hour: Annotated[int | None, Field(ge=0, le=23)] = None
     day_of_week: Annotated[int | None, Field(ge=0, le=6)] = None
+    #: the time the page is for (Unix seconds; default: now): replays and simulations ask
+    #: for the page of a given moment (titles released by then, the time logged)
+    at: Annotated[int | None, Field(ge=0, le=2**40)] = None
 
 
 class ContextOut(_Response):
@@ -57,7 +60,8 @@ class SlotOut(_Response):
     artwork_id: str
     artwork_url: str
     artwork_propensity: float = Field(description="P(this artwork | title shown).")
-    score: float = Field(description="The ranking score (for the explain view).")
+    score: float | None = Field(description="The ranking score (for the explain view; null "
+                                "when the policy reports none).")
     explored: bool = Field(description="Filled by exploration rather than by the ranking.")
 
 

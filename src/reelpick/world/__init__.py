@@ -5,10 +5,20 @@ page; plays follow position bias, context, novelty and artwork match; logs come 
 schema, and the truth (play and uplift probabilities, policy values) is available exactly.
 """
 
-from reelpick.world.config import AGE_BANDS, GENRES, PRESETS, THEMES, WorldConfig
+from reelpick.data.schema import THEMES
+from reelpick.world.config import AGE_BANDS, GENRES, PRESETS, WorldConfig
 from reelpick.world.dynamics import MemberState
 from reelpick.world.log import SimulationLog
-from reelpick.world.policy import Catalog, ExactPolicy, Marginals, PageBatch, Policy, VisitBatch
+from reelpick.world.policy import (
+    Catalog,
+    ExactPolicy,
+    Marginals,
+    PageBatch,
+    Policy,
+    VisitBatch,
+    WorldVisits,
+)
+from reelpick.world.promotion import PromotionPolicy
 from reelpick.world.world import PolicyValue, World
 
 __all__ = [
@@ -22,9 +32,11 @@ __all__ = [
     "PageBatch",
     "Policy",
     "PolicyValue",
+    "PromotionPolicy",
     "SimulationLog",
     "THEMES",
     "VisitBatch",
+    "WorldVisits",
     "World",
     "WorldConfig",
 ]

@@ -32,10 +32,6 @@ GENRES: tuple[str, ...] = (
     "drama", "comedy", "action", "family", "thriller", "romance", "documentary", "horror",
     "scifi", "crime", "animation", "fantasy",
 )
-#: Artwork themes.
-THEMES: tuple[str, ...] = (
-    "lead_actor", "action_scene", "romance", "comedy", "dark_mystery", "family",
-)
 AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-49", "50+")
 KINDS: tuple[str, ...] = ("film", "series")
 _COUNTRIES = ("US", "GB", "DE", "FR", "BR", "JP", "IN", "ES")

@@ -50,7 +50,7 @@ import numpy as np
 from reelpick.data.schema import DEVICES
 from reelpick.world.config import WorldConfig
 from reelpick.world.entities import Entities
-from reelpick.world.policy import Catalog, VisitBatch
+from reelpick.world.policy import Catalog, VisitBatch, hidden_mood
 
 DAY = 86_400
 _N_DEV = len(DEVICES)
@@ -176,7 +176,7 @@ class Dynamics:
     # ------------------------------------------------------------------ visit level
     def key(self, vb: VisitBatch) -> np.ndarray:
         fam = ((vb.hour >= 12) & (vb.hour < 18)).astype(np.int64) + 2 * (vb.day_of_week >= 5)
-        return ((vb.country * _N_DEV + vb.device) * 4 + fam) * 2 + vb.mood.astype(np.int64)
+        return ((vb.country * _N_DEV + vb.device) * 4 + fam) * 2 + hidden_mood(vb).astype(np.int64)
 
     def taste(self, member: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
         """``u_m(tau)``, shape ``(n, G)``."""
@@ -206,7 +206,7 @@ class Dynamics:
         tot = e.sum(axis=1, keepdims=True)
         gp = np.divide(e, tot, out=np.zeros_like(e), where=tot > 0)
         ratio = np.divide(gp, z, out=np.zeros_like(gp), where=ok)
-        rate = np.where(vb.mood > 0, self.cfg.mood_search_rate, self.cfg.search_rate)
+        rate = np.where(hidden_mood(vb) > 0, self.cfg.mood_search_rate, self.cfg.search_rate)
         search = rate * ok.any(axis=1)
         return VisitFeatures(key, eta, gp, ratio, search)
 

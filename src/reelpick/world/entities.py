@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reelpick.world.config import AGE_BANDS, KINDS, THEMES, WorldConfig
+from reelpick.data.schema import THEMES
+from reelpick.world.config import AGE_BANDS, KINDS, WorldConfig
 
 _WORDS_A = ("Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Lost", "Midnight",
             "Wild", "Distant", "Electric", "Paper", "Iron", "Quiet", "Secret", "Falling")

@@ -1,28 +1,14 @@
-"""The contract between the world and a page policy: visits in, pages with propensities out.
+"""The world's side of the decision contract (:mod:`reelpick.decision`).
 
-Array names and shapes (``n`` visits, ``T`` titles, ``S`` slots per page):
-
-``VisitBatch``
-    ``member (n,)``, ``timestamp (n,)`` Unix seconds, context ``device (n,)`` (index into
-    :data:`reelpick.data.schema.DEVICES`), ``country (n,)`` (index into ``countries``),
-    ``hour (n,)`` local 0..23, ``day_of_week (n,)`` 0 = Monday, ``cell (n,)`` the randomised
-    promotion cell (observable, logged), ``mood (n,)`` the hidden binge mood (a production system
-    may react to it; it is never logged), ``available (n_countries, T)`` the titles released and
-    licensed in each country on the batch's ``day``, and ``catalog`` (what policies may know about
-    titles). Every visit of one batch lies on the same simulated day.
-``PageBatch``
-    ``titles (n, S)`` title indices (``-1`` = empty slot), ``artworks (n, S)`` variant index
-    ``0..n_variants-1`` within the title, ``row_index (n, S)``, ``position (n, S)``,
-    ``propensity (n, S)`` = P(this title is shown in this slot | visit), ``artwork_propensity
-    (n, S)`` = P(this variant | title shown), ``row_labels`` indexed by ``row_index``.
-``Marginals`` (optional, for exact policy values)
-    ``title_slot (n, T, S)`` = P(title t in slot s | visit), ``slot_row (S,)``,
-    ``slot_position (S,)``, ``artwork (n, n_artworks)`` = P(variant | title shown) over the flat
-    artwork array (variants of one title sum to 1).
+The simulator hands policies :class:`WorldVisits`: a :class:`~reelpick.decision.VisitBatch`
+that also carries the hidden binge ``mood (n,)`` of each visit. Policies written against the
+contract never read it; only the world's own dynamics and its confounded logger
+(:class:`reelpick.world.PromotionPolicy`) do, and it is never logged.
 
 Example
 -------
 >>> import numpy as np
+>>> from reelpick.decision import PageBatch
 >>> page = PageBatch.grid(np.array([[3, 1]]), n_rows=1, n_positions=2,
 ...                       propensity=np.ones((1, 2)))
 >>> page.row_index.tolist(), page.position.tolist()
@@ -32,176 +18,37 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar
 
 import numpy as np
 
+from reelpick.decision.contract import (
+    Catalog,
+    ExactPolicy,
+    Marginals,
+    PageBatch,
+    Policy,
+    VisitBatch,
+)
 
-@dataclass(frozen=True, eq=False)
-class Catalog:
-    """What a policy may observe about titles: ``n_variants (T,)``, ``is_series (T,)``,
-    ``duration (T,)`` seconds, ``genre_onehot (T, G)``, ``art_offset (T + 1,)`` and
-    ``popularity (T,)``, the observable popularity on the batch's day (noisy quality plus a
-    new-release boost that decays with age)."""
-
-    n_variants: np.ndarray
-    is_series: np.ndarray
-    duration: np.ndarray
-    genre_onehot: np.ndarray
-    art_offset: np.ndarray
-    popularity: np.ndarray
-
-    @property
-    def n_titles(self) -> int:
-        return len(self.n_variants)
+__all__ = ["Catalog", "ExactPolicy", "Marginals", "PageBatch", "Policy", "VisitBatch",
+           "WorldVisits"]
 
 
 @dataclass(frozen=True, eq=False)
-class VisitBatch:
-    """A batch of visits on one simulated day (see the module docstring for the arrays)."""
+class WorldVisits(VisitBatch):
+    """Simulated visits: the observable :class:`VisitBatch` plus the hidden ``mood (n,)``."""
 
-    member: np.ndarray
-    timestamp: np.ndarray
-    device: np.ndarray
-    country: np.ndarray
-    hour: np.ndarray
-    day_of_week: np.ndarray
-    cell: np.ndarray
-    mood: np.ndarray
-    day: int
-    available: np.ndarray
-    catalog: Catalog
-    n_rows: int
-    n_positions: int
+    PER_VISIT: ClassVar[tuple[str, ...]] = VisitBatch.PER_VISIT + ("mood",)
 
-    def __len__(self) -> int:
-        return len(self.member)
+    mood: np.ndarray = None  # type: ignore[assignment]
 
-    @property
-    def n_slots(self) -> int:
-        return self.n_rows * self.n_positions
-
-    def available_titles(self, country: int) -> np.ndarray:
-        """Indices of the titles a visit from ``country`` may be shown, ascending."""
-        return np.flatnonzero(self.available[country])
-
-    def n_available(self) -> np.ndarray:
-        """``(n,)`` number of titles available to each visit."""
-        return self.available.sum(axis=1)[self.country]
-
-    def subset(self, index: np.ndarray) -> VisitBatch:
-        """The visits at ``index`` (same day, availability and catalog)."""
-        return VisitBatch(
-            member=self.member[index], timestamp=self.timestamp[index],
-            device=self.device[index], country=self.country[index], hour=self.hour[index],
-            day_of_week=self.day_of_week[index], cell=self.cell[index], mood=self.mood[index],
-            day=self.day, available=self.available, catalog=self.catalog, n_rows=self.n_rows,
-            n_positions=self.n_positions)
+    def __post_init__(self) -> None:
+        if self.mood is None:
+            object.__setattr__(self, "mood", np.zeros(len(self.member), np.int8))
 
 
-@dataclass(frozen=True, eq=False)
-class PageBatch:
-    """The pages a policy shows for a :class:`VisitBatch` (see the module docstring)."""
-
-    titles: np.ndarray
-    artworks: np.ndarray
-    row_index: np.ndarray
-    position: np.ndarray
-    propensity: np.ndarray
-    artwork_propensity: np.ndarray
-    row_labels: tuple[str, ...]
-    #: optional ``(n, S)`` row label of each slot, when rows differ per visit (overrides
-    #: ``row_labels[row_index]`` in the log), and ``(n,)`` who made each page (e.g. the winning
-    #: model of a greedy-winner policy), logged as ``page_source``.
-    slot_label: np.ndarray | None = None
-    source: np.ndarray | None = None
-
-    @classmethod
-    def grid(cls, titles: np.ndarray, *, n_rows: int, n_positions: int, propensity: np.ndarray,
-             artworks: np.ndarray | None = None, artwork_propensity: np.ndarray | None = None,
-             row_labels: tuple[str, ...] | None = None) -> PageBatch:
-        """A page whose slot ``s`` is row ``s // n_positions``, position ``s % n_positions``.
-        Missing ``artworks`` mean variant 0 with artwork propensity 1."""
-        n, s = titles.shape
-        if s != n_rows * n_positions:
-            raise ValueError(f"titles: expected {n_rows * n_positions} slots, got {s}")
-        slots = np.arange(s)
-        return cls(
-            titles=titles,
-            artworks=np.zeros_like(titles) if artworks is None else artworks,
-            row_index=np.broadcast_to(slots // n_positions, (n, s)),
-            position=np.broadcast_to(slots % n_positions, (n, s)),
-            propensity=propensity,
-            artwork_propensity=(np.ones(titles.shape) if artwork_propensity is None
-                                else artwork_propensity),
-            row_labels=row_labels or tuple(f"row {r}" for r in range(n_rows)),
-        )
-
-    def check(self, visits: VisitBatch) -> None:
-        """Raise ``ValueError`` when the page does not fit the visits (shapes, ranges, duplicates,
-        unavailable titles, propensities outside (0, 1])."""
-        n = len(visits)
-        for name in ("titles", "artworks", "row_index", "position", "propensity",
-                     "artwork_propensity"):
-            arr = getattr(self, name)
-            if arr.ndim != 2 or arr.shape[0] != n:
-                raise ValueError(f"PageBatch.{name}: expected shape ({n}, n_slots), got "
-                                 f"{arr.shape}")
-            if arr.shape != self.titles.shape:
-                raise ValueError(f"PageBatch.{name}: shape {arr.shape} differs from titles "
-                                 f"{self.titles.shape}")
-        shown = self.titles >= 0
-        if (self.titles >= visits.catalog.n_titles).any():
-            raise ValueError("PageBatch.titles: title index out of range")
-        t = np.where(shown, self.titles, 0)
-        if not visits.available[visits.country[:, None], t][shown].all():
-            raise ValueError("PageBatch.titles: a title not available in the visit's country "
-                             "on this day was shown")
-        srt = np.sort(np.where(shown, self.titles, -1 - np.arange(self.titles.shape[1])), axis=1)
-        if (srt[:, 1:] == srt[:, :-1]).any():
-            raise ValueError("PageBatch.titles: a title appears twice on one page")
-        nv = visits.catalog.n_variants[t]
-        if ((self.artworks < 0) | (self.artworks >= nv))[shown].any():
-            raise ValueError("PageBatch.artworks: variant index out of range for its title")
-        for name in ("propensity", "artwork_propensity"):
-            p = getattr(self, name)[shown]
-            if not ((p > 0) & (p <= 1 + 1e-12)).all():
-                raise ValueError(f"PageBatch.{name}: propensities must lie in (0, 1]")
-        if (self.row_index[shown] >= len(self.row_labels)).any() or (self.row_index < 0).any():
-            raise ValueError("PageBatch.row_index: outside row_labels")
-        if (self.position < 0).any():
-            raise ValueError("PageBatch.position: must be >= 0")
-
-
-@dataclass(frozen=True, eq=False)
-class Marginals:
-    """A policy's exact exposure distribution for a batch (see the module docstring)."""
-
-    title_slot: np.ndarray
-    slot_row: np.ndarray
-    slot_position: np.ndarray
-    artwork: np.ndarray
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """A page policy. ``choose`` must be vectorised over visits and must report, for every slot,
-    the exact probability that it shows this title there (``propensity``).
-
-    ``name`` is written to the ``policy`` column of the impressions log.
-    """
-
-    name: str
-
-    def choose(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
-        """Pages for ``visits``, drawing any randomness from ``rng``."""
-        ...
-
-
-@runtime_checkable
-class ExactPolicy(Policy, Protocol):
-    """A policy that can also state its full exposure distribution (enables exact values)."""
-
-    def marginals(self, visits: VisitBatch) -> Marginals:
-        """``Marginals`` for ``visits``; consistent with the distribution of :meth:`choose`."""
-        ...
+def hidden_mood(visits: VisitBatch) -> np.ndarray:
+    """``(n,)`` the hidden mood of simulated visits (zeros for visits of another origin)."""
+    mood = getattr(visits, "mood", None)
+    return np.zeros(len(visits), np.int8) if mood is None else np.asarray(mood)

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reelpick.data.schema import DEVICES
-from reelpick.world.config import AGE_BANDS, KINDS, THEMES, WorldConfig
+from reelpick.data.schema import DEVICES, THEMES
+from reelpick.world.config import AGE_BANDS, KINDS, WorldConfig
 from reelpick.world.dynamics import DAY, Dynamics, MemberState, VisitFeatures, sigmoid
 from reelpick.world.entities import Entities, draw_entities
 from reelpick.world.log import ImpressionBuffer, ImpressionLog, SimulationLog, VisitLog
-from reelpick.world.policy import ExactPolicy, Policy, VisitBatch
+from reelpick.world.policy import ExactPolicy, Policy, VisitBatch, WorldVisits
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,9 @@ class World:
                 sl = slice(int(s), int(min(s + cfg.batch_size, hi)))
                 yield sl, self._batch({k: v[sl] for k, v in visits.items()}, int(day[lo]))
 
-    def _batch(self, v: dict[str, np.ndarray], day: int) -> VisitBatch:
+    def _batch(self, v: dict[str, np.ndarray], day: int) -> WorldVisits:
         tab = self.dynamics.tables(day)
-        return VisitBatch(
+        return WorldVisits(
             member=v["member"], timestamp=v["timestamp"], device=v["device"],
             country=v["country"], hour=v["hour"], day_of_week=v["day_of_week"], cell=v["cell"],
             mood=v["mood"], day=day, available=tab.available, catalog=tab.catalog,
@@ -146,7 +146,7 @@ class World:
                     device: str | Sequence[str] | np.ndarray = "tv",
                     hour: int | np.ndarray | None = None,
                     day_of_week: int | np.ndarray | None = None,
-                    mood: int | np.ndarray = 0, cell: int | np.ndarray = 0) -> VisitBatch:
+                    mood: int | np.ndarray = 0, cell: int | np.ndarray = 0) -> WorldVisits:
         """Visits for truth queries. ``timestamp`` must fall on one simulated (UTC) day; the
         country is the member's; ``hour``/``day_of_week`` default to the local clock."""
         cfg = self.config
@@ -176,6 +176,19 @@ class World:
                             "cell": np.broadcast_to(np.asarray(cell, dtype=np.int8), (n,)),
                             "mood": np.broadcast_to(np.asarray(mood, dtype=np.int8), (n,))},
                            int(day[0]))
+
+    def logged_action_dist(self, policy: ExactPolicy, log: SimulationLog) -> np.ndarray:
+        """``action_dist (n_visits, T, S)`` of ``policy`` for every visit of ``log`` (made by
+        this world, same visit order): P(title ``t`` in slot ``s`` | visit), from the policy's
+        exact :meth:`~reelpick.decision.ExactPolicy.marginals` with its current state, as if
+        it had served each logged visit."""
+        if not isinstance(policy, ExactPolicy):
+            raise TypeError(f"policy: {type(policy).__name__} has no marginals(); its action "
+                            "distribution is not known exactly")
+        v = log.visits
+        arrays = {k: getattr(v, k) for k in WorldVisits.PER_VISIT}
+        return np.concatenate([policy.marginals(vb).title_slot
+                               for _, vb in self.batches(arrays)])
 
     # ------------------------------------------------------------------ simulation
     def simulate(self, policy: Policy, n_visits: int, *, seed: int | None = None,

@@ -49,11 +49,13 @@ async def homepage(q: Annotated[HomepageQuery, Query()], state: StateDep,
     """The member's home page in context. Every slot carries the decision id to send events
     with and the exact propensity it was shown with; the page is in the log before it is
     answered. An unknown member gets the cold-start page (popular in the context)."""
-    body = await answer(state, bundle, q.member, q.device, q.country, q.hour, q.day_of_week)
+    body = await answer(state, bundle, q.member, q.device, q.country, q.hour, q.day_of_week,
+                        at=q.at)
     return Response(body, media_type="application/json", headers=_NO_STORE)
 
 
-Query_ = tuple[str, str, str | None, int | None, int | None]
+#: ``(member, device, country, hour, day_of_week)``, optionally ``at`` (Unix seconds) last
+Query_ = tuple[Any, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +97,10 @@ def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Quer
     tm: time.struct_time | None = None
     out: list[Started | ApiError | None] = [None] * len(queries)
     todo: list[tuple[int, str, PageContext]] = []
-    for i, (member, device, country, hour, day_of_week) in enumerate(queries):
+    for i, query in enumerate(queries):
+        member, device, country, hour, day_of_week = query[:5]
+        at = query[5] if len(query) > 5 else None
+        ts = now if at is None else int(at)
         country = country or cat.member_country.get(member) or cat.countries[0]
         if country not in cat.countries:
             out[i] = ApiError(422, ["query", "country"],
@@ -103,11 +108,11 @@ def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Quer
                               "enum")
             continue
         if hour is None or day_of_week is None:
-            tm = tm or time.gmtime(now)
-            hour = tm.tm_hour if hour is None else hour
-            day_of_week = tm.tm_wday if day_of_week is None else day_of_week
+            tm_ts = (tm := tm or time.gmtime(now)) if at is None else time.gmtime(ts)
+            hour = tm_ts.tm_hour if hour is None else hour
+            day_of_week = tm_ts.tm_wday if day_of_week is None else day_of_week
         todo.append((i, member, PageContext(device=device, country=country, hour=hour,
-                                            day_of_week=day_of_week, timestamp=now)))
+                                            day_of_week=day_of_week, timestamp=ts)))
     if not todo:
         return out  # type: ignore[return-value]
     provider = bundle.provider
@@ -120,7 +125,7 @@ def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Quer
     for (_, member, ctx), page in zip(todo, pages):
         page_id = _page_id()
         records.append(PageRecord(
-            page_id=page_id, timestamp=now, member_id=member, device=ctx.device,
+            page_id=page_id, timestamp=ctx.timestamp, member_id=member, device=ctx.device,
             country=ctx.country, hour=ctx.hour, day_of_week=ctx.day_of_week,
             policy=provider.name, model_version=provider.version, row_labels=page.row_labels,
             titles=page.title_ids, artworks=page.artwork_ids, row_index=page.row_index,
@@ -128,7 +133,7 @@ def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Quer
             artwork_propensity=page.artwork_propensity, explored=page.explored))
         to_render.append((page_id, member, page, {
             "device": ctx.device, "country": ctx.country, "hour": ctx.hour,
-            "day_of_week": ctx.day_of_week, "timestamp": now}))
+            "day_of_week": ctx.day_of_week, "timestamp": ctx.timestamp}))
     store = state.store
     try:
         logged = _submit(store, records)
@@ -159,11 +164,13 @@ def _submit(store: Any, records: list[PageRecord]) -> list[Awaitable[Any]]:
 
 
 async def answer(state: ServiceState, bundle: ModelBundle, member: str, device: str,
-                 country: str | None, hour: int | None, day_of_week: int | None) -> bytes:
+                 country: str | None, hour: int | None, day_of_week: int | None, *,
+                 at: int | None = None) -> bytes:
     """Compose the page, queue it to the log, serialise it while the log commits, and return
     the JSON body once the page is durable. Raises :class:`ApiError` (422 unknown country,
     503 log unavailable)."""
-    started = start_pages(state, bundle, [(member, device, country, hour, day_of_week)])[0]
+    started = start_pages(state, bundle,
+                          [(member, device, country, hour, day_of_week, at)])[0]
     if isinstance(started, ApiError):
         raise started
     return await started.finish(state)

@@ -1,0 +1,207 @@
+"""The loop on real logs: ``reelpick train --policy page`` -> ``reelpick ope --candidates`` ->
+``reelpick promote`` -> ``reelpick serve``.
+
+LOGS (``--logs``)
+    a folder with ``impressions`` and ``outcomes`` tables (``.parquet`` or ``.csv``): the output
+    of ``reelpick logs export`` (the service's own log) or of ``reelpick simulate``. Titles and
+    artworks come from the same folder, or from ``--catalog`` (a folder with ``titles.parquet``
+    [``artworks.parquet``], a saved page policy, or a model directory: its current version),
+    and ``interactions.parquet`` (all plays, organic ones too) is used when present.
+
+CANDIDATES (``--candidates``)
+    a saved page policy folder (``policy.json`` inside) or a folder of them (the ``--out`` of
+    ``reelpick train --policy page``).
+
+Example (the documented round trip, see docs/serve.md)::
+
+    reelpick simulate --out runs/sim --visits 20000
+    reelpick train --policy page --logs runs/sim --out runs/cand --set epsilon=0.05,0.2
+    reelpick ope --logs runs/sim --candidates runs/cand --json runs/ope.json
+    reelpick promote --logs runs/sim --candidates runs/cand --model-dir runs/model
+    MODEL_DIR=runs/model reelpick serve
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from reelpick.cli._common import console, fail
+from reelpick.data.loaders import load_table
+
+__all__ = ["candidate_configs", "find_candidates", "read_page_logs", "train_candidates"]
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for ext in (".parquet", ".csv"):
+        if (folder / f"{name}{ext}").exists():
+            return folder / f"{name}{ext}"
+    return None
+
+
+def _catalog_folder(path: Path) -> Path:
+    """A folder holding ``titles.parquet``: ``path`` itself, or a model directory's current
+    version."""
+    if (path / "manifest.json").exists():
+        from reelpick.serve.model_dir import read_manifest
+
+        return path / read_manifest(path)["path"]
+    return path
+
+
+def read_page_logs(logs: Path, catalog: Path | None = None,
+                   since: int | None = None, until: int | None = None) -> dict[str, Any]:
+    """The tables a page policy trains and is evaluated on (module docstring): ``impressions``,
+    ``outcomes``, ``titles``, ``artworks`` (or None), ``interactions`` (or None). ``since`` /
+    ``until`` keep the pages served in ``[since, until)`` (Unix seconds)."""
+    imp_path, out_path = _find(logs, "impressions"), _find(logs, "outcomes")
+    if imp_path is None:
+        raise FileNotFoundError(f"{logs}: no impressions table (.parquet/.csv); expected the "
+                                "output of `reelpick logs export` or `reelpick simulate`")
+    cat = _catalog_folder(catalog if catalog is not None else logs)
+    titles_path = _find(cat, "titles")
+    if titles_path is None:
+        raise FileNotFoundError(f"{cat}: no titles table; give --catalog (a folder with "
+                                "titles.parquet, a saved policy or a model directory)")
+    impressions = load_table(imp_path, "impressions")
+    outcomes = load_table(out_path, "outcomes") if out_path is not None else None
+    if since is not None or until is not None:
+        ts = impressions["timestamp"].to_numpy()
+        keep = (ts >= (since if since is not None else ts.min())) & (
+            ts < (until if until is not None else ts.max() + 1))
+        impressions = impressions.loc[keep].reset_index(drop=True)
+        if not len(impressions):
+            raise ValueError(f"{imp_path}: no impressions in the window [{since}, {until})")
+    art_path = _find(cat, "artworks")
+    inter_path = _find(logs, "interactions")
+    interactions = None
+    if inter_path is not None:
+        interactions = load_table(inter_path, "interactions")
+        if until is not None:
+            interactions = interactions.loc[interactions["timestamp"] < until]
+    return {"impressions": impressions, "outcomes": outcomes,
+            "titles": pd.read_parquet(titles_path) if titles_path.suffix == ".parquet"
+            else pd.read_csv(titles_path),
+            "artworks": pd.read_parquet(art_path) if art_path is not None else None,
+            "interactions": interactions}
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def candidate_configs(settings: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``--set KEY=V1,V2`` options as the grid of candidate configurations, each with a name
+    built from the keys that vary (``"page-policy"`` for a single candidate).
+
+    >>> [n for n, _ in candidate_configs(["epsilon=0.05,0.2", "artwork=thompson"])]
+    ['epsilon=0.05', 'epsilon=0.2']
+    """
+    from reelpick.page import PagePolicyConfig
+
+    grid: dict[str, list[Any]] = {}
+    for s in settings:
+        key, sep, values = s.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise ValueError(f"--set {s!r}: expected KEY=VALUE[,VALUE...]")
+        grid[key] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+    out = []
+    varying = [k for k, v in grid.items() if len(v) > 1]
+    for combo in itertools.product(*grid.values()) if grid else [()]:
+        cfg = dict(zip(grid, combo, strict=True))
+        PagePolicyConfig.from_dict(cfg)  # validates names and values
+        name = ",".join(f"{k}={cfg[k]}" for k in varying) or "page-policy"
+        out.append((name, cfg))
+    return out
+
+
+def train_candidates(tables: dict[str, Any], out: Path, settings: list[str]
+                     ) -> list[dict[str, Any]]:
+    """Train every candidate of ``settings`` (:func:`candidate_configs`) on ``tables``
+    (:func:`read_page_logs`) and save each in ``out/<i>-<name>``; returns their records."""
+    from reelpick.page import PagePolicyConfig, train_page_policy
+
+    configs = candidate_configs(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (name, cfg) in enumerate(configs):
+        t0 = time.perf_counter()
+        with console.status(f"[{i + 1}/{len(configs)}] {name}") as status:
+            policy = train_page_policy(
+                tables["impressions"], tables["outcomes"], tables["titles"],
+                artworks=tables["artworks"], interactions=tables["interactions"],
+                config=PagePolicyConfig.from_dict(cfg), name=name,
+                progress=lambda step, s=status, n=name: s.update(
+                    f"[{i + 1}/{len(configs)}] {n}: {step}"))
+        folder = out / f"{i:02d}-{_slug(name)}"
+        policy.save(folder)
+        records.append({"name": name, "path": str(folder), "version": policy.version,
+                        "config": cfg, "seconds": round(time.perf_counter() - t0, 2),
+                        **policy.info})
+    (out / "candidates.json").write_text(json.dumps(records, indent=2, default=str))
+    return records
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+
+
+def find_candidates(path: Path) -> list[Path]:
+    """The saved page policies at ``path``: the folder itself or its sub-folders."""
+    if (path / "policy.json").exists():
+        return [path]
+    found = sorted(p.parent for p in path.glob("*/policy.json"))
+    if not found:
+        raise FileNotFoundError(f"{path}: no saved page policy (policy.json) here or in its "
+                                "sub-folders")
+    return found
+
+
+def evaluate(tables: dict[str, Any], candidates: list[Path]) -> dict[str, Any]:
+    """Every candidate estimated on the logged pages, and the served baseline."""
+    from reelpick.page import PagePolicy
+    from reelpick.page.evaluate import evaluate_candidates, served_value
+
+    policies = [PagePolicy.load(p) for p in candidates]
+    pages = policies[0].logged_pages(tables["impressions"], tables["outcomes"])
+    results = evaluate_candidates(pages, policies)
+    for r, p in zip(results, candidates, strict=True):
+        r["path"] = str(p)
+    return {"baseline": served_value(pages), "candidates": results,
+            "n_pages": int(pages.n_pages), "n_impressions": int(len(pages))}
+
+
+def report_table(report: dict[str, Any]) -> Table:
+    b = report["baseline"]
+    table = Table(title=f"page plays per visit on {report['n_pages']:,} logged pages "
+                  f"(served: {b['value']:.4f} [{b['lo']:.4f}, {b['hi']:.4f}])")
+    for col in ("candidate", "version", "SNIPS", "95% CI", "IPS", "ESS", "matched/visit"):
+        table.add_column(col, justify="left" if col in ("candidate", "version") else "right")
+    for r in report["candidates"]:
+        s, i = r["snips"], r["ips"]
+        table.add_row(r["name"], r["version"], f"{s['value']:.4f}",
+                      f"[{s['lo']:.4f}, {s['hi']:.4f}]", f"{i['value']:.4f}",
+                      f"{s['ess']:,.0f}", f"{s['matched']:.2f}")
+    return table
+
+
+def check_paths(logs: Path, candidates: Path) -> list[Path]:
+    if not logs.is_dir():
+        fail(f"--logs {logs}: not a folder")
+    try:
+        return find_candidates(candidates)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        raise

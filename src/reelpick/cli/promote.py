@@ -1,0 +1,90 @@
+"""``reelpick promote``: ship the best candidate page policy by a stated rule, or refuse.
+
+Every candidate (``--candidates``: a saved page policy or a folder of them) is estimated on the
+served logs (``--logs``, as ``reelpick ope --candidates``), and
+:func:`reelpick.page.evaluate.promotion_decision` applies the rule: a candidate needs an
+effective sample size of at least ``--min-ess`` and ``--min-matched`` matched slots per visit;
+the best eligible SNIPS estimate ships when its 95% lower bound beats the served logs' own
+value plus ``--margin``. On success the winner is published as the current version of
+``--model-dir`` (atomically; the decision is written into the manifest) and, with ``--reload``,
+a running service is told to swap it in. On refusal nothing changes and the command exits 3.
+
+Example: ``reelpick promote --logs runs/served --candidates runs/cand --model-dir runs/model``
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reelpick.cli._common import console, fail
+
+#: Exit status when the rule refuses to ship (distinct from 2, bad input).
+REFUSED = 3
+
+
+def promote(
+    logs: Annotated[Path, typer.Option(help="Served logs: impressions + outcomes tables "
+                                       "(`reelpick logs export` or `reelpick simulate`)")],
+    candidates: Annotated[Path, typer.Option(help="A saved page policy or a folder of them "
+                                             "(`reelpick train --policy page --out`)")],
+    model_dir: Annotated[Path, typer.Option(help="The service's model directory to publish "
+                                            "the winner into", file_okay=False)],
+    min_ess: Annotated[float, typer.Option(help="Least effective sample size", min=0)] = 200.0,
+    min_matched: Annotated[float, typer.Option(help="Least matched slots per visit", min=0)]
+    = 0.5,
+    margin: Annotated[float, typer.Option(help="How much the winner's lower bound must beat "
+                                          "the served value by (plays per visit)")] = 0.0,
+    since: Annotated[int | None, typer.Option(help="Only the pages served from this Unix "
+                                              "time on")] = None,
+    reload: Annotated[str | None, typer.Option(help="Base URL of a running service to reload "
+                                               "after publishing, e.g. http://127.0.0.1:8000")]
+    = None,
+    api_key: Annotated[str | None, typer.Option(envvar="REELPICK_API_KEY",
+                                                help="API key for --reload")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the estimates and "
+                                                   "the decision as JSON")] = None,
+) -> None:
+    """Promote the best candidate page policy when the offline estimate supports it."""
+    from reelpick.cli.ope import ope_candidates
+    from reelpick.page.evaluate import promotion_decision
+    from reelpick.serve.model_dir import publish_policy
+
+    report = ope_candidates(logs, candidates, since=since)
+    decision = promotion_decision(report["candidates"], report["baseline"], min_ess=min_ess,
+                                  min_matched=min_matched, margin=margin)
+    report["decision"] = decision.to_dict()
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2, default=str))
+    console.print(decision.reason)
+    if not decision.promote:
+        raise typer.Exit(REFUSED)
+    winner = next(r for r in report["candidates"] if r["name"] == decision.winner)
+    try:
+        manifest = publish_policy(model_dir, winner["path"], extra={
+            "promotion": {**decision.to_dict(), "estimate": winner["snips"],
+                          "baseline": report["baseline"]}})
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+        return
+    console.print(f"published {winner['name']} {manifest['version']} to {model_dir}")
+    if reload is not None:
+        _reload(reload, api_key)
+
+
+def _reload(base_url: str, api_key: str | None) -> None:
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/admin/reload", method="POST",
+                                 headers={"X-API-Key": api_key or ""}, data=b"")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        fail(f"--reload {base_url}: published, but the service did not reload ({exc})")
+        return
+    console.print(f"{base_url} now serves {body.get('model_version', body)}")
