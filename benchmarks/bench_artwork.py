@@ -58,11 +58,11 @@ from reelpick.artwork import (  # noqa: E402
     image_explore,
     model_reward_hat,
     normal_argmax_probabilities,
-    online_take_fraction,
 )
 from reelpick.ope import SNIPS, OPEWarning  # noqa: E402
 from reelpick.policies import UniformPolicy  # noqa: E402
 from reelpick.world import World, WorldConfig  # noqa: E402
+from reelpick.world.truth import online_take_fraction  # noqa: E402
 
 ORDER = ["random", "best-image", "egreedy", "linucb", "thompson"]
 

@@ -11,10 +11,10 @@ from reelpick.artwork import (
     WithArtwork,
     evaluate_artwork_policy,
     image_explore,
-    online_take_fraction,
 )
 from reelpick.ope import IPS, LoggedFeedback
 from reelpick.policies import PopularPolicy, UniformPolicy
+from reelpick.world.truth import online_take_fraction
 
 
 def test_wrapper_keeps_the_title_decision(fitted, world):

@@ -47,7 +47,7 @@ def test_write_artwork_images(world, tmp_path):
 
 def test_service_finds_the_written_images(world, tmp_path):
     """The service's lookup (``artwork_dir``) serves these files when present."""
-    serve = pytest.importorskip("reelpick.serve.artwork_svg")
+    serve = pytest.importorskip("reelpick.serve.routers.titles")
     arts = world.artworks().head(2)
     write_artwork_images(arts, world.titles(), tmp_path)
     found = serve.find_image(tmp_path, arts["artwork_id"].iloc[0])

@@ -13,11 +13,11 @@ from reelpick.artwork import (
     WithArtwork,
     evaluate_artwork_policy,
     model_reward_hat,
-    online_take_fraction,
     replay_take_fraction,
 )
 from reelpick.ope import Replay
 from reelpick.policies import UniformPolicy
+from reelpick.world.truth import online_take_fraction
 
 
 def toy_rows(n_variants=(2, 4), reps=3):

@@ -156,12 +156,18 @@ def test_served_pages_carry_the_policy_s_exact_propensities(first_version: dict)
     items = [it for row in page["rows"] for it in row["items"]]
     assert len(items) == fv["world"].config.page_rows * fv["world"].config.page_positions
     P = v1.config.n_positions
-    for it in items:
+    served = np.array([[index[it["title_id"]] for it in items]])
+    # the image probabilities of the policy's own artwork bandit for these titles
+    img = v1.selector.probabilities_for(vb.member, vb.device, served)[0]
+    art_ids = v1.artworks["artwork_id"].astype(str).tolist()
+    first_art = {t: i for i, t in reversed(list(enumerate(v1.artworks["title_id"].astype(str))))}
+    for j, it in enumerate(items):
         t = index[it["title_id"]]
         hit = float(greedy[it["row_index"] * P + it["position"]] == t)
         expected = 0.3 / n_avail + 0.7 * hit
         assert it["propensity"] == pytest.approx(expected, rel=1e-9), it
-        assert 0 < it["artwork_propensity"] <= 1
+        variant = art_ids.index(it["artwork_id"]) - first_art[it["title_id"]]
+        assert it["artwork_propensity"] == pytest.approx(img[j, variant], rel=1e-9), it
 
 
 def test_promote_fails_clearly_on_bad_paths(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from reelpick.artwork.evaluation import (
     TakeFraction,
     evaluate_artwork_policy,
     model_reward_hat,
-    online_take_fraction,
     replay_take_fraction,
 )
 from reelpick.artwork.features import ArtworkHistory, FeatureConfig
@@ -53,7 +52,6 @@ __all__ = [
     "image_explore",
     "model_reward_hat",
     "normal_argmax_probabilities",
-    "online_take_fraction",
     "render_artwork",
     "replay_take_fraction",
     "write_artwork_images",

@@ -118,6 +118,8 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
         self.n_members = int(n_members)
         if name is not None:
             self.name = name
+        self._memo: dict[int, np.ndarray] | None = None
+        self._memo_max = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -128,7 +130,15 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
         self.n_obs_ = 0
         self._solve()
 
+    def memoize(self, max_entries: int = 500_000) -> None:
+        """Remember the image distribution of every (member, device, title) asked for until
+        the next update (:meth:`fit`, :meth:`partial_fit` clear it): serving a fixed bandit
+        then costs a lookup per slot; the distribution and the draws are unchanged."""
+        self._memo, self._memo_max = {}, int(max_entries)
+
     def _solve(self) -> None:
+        if getattr(self, "_memo", None):
+            self._memo = {}
         self.A_inv_ = np.linalg.inv(self.A_)
         self.A_inv_ = 0.5 * (self.A_inv_ + self.A_inv_.T)
         self.theta_ = self.A_inv_ @ self.b_
@@ -238,7 +248,8 @@ class ThompsonArtwork(_LinearArtworkBandit):
 
     name = "artwork-thompson"
 
-    def _base(self, member, device, titles, rng):
+    def _win_probabilities(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray
+                           ) -> np.ndarray:
         mean, sd, valid = self.posterior(member, device, titles)
         shown = valid.any(axis=2)
         probs = np.zeros(mean.shape)
@@ -246,8 +257,44 @@ class ThompsonArtwork(_LinearArtworkBandit):
             mu = np.where(valid, mean, -np.inf)[shown]
             probs[shown] = normal_argmax_probabilities(
                 mu, np.where(valid, self.config.noise * sd, 1.0)[shown])
+        return probs
+
+    def _base(self, member, device, titles, rng):
+        titles = np.asarray(titles)
+        if self._memo is None:
+            probs = self._win_probabilities(member, device, titles)
+        else:
+            probs = self._memo_probabilities(np.asarray(member), np.asarray(device), titles)
+        shown = probs.any(axis=2)
         draw = None if rng is None else _draw(probs, rng.random(shown.shape))
         return probs, draw
+
+    def _memo_probabilities(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray
+                            ) -> np.ndarray:
+        """The win probabilities from the memo (:meth:`memoize`), computing the missing
+        (member, device, title) triples in one batch."""
+        assert self._memo is not None
+        n, S = titles.shape
+        shown = titles >= 0
+        T = int(self.catalog.n_titles)
+        keys = ((member.astype(np.int64)[:, None] * 64 + device.astype(np.int64)[:, None]) * T
+                + titles)[shown]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        rows = [self._memo.get(int(k)) for k in uniq]
+        miss = np.array([i for i, r in enumerate(rows) if r is None], dtype=np.int64)
+        if miss.size:
+            k = uniq[miss]
+            t, md = k % T, k // T
+            p = self._win_probabilities(md // 64, md % 64, t[:, None])[:, 0, :]
+            for j, i in enumerate(miss):
+                rows[i] = p[j]
+                self._memo[int(uniq[i])] = p[j]
+            while len(self._memo) > self._memo_max:
+                self._memo.pop(next(iter(self._memo)))
+        probs = np.zeros((n, S, int(self.catalog.max_variants)))
+        if rows:
+            probs[shown] = np.stack(rows)[inv]
+        return probs
 
 
 def _onehot_argmax(score: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -30,9 +30,9 @@ IPS, SNIPS, DR
     image distribution (``selector.row_probabilities(rows)``); they also work on logs of a
     non-uniform (e.g. epsilon-greedy) image policy.
 Online truth
-    :func:`online_take_fraction` averages the world's exact play probability of every
-    impression of an online run (``log.shown.p_play``, which integrates the play draw), a ratio
-    over visits with a delta-method interval.
+    :func:`reelpick.world.truth.online_take_fraction` (the simulator's side: it reads the
+    world's exact play probabilities) averages the play probability of every impression of an
+    online run, a ratio over visits with a delta-method interval, as a :class:`TakeFraction`.
 
 Example
 -------
@@ -51,11 +51,9 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 from reelpick.artwork.feedback import ArtworkRows
 from reelpick.ope import DM, DR, IPS, SNDR, SNIPS, Estimate, evaluate_policy
@@ -149,21 +147,3 @@ class TakeFraction:
 
     def to_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
-
-
-def online_take_fraction(log: object, *, alpha: float = 0.05, use_truth: bool = True
-                         ) -> TakeFraction:
-    """The take fraction of an online run (:class:`~reelpick.world.SimulationLog`):
-    ``sum p_play / impressions`` (``use_truth``; else the sampled plays), with a delta-method
-    interval treating visits as the independent units."""
-    s = log.shown  # type: ignore[attr-defined]
-    y = s.p_play if use_truth else s.play.astype(float)
-    n_vis = int(log.n_visits)  # type: ignore[attr-defined]
-    num = np.bincount(s.visit, weights=y, minlength=n_vis)
-    den = np.bincount(s.visit, minlength=n_vis).astype(float)
-    value = num.sum() / den.sum()
-    resid = num - value * den
-    se = math.sqrt(resid.var(ddof=1) * n_vis) / den.sum() if n_vis > 1 else math.nan
-    z = float(norm.ppf(1 - alpha / 2))
-    return TakeFraction(float(value), float(se), float(value - z * se), float(value + z * se),
-                        int(den.sum()), n_vis)

@@ -9,8 +9,8 @@ gradient, so the variants of one title differ; the image quality sets how crisp 
 
 ``write_artwork_images(world.artworks(), world.titles(), out_dir)`` writes ``{artwork_id}.svg``
 files: the service shows them when its ``artwork_dir`` setting points to ``out_dir``
-(``reelpick.serve.artwork_svg.find_image`` looks up ``{artwork_id}.svg`` there before drawing
-its own placeholder).
+(``reelpick.serve.routers.titles.find_image`` looks up ``{artwork_id}.svg`` there; without a
+file the service draws the same poster with :func:`render_artwork`).
 
 Example
 -------

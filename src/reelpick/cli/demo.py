@@ -1,10 +1,11 @@
 """``reelpick demo``: the closed loop on the embedded world, its report, then the service.
 
 Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute), writes
-``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), and unless
-``--no-serve`` trains the service's model directory from the loop's production logs (the library
-function behind ``reelpick train``) and serves it (the function behind ``reelpick serve``) until
-Ctrl-C.
+``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), runs
+train -> ope -> promote on the loop's exported production logs (the functions
+behind ``reelpick train --policy page``, ``reelpick ope --candidates`` and ``reelpick promote``:
+:func:`ship_from_logs`) into ``OUT/model`` and, unless ``--no-serve``, serves the shipped page
+policy directory (the function behind ``reelpick serve``) until Ctrl-C.
 
 Example: ``reelpick demo --quick --no-serve --out runs/demo-quick``
 """
@@ -66,8 +67,8 @@ def demo(
     = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for the report, results and logs",
                                       file_okay=False)] = Path("runs/demo"),
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Train the service on the "
-                                        "loop's logs and serve it at the end.")] = True,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the page policy "
+                                        "shipped from the loop's logs at the end.")] = True,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the world and loop")] = 0,
     days: Annotated[int | None, typer.Option("--days", min=2, help="Override the days")] = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
@@ -113,15 +114,44 @@ def demo(
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
     console.print(f"report: {report.resolve()}")
     console.print(f"results: {(out / 'results.json').resolve()}")
+    shipped = ship_from_logs(out, seed=seed, n_rows=w.page_rows, n_positions=w.page_positions)
     if not serve:
         return
     from reelpick.cli.serve import serve as serve_command
-    from reelpick.serve.model_dir import TrainConfig, train_model_dir
 
-    manifest = train_model_dir(out / "logs", out / "model", TrainConfig(seed=seed))
-    console.print(f"trained the service's model {manifest['version']} on the loop's logs -> "
-                  f"{out / 'model'}")
     console.print(f"home page: http://127.0.0.1:{port}/ (the URL with its key follows; "
                   "Ctrl-C to stop)")
-    serve_command(model_dir=out / "model", data_dir=out / "data", host="127.0.0.1", port=port,
+    serve_command(model_dir=shipped, data_dir=out / "data", host="127.0.0.1", port=port,
                   log_level="warning")
+
+
+def ship_from_logs(out: Path, *, seed: int, n_rows: int, n_positions: int) -> Path:
+    """The loop on the demo's exported logs with the commands' own pieces: page policy
+    candidates trained on all days but the last (``reelpick train --policy page --until``),
+    estimated on the last day (``reelpick ope --candidates``), the winner published by the
+    promotion rule (``reelpick promote``) into ``OUT/model``. The first version has nothing
+    served before it: when the rule refuses, the default candidate is published and the
+    manifest says so (``promotion.bootstrap``). Returns the model directory."""
+    from reelpick.cli.page import evaluate, read_page_logs, report_table, train_candidates
+    from reelpick.page.evaluate import promotion_decision
+    from reelpick.serve.model_dir import publish_policy
+
+    logs, model_dir = out / "logs", out / "model"
+    day = 86_400
+    last = int(read_page_logs(logs)["impressions"]["timestamp"].max()) // day * day
+    settings = [f"n_rows={n_rows}", f"n_positions={n_positions}", "epsilon=0.1",
+                "artwork=thompson,first", f"seed={seed}"]
+    records = train_candidates(read_page_logs(logs, until=last), out / "candidates", settings)
+    paths = [Path(r["path"]) for r in records]
+    report = evaluate(read_page_logs(logs, paths[0], since=last), paths)
+    console.print(report_table(report))
+    decision = promotion_decision(report["candidates"], report["baseline"])
+    console.print(decision.reason)
+    name = decision.winner if decision.promote else records[0]["name"]
+    winner = next(r for r in report["candidates"] if r["name"] == name)
+    manifest = publish_policy(model_dir, winner["path"], extra={"promotion": {
+        **decision.to_dict(), "bootstrap": not decision.promote, "estimate": winner["snips"],
+        "baseline": report["baseline"]}})
+    how = "promoted" if decision.promote else "first version (bootstrap: the rule refused)"
+    console.print(f"shipped {name} {manifest['version']} -> {model_dir} ({how})")
+    return model_dir

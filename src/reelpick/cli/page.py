@@ -78,6 +78,9 @@ def read_page_logs(logs: Path, catalog: Path | None = None,
         impressions = impressions.loc[keep].reset_index(drop=True)
         if not len(impressions):
             raise ValueError(f"{imp_path}: no impressions in the window [{since}, {until})")
+        if outcomes is not None:
+            kept = outcomes["decision_id"].isin(impressions["decision_id"])
+            outcomes = outcomes.loc[kept].reset_index(drop=True)
     art_path = _find(cat, "artworks")
     inter_path = _find(logs, "interactions")
     interactions = None

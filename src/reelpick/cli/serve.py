@@ -27,8 +27,9 @@ class Backend(str, Enum):
 
 def serve(
     model_dir: Annotated[Path | None, typer.Option(
-        "--model-dir", help="Model directory from `reelpick train` (default: a demo model "
-        "trained on a simulated world).", file_okay=False)] = None,
+        "--model-dir", help="Model directory from `reelpick promote` (default: a demo page "
+        "policy trained on a simulated world's logs, built once in DATA_DIR/demo-model).",
+        file_okay=False)] = None,
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Folder of the event log.", file_okay=False)] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
@@ -70,6 +71,8 @@ def serve(
         typer.echo("no REELPICK_API_KEY set; generated one for this run", err=True)
     assert settings.api_key is not None
     key = settings.api_key.get_secret_value()
+    if settings.model_dir is None:  # the demo policy, built once here (for every replica)
+        settings = settings.model_copy(update={"model_dir": demo_policy_dir(settings).resolve()})
     if backend is Backend.ray:
         _serve_ray(settings, host=host, port=port, replicas=replicas, address=ray_address,
                    replica_cpus=replica_cpus, key=key)
@@ -97,10 +100,6 @@ def _serve_ray(settings: Any, *, host: str, port: int, replicas: int, address: s
     except ImportError as exc:  # pragma: no cover - the ray extra is missing
         fail(f"--backend ray needs the ray extra (pip install -e '.[ray]'): {exc}")
         return
-    if settings.model_dir is None:  # train the demo model once, here, for every replica
-        from reelpick.serve.bundle import demo_model_dir
-
-        settings = settings.model_copy(update={"model_dir": demo_model_dir(settings).resolve()})
     error: Exception | None = None
     try:
         url = ray_app.start(settings, replicas=replicas, host=host, port=port,
@@ -119,3 +118,33 @@ def _serve_ray(settings: Any, *, host: str, port: int, replicas: int, address: s
         ray_app.stop(app_only=address is not None)
     if error is not None:
         fail(f"Ray Serve did not start: {error}")
+
+
+#: Visits of the simulated log the demo policy learns from.
+DEMO_VISITS = 4_000
+
+
+def demo_policy_dir(settings: Any) -> Path:
+    """A model directory serving a :class:`~reelpick.page.PagePolicy` trained on
+    ``DEMO_VISITS`` simulated visits of the ``settings.demo_preset`` world (seed 0), logged by
+    an exploring popularity policy; built once under ``data_dir/demo-model``. The simulator
+    runs here, in the command, never in the service."""
+    out = Path(settings.data_dir) / "demo-model"
+    if (out / "manifest.json").exists():
+        return out
+    from reelpick.page import PagePolicyConfig, train_page_policy
+    from reelpick.policies import PopularPolicy
+    from reelpick.serve.model_dir import publish_policy
+    from reelpick.world import World, WorldConfig
+
+    typer.echo(f"no --model-dir: building a demo policy in {out} (once)", err=True)
+    world = World(WorldConfig.preset(settings.demo_preset), seed=0)
+    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), DEMO_VISITS)
+    cfg = PagePolicyConfig(n_rows=world.config.page_rows,
+                           n_positions=world.config.page_positions, epsilon=settings.epsilon)
+    policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
+                               artworks=world.artworks(), interactions=log.interactions(),
+                               config=cfg, name="demo")
+    policy.save(out / "policy")
+    publish_policy(out, out / "policy")
+    return out

@@ -73,6 +73,7 @@ from reelpick.data.schema import DEVICES, INTERACTIONS, TITLES
 from reelpick.data.vocab import Vocabulary
 from reelpick.decision import Catalog, PageBatch, VisitBatch
 from reelpick.decision.tables import LoggedPages, logged_pages
+from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.exploring import ExploringPolicy
 from reelpick.ranking import (
     BecauseYouWatchedSource,
@@ -205,7 +206,12 @@ class PagePolicy:
         self.version, self.name = version, name
         self.catalogue: Catalogue = composer.history.catalogue
         self._cold = int(members.index([COLD])[0])
-        self._base = RankerPagePolicy(composer, name=name)
+        # the composed page at the start of the visit's hour, remembered per visit key; the
+        # artwork bandit's image distributions remembered per (member, device, title): the
+        # same policy, served at a lookup's cost for repeated keys (reelpick.policies.cached)
+        self._base = CachedPagePolicy(RankerPagePolicy(composer, name=name))
+        if selector is not None and hasattr(selector, "memoize"):
+            selector.memoize()
         self._explorer = ExploringPolicy(self._base, epsilon=config.epsilon,
                                          artwork=self._artwork_selector(), name=name)
 
@@ -439,7 +445,9 @@ def _composer(config: PagePolicyConfig, history: History, sources: list[Any], ra
     fb = FeatureBuilder(history, source_names=[s.name for s in sources], use_context=True)
     return PageComposer(history, sources, fb, ranker,
                         PageConfig(n_rows=config.n_rows, n_positions=config.n_positions,
-                                   per_source=config.per_source), title_names=names)
+                                   per_source=config.per_source,
+                                   n_genre_rows=max(3, config.n_rows - 4)),
+                        title_names=names)
 
 
 def _plays_from_pages(pages: LoggedPages) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from reelpick.policies.basic import (
     UniformPolicy,
     sample_uniform_pages,
 )
+from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.competing import GreedyWinnerPolicy
 from reelpick.policies.exploring import ExploringPolicy, PoolExploringPolicy
 from reelpick.policies.order_stats import gumbel_rank_marginals, normal_rank_marginals
@@ -38,6 +39,7 @@ from reelpick.policies.scored import (
 __all__ = [
     "AnnotatedPageBatch",
     "CONTEXT_FEATURES",
+    "CachedPagePolicy",
     "EpsilonGreedyPolicy",
     "ExploringPolicy",
     "GreedyPolicy",

@@ -1,9 +1,12 @@
 """What the service holds and swaps on reload: the catalogue and the page provider, together.
 
 :func:`load_bundle` reads ``settings.model_dir`` (its ``manifest.json`` names the current
-version). Without a model directory it trains a small model on a simulated world once
-(:func:`demo_model_dir`, kept under ``data_dir/demo-model``) so ``reelpick serve`` works out of
-the box. Tests and future composers pass their own loader to :func:`reelpick.serve.create_app`.
+version): a saved :class:`~reelpick.page.PagePolicy` (``reelpick promote``) is served by
+:class:`~reelpick.serve.policy_provider.PagePolicyProvider`; an ALS model directory
+(``reelpick train --policy als``) by the ALS provider. The service never simulates: ``reelpick
+serve`` without a model directory builds a demo policy before it starts
+(:func:`reelpick.cli.serve.demo_policy_dir`). Tests pass their own loader to
+:func:`reelpick.serve.create_app`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ from typing import Any
 
 from reelpick.serve.catalog import Catalog
 from reelpick.serve.default_provider import EpsilonGreedyProvider
-from reelpick.serve.model_dir import POLICY_KIND, TrainConfig, publish, read_manifest
+from reelpick.serve.model_dir import POLICY_KIND, read_manifest
 from reelpick.serve.provider import HomepageProvider
 from reelpick.serve.render import PageRenderer
 from reelpick.serve.settings import Settings
-
-DEMO_VISITS = 4_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +57,11 @@ BundleLoader = Callable[[Settings], ModelBundle]
 
 def load_bundle(settings: Settings) -> ModelBundle:
     """The default loader: the current version of ``settings.model_dir`` (or the demo model)."""
-    model_dir = settings.model_dir or demo_model_dir(settings)
+    model_dir = settings.model_dir
+    if model_dir is None:
+        raise ValueError("no model directory: set REELPICK_MODEL_DIR (or --model-dir) to the "
+                         "output of `reelpick promote` / `reelpick train`; `reelpick serve` "
+                         "without one builds a demo policy first")
     manifest = read_manifest(model_dir)
     version_dir = Path(model_dir) / manifest["path"]
     if manifest.get("kind") == POLICY_KIND:
@@ -69,20 +74,3 @@ def load_bundle(settings: Settings) -> ModelBundle:
         n_positions=settings.n_positions, epsilon=settings.epsilon,
         context_weight=settings.context_weight, artwork=settings.artwork)
     return ModelBundle(provider.catalog, provider, manifest)
-
-
-def demo_model_dir(settings: Settings) -> Path:
-    """A model trained on ``DEMO_VISITS`` simulated visits of the ``demo_preset`` world (seed 0),
-    built once under ``data_dir/demo-model``."""
-    out = settings.data_dir / "demo-model"
-    if (out / "manifest.json").exists():
-        return out
-    from reelpick.policies import PopularPolicy
-    from reelpick.world import World, WorldConfig
-
-    world = World(WorldConfig.preset(settings.demo_preset), seed=0)
-    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), DEMO_VISITS)
-    publish(out, interactions=log.interactions(), titles=world.titles(),
-            members=world.members(), artworks=world.artworks(),
-            config=TrainConfig(factors=32, iterations=10))
-    return out

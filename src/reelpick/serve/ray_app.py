@@ -32,7 +32,7 @@ def _check(settings: Settings) -> None:
                          "(or --event-log) to a postgresql:// URL")
     if settings.model_dir is None:
         raise ValueError("give every replica the same model directory (model_dir); "
-                         "resolve the demo model first (bundle.demo_model_dir)")
+                         "resolve the demo policy first (reelpick.cli.serve.demo_policy_dir)")
 
 
 def build_app(settings: Settings, *, replicas: int = 2, num_cpus: float = 1.0,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, Response
 
-from reelpick.serve.artwork_svg import find_image, render_svg
+from reelpick.artwork.render import PALETTES, render_artwork
+from reelpick.data.schema import THEMES
 from reelpick.serve.deps import BundleDep, SettingsDep
 from reelpick.serve.errors import ApiError
 from reelpick.serve.schemas import ErrorOut, TitleOut
@@ -15,6 +18,8 @@ from reelpick.serve.schemas import ErrorOut, TitleOut
 router = APIRouter(prefix="/v1", tags=["titles"])
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 _CACHE = {"Cache-Control": "public, max-age=86400"}
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".webp": "image/webp", ".svg": "image/svg+xml"}
 
 
 @router.get("/titles/{title_id}", response_model=TitleOut,
@@ -44,6 +49,22 @@ async def get_artwork(artwork_id: IdPath, bundle: BundleDep, settings: SettingsD
     found = find_image(settings.artwork_dir, artwork_id)
     if found is not None:
         return FileResponse(found[0], media_type=found[1], headers=_CACHE)
-    name = cat.titles[int(cat.art_title[a])]["name"]
-    return Response(render_svg(artwork_id, name, cat.art_theme[a]), media_type="image/svg+xml",
-                    headers=_CACHE)
+    t = int(cat.art_title[a])
+    theme = cat.art_theme[a]
+    if theme not in PALETTES:  # a theme of the user's own: a stable palette per artwork id
+        theme = THEMES[int(hashlib.sha256(artwork_id.encode()).hexdigest(), 16) % len(THEMES)]
+    svg = render_artwork(str(cat.titles[t]["name"]), theme,
+                         variant=int(a - cat.art_offset[t]))
+    return Response(svg, media_type="image/svg+xml", headers=_CACHE)
+
+
+def find_image(artwork_dir: FilePath | None, artwork_id: str
+               ) -> tuple[FilePath, str] | None:
+    """The image file for ``artwork_id`` in ``artwork_dir`` and its media type, if any."""
+    if artwork_dir is None:
+        return None
+    for ext, media in MEDIA_TYPES.items():
+        path = artwork_dir / f"{artwork_id}{ext}"
+        if path.is_file():
+            return path, media
+    return None

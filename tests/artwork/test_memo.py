@@ -1,0 +1,38 @@
+"""The Thompson bandit's memo serves the same distribution and the same draws, and forgets on
+every update."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reelpick.artwork import ThompsonArtwork
+
+
+def test_memo_gives_identical_choices_and_clears_on_update(world, catalog, explore_rows) -> None:
+    half = len(explore_rows) // 2
+    idx = np.arange(half)
+    rows = explore_rows.subset(idx) if hasattr(explore_rows, "subset") else explore_rows
+    plain = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(rows)
+    memo = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(rows)
+    memo.memoize()
+    rng = np.random.default_rng(0)
+    n = 40
+    member = rng.integers(0, world.config.n_members, n)
+    device = rng.integers(0, 4, n)
+    titles = rng.integers(-1, catalog.n_titles, (n, 7))
+    for seed in (1, 2):  # the second call is served from the memo
+        a = plain.select_for(member, device, titles, np.random.default_rng(seed))
+        b = memo.select_for(member, device, titles, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a.artworks, b.artworks)
+        np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=0)
+    assert len(memo._memo) == len({(m, d, t) for m, d, ts in zip(member, device, titles)
+                                   for t in ts if t >= 0})
+    np.testing.assert_allclose(plain.probabilities_for(member, device, titles),
+                               memo.probabilities_for(member, device, titles))
+    # an update forgets: afterwards both agree again on the new posterior
+    plain.partial_fit(explore_rows)
+    memo.partial_fit(explore_rows)
+    assert not memo._memo
+    a = plain.select_for(member, device, titles, np.random.default_rng(3))
+    b = memo.select_for(member, device, titles, np.random.default_rng(3))
+    np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=0)
