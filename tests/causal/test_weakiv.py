@@ -17,6 +17,7 @@ from reelpick.causal import (
     SGDIV,
     ArrayBatches,
     ConfidenceSet,
+    FirstStage,
     WeakInstrumentWarning,
     anderson_rubin,
     ols,
@@ -267,6 +268,21 @@ def test_sgd_iv_anderson_rubin_agrees_with_2sls(rng) -> None:
     with pytest.warns(WeakInstrumentWarning, match="effective F"):
         est = SGDIV(epochs=2).fit(ArrayBatches(weak_y, weak_d, weak_z, batch_size=200))
     assert est.result_.weak_instrument and est.result_.ar_ci.unbounded
+
+
+@pytest.mark.parametrize("f, f_eff, threshold, weak", [
+    (12.0, 8.0, 10.0, True), (8.0, 12.0, 10.0, True), (12.0, 11.0, 10.0, False),
+    (12.0, 11.0, 20.0, True), (12.0, None, 10.0, False), (9.0, None, 10.0, True),
+])
+def test_weak_when_either_f_is_below_the_threshold(f, f_eff, threshold, weak) -> None:
+    s = lambda v: pd.Series([v], index=["d0"])  # noqa: E731
+    fs = FirstStage(f_stat=s(f), wald=s(f), wald_pvalue=s(0.0), f_stat_homoskedastic=s(f),
+                    f_pvalue=s(0.0), partial_rsquared=s(0.1),
+                    params=pd.DataFrame({"z0": [1.0]}, index=["d0"]), n_instruments=1,
+                    f_stat_effective=None if f_eff is None else s(f_eff),
+                    weak_threshold=threshold)
+    assert fs.weak == weak
+    assert ("d0: " in fs.warning_message()) == weak
 
 
 # ---------------------------------------------------------------------------- small pieces

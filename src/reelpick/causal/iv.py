@@ -110,7 +110,7 @@ class FirstStage:
     f_stat_effective: pd.Series | None = None
     weak_threshold: float = 10.0
 
-    def low(self) -> pd.Series:
+    def below_threshold(self) -> pd.Series:
         """Per endogenous regressor below ``weak_threshold``: the smaller of ``f_stat`` and
         ``f_stat_effective`` (empty when none is weak)."""
         f = self.f_stat if self.f_stat_effective is None else np.minimum(
@@ -120,11 +120,11 @@ class FirstStage:
     @property
     def weak(self) -> bool:
         """Some ``f_stat`` or ``f_stat_effective`` is below ``weak_threshold``."""
-        return bool(len(self.low()))
+        return bool(len(self.below_threshold()))
 
     def warning_message(self) -> str:
         return ("weak instruments: first-stage F = " + ", ".join(
-            f"{k}: {v:.2f}" for k, v in self.low().items())
+            f"{k}: {v:.2f}" for k, v in self.below_threshold().items())
             + f" < {self.weak_threshold:g} (smaller of the {self.n_instruments}-instrument "
             "F and the effective F)")
 
@@ -486,7 +486,8 @@ class TwoStageLeastSquares:
     Hyperparameters (keyword-only, validated here): ``cov_type``, ``intercept``,
     ``weak_threshold``. ``fit(y, endog, instruments, controls=None, clusters=None)`` returns
     ``self``; the estimate is ``result_`` (:class:`IVResult`), shortcuts ``params_``,
-    ``std_errors_``, ``first_stage_``.
+    ``std_errors_``, ``first_stage_``. With one endogenous regressor ``result_.ar_ci`` is the
+    weak-instrument-robust Anderson-Rubin set beside the Wald ``conf_int()``.
     """
 
     def __init__(self, *, cov_type: CovType = "HC1", intercept: bool = True,
