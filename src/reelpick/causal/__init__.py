@@ -2,6 +2,9 @@
 
 * :mod:`reelpick.causal.iv`: two-stage least squares with robust/clustered errors and
   first-stage diagnostics (:func:`two_stage_least_squares`, :func:`ols`).
+* :mod:`reelpick.causal.weakiv`: weak-instrument-robust inference: Anderson-Rubin tests and
+  their exactly inverted confidence sets (:func:`anderson_rubin`, :class:`ConfidenceSet`), the
+  effective first-stage F.
 * :mod:`reelpick.causal.sgd`: streamed stochastic-gradient IV (:class:`SGDIV`) for data too big
   for closed form, with sparse member/title effects.
 * :mod:`reelpick.causal.instruments`: IV designs from the logs' experiment cells and
@@ -36,10 +39,13 @@ from reelpick.causal.uplift import (
     offline_hit_rate,
     offline_hit_rates,
 )
+from reelpick.causal.weakiv import AndersonRubin, ConfidenceSet, anderson_rubin
 
 __all__ = [
     "COV_TYPES",
+    "AndersonRubin",
     "ArrayBatches",
+    "ConfidenceSet",
     "Design",
     "FirstStage",
     "HitRate",
@@ -58,6 +64,7 @@ __all__ = [
     "UpliftPolicy",
     "UpliftScorer",
     "WeakInstrumentWarning",
+    "anderson_rubin",
     "offline_hit_rate",
     "offline_hit_rates",
     "ols",

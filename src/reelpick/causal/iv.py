@@ -28,9 +28,16 @@ First stage, per endogenous regressor :math:`d_j`: OLS of :math:`d_j` on :math:`
 covariance type; ``wald`` is the Wald statistic that the ``q`` excluded-instrument coefficients
 are zero and ``f_stat = wald / q`` (for ``homoskedastic`` this is the textbook first-stage F;
 for the robust and clustered types it is the robust/cluster F reported by, e.g., R's ``ivreg``).
-``f_stat_homoskedastic`` is always the textbook F. When the smallest ``f_stat`` is below
-``weak_threshold`` (10, the Staiger & Stock 1997 rule of thumb) a
-:class:`WeakInstrumentWarning` is issued.
+``f_stat_homoskedastic`` is always the textbook F; ``f_stat_effective`` is the Montiel Olea &
+Pflueger (2013) effective F under the fit's covariance type (= the textbook F when
+homoskedastic, = ``f_stat`` with one instrument). When the smallest ``f_stat`` or
+``f_stat_effective`` is below ``weak_threshold`` (10, the Staiger & Stock 1997 rule of thumb) a
+:class:`WeakInstrumentWarning` is issued and ``IVResult.weak_instrument`` is true.
+
+Weak-instrument-robust inference: with one endogenous regressor the result also carries the
+Anderson-Rubin test (``IVResult.anderson_rubin``, :mod:`reelpick.causal.weakiv`) under the same
+covariance type, and ``IVResult.ar_conf_int(level)`` / ``ar_ci`` its exactly inverted
+confidence set (an interval, two rays or the real line), valid however weak the instruments.
 
 References: Theil (1953); Wooldridge, *Econometric Analysis of Cross Section and Panel Data*,
 2nd ed., ch. 5; Staiger & Stock (1997), *Econometrica* 65(3); Cameron & Miller (2015),
@@ -48,8 +55,10 @@ Example
 >>> res = TwoStageLeastSquares(cov_type="HC1").fit(y, d, z).result_
 >>> round(float(res.params["d0"]), 1), round(float(ols(y, d).params["d0"]), 1)
 (2.0, 3.0)
->>> bool(res.first_stage.f_stat.min() > 10)
-True
+>>> bool(res.first_stage.f_stat.min() > 10), res.weak_instrument
+(True, False)
+>>> res.ar_ci.kind, res.ar_ci.contains(2.0)
+('interval', True)
 """
 
 from __future__ import annotations
@@ -63,12 +72,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from reelpick.causal.weakiv import AndersonRubin, ConfidenceSet, effective_f, from_residuals
+
 CovType = Literal["homoskedastic", "HC0", "HC1", "CR0", "CR1"]
 COV_TYPES: tuple[str, ...] = ("homoskedastic", "HC0", "HC1", "CR0", "CR1")
 
 
 class WeakInstrumentWarning(UserWarning):
-    """The first-stage F statistic of some endogenous regressor is below the threshold (10)."""
+    """The first-stage F statistic (or the effective F) of some endogenous regressor is below
+    the threshold (10): Wald intervals are unreliable; use the Anderson-Rubin set."""
 
 
 class NotFittedError(RuntimeError):
@@ -82,7 +94,9 @@ class FirstStage:
     ``f_stat``: Wald / q under the fit's covariance type; ``wald`` and its chi-square p-value
     ``wald_pvalue``; ``f_stat_homoskedastic`` (textbook F, with ``f_pvalue`` from
     :math:`F_{q, n - p - q}`); ``partial_rsquared``: R² of the endogenous regressor on the
-    excluded instruments, both with the controls partialled out; ``n_instruments`` = q.
+    excluded instruments, both with the controls partialled out; ``n_instruments`` = q;
+    ``f_stat_effective``: Montiel Olea-Pflueger effective F under the fit's covariance type
+    (:func:`reelpick.causal.weakiv.effective_f`); ``weak_threshold``: where ``weak`` starts.
     """
 
     f_stat: pd.Series
@@ -93,23 +107,43 @@ class FirstStage:
     partial_rsquared: pd.Series
     params: pd.DataFrame
     n_instruments: int
+    f_stat_effective: pd.Series | None = None
+    weak_threshold: float = 10.0
+
+    def below_threshold(self) -> pd.Series:
+        """Per endogenous regressor below ``weak_threshold``: the smaller of ``f_stat`` and
+        ``f_stat_effective`` (empty when none is weak)."""
+        f = self.f_stat if self.f_stat_effective is None else np.minimum(
+            self.f_stat, self.f_stat_effective)
+        return f[f < self.weak_threshold]
 
     @property
     def weak(self) -> bool:
-        return bool((self.f_stat < 10).any())
+        """Some ``f_stat`` or ``f_stat_effective`` is below ``weak_threshold``."""
+        return bool(len(self.below_threshold()))
+
+    def warning_message(self) -> str:
+        return ("weak instruments: first-stage F = " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in self.below_threshold().items())
+            + f" < {self.weak_threshold:g} (smaller of the {self.n_instruments}-instrument "
+            "F and the effective F)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_instruments": self.n_instruments,
-                **{k: {str(i): float(v) for i, v in getattr(self, k).items()}
-                   for k in ("f_stat", "wald", "wald_pvalue", "f_stat_homoskedastic",
-                             "f_pvalue", "partial_rsquared")}}
+        keys = ["f_stat", "wald", "wald_pvalue", "f_stat_homoskedastic", "f_pvalue",
+                "partial_rsquared"] + (["f_stat_effective"] if self.f_stat_effective is not None
+                                       else [])
+        return {"n_instruments": self.n_instruments, "weak": self.weak,
+                "weak_threshold": self.weak_threshold,
+                **{k: {str(i): float(v) for i, v in getattr(self, k).items()} for k in keys}}
 
 
 @dataclass(frozen=True, eq=False)
 class IVResult:
     """An estimate with its covariance. ``params``, ``std_errors`` are Series indexed by name
     (endogenous regressors first, then controls, ``const`` first among them); ``cov`` a
-    DataFrame. ``first_stage`` is ``None`` for OLS."""
+    DataFrame. ``first_stage`` is ``None`` for OLS. ``anderson_rubin`` is the weak-instrument
+    robust test (:class:`~reelpick.causal.weakiv.AndersonRubin`) of the one endogenous
+    regressor, ``None`` for OLS or several endogenous regressors."""
 
     params: pd.Series
     std_errors: pd.Series
@@ -121,6 +155,34 @@ class IVResult:
     first_stage: FirstStage | None
     method: str = "2SLS"
     endog_names: tuple[str, ...] = field(default=())
+    anderson_rubin: AndersonRubin | None = None
+
+    @property
+    def first_stage_f(self) -> pd.Series | None:
+        """Effective first-stage F per endogenous regressor (Montiel Olea-Pflueger; the textbook
+        F when homoskedastic, ``first_stage.f_stat`` with one instrument); ``None`` for OLS."""
+        fs = self.first_stage
+        if fs is None:
+            return None
+        return fs.f_stat_effective if fs.f_stat_effective is not None else fs.f_stat
+
+    @property
+    def weak_instrument(self) -> bool:
+        """The first stage is weak (see :attr:`FirstStage.weak`); ``False`` for OLS."""
+        return self.first_stage is not None and self.first_stage.weak
+
+    def ar_conf_int(self, level: float = 0.95) -> ConfidenceSet:
+        """Anderson-Rubin confidence set of the endogenous regressor's effect at ``level``
+        (:meth:`~reelpick.causal.weakiv.AndersonRubin.conf_set`)."""
+        if self.anderson_rubin is None:
+            raise ValueError(f"{self.method}: no Anderson-Rubin test (it needs instruments and "
+                             f"exactly one endogenous regressor)")
+        return self.anderson_rubin.conf_set(level)
+
+    @property
+    def ar_ci(self) -> ConfidenceSet | None:
+        """The 95% Anderson-Rubin set, or ``None`` where there is none (see ``ar_conf_int``)."""
+        return None if self.anderson_rubin is None else self.anderson_rubin.conf_set(0.95)
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Normal (Wald) confidence intervals: ``lower``, ``upper`` per parameter."""
@@ -145,6 +207,9 @@ class IVResult:
                          for k in self.params.index},
             "conf_level": level,
             "first_stage": None if self.first_stage is None else self.first_stage.to_dict(),
+            "weak_instrument": self.weak_instrument,
+            "ar_conf_set": None if self.anderson_rubin is None
+            else self.anderson_rubin.conf_set(level).to_dict(),
         }
 
 
@@ -309,13 +374,25 @@ def _fit(y: np.ndarray, x: np.ndarray, z: np.ndarray, cov_type: str,
     return beta, _sandwich(xhat, e, ainv, cov_type, clusters, x.shape[1]), xhat
 
 
-def _first_stage(des: _Design, cov_type: str) -> FirstStage:
+def _partial_out(des: _Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y (n,)``, ``d (n, k_d)``, ``z (n, q)`` with the controls partialled out (OLS residuals
+    on ``w``)."""
+    v = np.column_stack([des.y, des.d, des.z])
+    if des.w.shape[1]:
+        v = v - des.w @ np.linalg.solve(des.w.T @ des.w, des.w.T @ v)
+    kd = des.d.shape[1]
+    return v[:, 0], v[:, 1:1 + kd], v[:, 1 + kd:]
+
+
+def _first_stage(des: _Design, cov_type: str, weak_threshold: float = 10.0) -> FirstStage:
     zz = np.column_stack([des.z, des.w])
     n, m = zz.shape
     qn = des.z.shape[1]
-    rows: dict[str, list[float]] = {k: [] for k in ("f", "wald", "wp", "fh", "fp", "pr2")}
+    rows: dict[str, list[float]] = {k: [] for k in ("f", "wald", "wp", "fh", "fp", "pr2",
+                                                    "feff")}
     coefs = []
     zinv = np.linalg.inv(zz.T @ zz)
+    szz = np.linalg.inv(zinv[:qn, :qn])  # = Z~'Z~, instruments with the controls partialled out
     winv = np.linalg.inv(des.w.T @ des.w) if des.w.shape[1] else None
     for j in range(des.d.shape[1]):
         dj = des.d[:, j]
@@ -338,6 +415,7 @@ def _first_stage(des: _Design, cov_type: str) -> FirstStage:
         rows["fh"].append(fh)
         rows["fp"].append(float(stats.f.sf(fh, qn, n - m)))
         rows["pr2"].append(1.0 - float(e @ e) / ssr_r if ssr_r > 0 else 0.0)
+        rows["feff"].append(effective_f(b, cov[:qn, :qn], szz))
         coefs.append(beta[:qn])
     idx = pd.Index(des.d_names)
     s = lambda key: pd.Series(rows[key], index=idx, dtype=float)  # noqa: E731
@@ -345,7 +423,8 @@ def _first_stage(des: _Design, cov_type: str) -> FirstStage:
                       f_stat_homoskedastic=s("fh"), f_pvalue=s("fp"),
                       partial_rsquared=s("pr2"),
                       params=pd.DataFrame(np.array(coefs), index=idx, columns=des.z_names),
-                      n_instruments=qn)
+                      n_instruments=qn, f_stat_effective=s("feff"),
+                      weak_threshold=weak_threshold)
 
 
 def two_stage_least_squares(y: Any, endog: Any, instruments: Any, controls: Any = None, *,
@@ -389,7 +468,7 @@ def _check_cov_type(cov_type: str) -> None:
 
 
 def _result(des: _Design, beta: np.ndarray, cov: np.ndarray, cov_type: str,
-            fs: FirstStage | None, method: str) -> IVResult:
+            fs: FirstStage | None, method: str, ar: AndersonRubin | None = None) -> IVResult:
     names = des.d_names + des.w_names
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
     return IVResult(params=pd.Series(beta, index=names, name="params"),
@@ -397,7 +476,8 @@ def _result(des: _Design, beta: np.ndarray, cov: np.ndarray, cov_type: str,
                     cov=pd.DataFrame(cov, index=names, columns=names), cov_type=cov_type,
                     nobs=int(des.y.shape[0]), df_model=len(names),
                     n_clusters=None if des.clusters is None else int(des.clusters.max()) + 1,
-                    first_stage=fs, method=method, endog_names=tuple(des.d_names))
+                    first_stage=fs, method=method, endog_names=tuple(des.d_names),
+                    anderson_rubin=ar)
 
 
 class TwoStageLeastSquares:
@@ -406,7 +486,8 @@ class TwoStageLeastSquares:
     Hyperparameters (keyword-only, validated here): ``cov_type``, ``intercept``,
     ``weak_threshold``. ``fit(y, endog, instruments, controls=None, clusters=None)`` returns
     ``self``; the estimate is ``result_`` (:class:`IVResult`), shortcuts ``params_``,
-    ``std_errors_``, ``first_stage_``.
+    ``std_errors_``, ``first_stage_``. With one endogenous regressor ``result_.ar_ci`` is the
+    weak-instrument-robust Anderson-Rubin set beside the Wald ``conf_int()``.
     """
 
     def __init__(self, *, cov_type: CovType = "HC1", intercept: bool = True,
@@ -425,15 +506,17 @@ class TwoStageLeastSquares:
         x = np.column_stack([des.d, des.w])
         z = np.column_stack([des.z, des.w])
         beta, cov, _ = _fit(des.y, x, z, self.cov_type, des.clusters)
-        fs = _first_stage(des, self.cov_type)
-        low = fs.f_stat[fs.f_stat < self.weak_threshold]
-        if len(low):
-            warnings.warn(
-                f"weak instruments: first-stage F = "
-                f"{', '.join(f'{k}: {v:.2f}' for k, v in low.items())} < "
-                f"{self.weak_threshold:g}; 2SLS is biased toward OLS and its confidence "
-                f"intervals are unreliable", WeakInstrumentWarning, stacklevel=2)
-        self.result_ = _result(des, beta, cov, self.cov_type, fs, "2SLS")
+        fs = _first_stage(des, self.cov_type, self.weak_threshold)
+        ar = None
+        if des.d.shape[1] == 1:
+            yt, dt, zt = _partial_out(des)
+            ar = from_residuals(yt, dt[:, 0], zt, self.cov_type, des.clusters, des.w.shape[1])
+        if fs.weak:
+            warnings.warn(f"{fs.warning_message()}; 2SLS is biased toward OLS and its Wald "
+                          f"confidence intervals are unreliable"
+                          + ("; use the Anderson-Rubin set (result.ar_ci)" if ar else ""),
+                          WeakInstrumentWarning, stacklevel=2)
+        self.result_ = _result(des, beta, cov, self.cov_type, fs, "2SLS", ar)
         return self
 
     def _fitted(self) -> IVResult:

@@ -71,7 +71,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats
 
-from reelpick.causal.iv import FirstStage, IVResult, NotFittedError
+from reelpick.causal.iv import FirstStage, IVResult, NotFittedError, WeakInstrumentWarning
+from reelpick.causal.weakiv import effective_f, from_moments
 
 
 @dataclass(frozen=True, eq=False)
@@ -547,19 +548,17 @@ class SGDIV:
         self.nuisance_r2_ = pd.Series(1 - np.diag(sums.srr) / np.maximum(sums.sst, 1e-300),
                                       index=["y", *endog_names, *instrument_names])
         self.result_ = _solve(sums.srr, sums.m4, sums.cluster_sums(), n, kd, q, p,
-                              cfg.cov_type, list(endog_names), list(instrument_names))
+                              cfg.cov_type, list(endog_names), list(instrument_names),
+                              cfg.weak_threshold)
         self.n_passes_ = cfg.epochs + 2
         fs = self.result_.first_stage
         assert fs is not None
-        low = fs.f_stat[fs.f_stat < cfg.weak_threshold]
-        if len(low):
+        if fs.weak:
             import warnings
 
-            from reelpick.causal.iv import WeakInstrumentWarning
-            warnings.warn(f"weak instruments: first-stage F = "
-                          f"{', '.join(f'{k}: {v:.2f}' for k, v in low.items())} < "
-                          f"{cfg.weak_threshold:g}", WeakInstrumentWarning,
-                          stacklevel=stacklevel + 1)
+            warnings.warn(f"{fs.warning_message()}; the Wald intervals are unreliable"
+                          + ("; use the Anderson-Rubin set (result_.ar_ci)" if kd == 1 else ""),
+                          WeakInstrumentWarning, stacklevel=stacklevel + 1)
         return self
 
     # -------------------------------------------------------------- fit
@@ -607,8 +606,10 @@ def check_batch(b: IVBatch, n_ids: int) -> None:
 
 
 def _solve(srr: np.ndarray, m4: np.ndarray, cl: np.ndarray | None, n: int, kd: int, q: int,
-           p: int, cov_type: str, d_names: list[str], z_names: list[str]) -> IVResult:
-    """2SLS, sandwich covariance and first stage from the streamed residual moments."""
+           p: int, cov_type: str, d_names: list[str], z_names: list[str],
+           weak_threshold: float = 10.0) -> IVResult:
+    """2SLS, sandwich covariance, first stage and (one endogenous regressor) the
+    Anderson-Rubin test from the streamed residual moments."""
     iy, idd, iz = 0, slice(1, 1 + kd), slice(1 + kd, 1 + kd + q)
     szz, szd, szy = srr[iz, iz], srr[iz, idd], srr[iz, iy]
     szz_inv = np.linalg.inv(szz)
@@ -643,7 +644,7 @@ def _solve(srr: np.ndarray, m4: np.ndarray, cl: np.ndarray | None, n: int, kd: i
     cov = scale() * ainv @ pi.T @ meat(c) @ pi @ ainv
     cov = (cov + cov.T) / 2
     # first stage per endogenous regressor: d_j ~ z (residualised), same covariance type
-    f, wald, wp, fh, fp, pr2 = ([] for _ in range(6))
+    f, wald, wp, fh, fp, pr2, feff = ([] for _ in range(7))
     for j in range(kd):
         cj = np.zeros(m)
         cj[1 + j] = 1.0
@@ -659,15 +660,18 @@ def _solve(srr: np.ndarray, m4: np.ndarray, cl: np.ndarray | None, n: int, kd: i
         fh.append(h)
         fp.append(float(stats.f.sf(h, q, n - q - p - 1)))
         pr2.append(1 - ssr / float(srr[1 + j, 1 + j]))
+        feff.append(effective_f(pi[:, j], v, szz))
     idx = pd.Index(d_names)
     ser = lambda v: pd.Series(v, index=idx, dtype=float)  # noqa: E731
     fs = FirstStage(f_stat=ser(f), wald=ser(wald), wald_pvalue=ser(wp),
                     f_stat_homoskedastic=ser(fh), f_pvalue=ser(fp), partial_rsquared=ser(pr2),
-                    params=pd.DataFrame(pi.T, index=idx, columns=z_names), n_instruments=q)
+                    params=pd.DataFrame(pi.T, index=idx, columns=z_names), n_instruments=q,
+                    f_stat_effective=ser(feff), weak_threshold=weak_threshold)
+    ar = from_moments(srr, m4, cl, n, 0, q, p + 1, cov_type) if kd == 1 else None
     se = np.sqrt(np.maximum(np.diag(cov), 0))
     n_cl = None if cl is None else int((np.abs(cl).sum(axis=(1, 2)) > 0).sum())
     return IVResult(params=pd.Series(beta, index=d_names, name="params"),
                     std_errors=pd.Series(se, index=d_names, name="std_errors"),
                     cov=pd.DataFrame(cov, index=d_names, columns=d_names), cov_type=cov_type,
                     nobs=n, df_model=k, n_clusters=n_cl, first_stage=fs, method="SGD-IV",
-                    endog_names=tuple(d_names))
+                    endog_names=tuple(d_names), anderson_rubin=ar)
