@@ -63,16 +63,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from reelpick.errors import NotFittedError
+
 CovType = Literal["homoskedastic", "HC0", "HC1", "CR0", "CR1"]
 COV_TYPES: tuple[str, ...] = ("homoskedastic", "HC0", "HC1", "CR0", "CR1")
 
 
 class WeakInstrumentWarning(UserWarning):
     """The first-stage F statistic of some endogenous regressor is below the threshold (10)."""
-
-
-class NotFittedError(RuntimeError):
-    """An estimator was used before ``fit``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -438,7 +436,7 @@ class TwoStageLeastSquares:
 
     def _fitted(self) -> IVResult:
         if not hasattr(self, "result_"):
-            raise NotFittedError("TwoStageLeastSquares: call fit() first")
+            raise NotFittedError("TwoStageLeastSquares is not fitted: call fit() first")
         return self.result_
 
     @property

@@ -71,7 +71,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats
 
-from reelpick.causal.iv import FirstStage, IVResult, NotFittedError
+from reelpick.causal.iv import FirstStage, IVResult
+from reelpick.errors import check_fitted
 
 
 @dataclass(frozen=True, eq=False)
@@ -586,8 +587,7 @@ class SGDIV:
         return self
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        if not hasattr(self, "result_"):
-            raise NotFittedError("SGDIV: call fit() first")
+        check_fitted(self, "result_")
         return self.result_.conf_int(level)
 
 
