@@ -220,6 +220,7 @@ def _design(y: Any, endog: Any, instruments: Any, controls: Any, clusters: Any,
     _check_rows(d, n, "endog")
     z, z_names = _as_2d(instruments, "instruments", "z")
     _check_rows(z, n, "instruments")
+    w_names: list[str]
     if controls is None:
         w, w_names = np.empty((n, 0)), []
     else:

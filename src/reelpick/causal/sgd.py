@@ -200,7 +200,7 @@ class ParquetBatches:
             raise ValueError(f"{self.path}: missing column(s) {missing}; found {sorted(names)}")
         if not endog or not instruments:
             raise ValueError("endog and instruments: name at least one column each")
-        self.columns = dict(y=y, endog=list(endog), instruments=list(instruments),
+        self.columns: dict[str, Any] = dict(y=y, endog=list(endog), instruments=list(instruments),
                             dense=list(dense), categorical=list(categorical), clusters=clusters)
         self.hash_buckets, self.cluster_buckets = int(hash_buckets), int(cluster_buckets)
         self.batch_size = int(batch_size)

@@ -132,8 +132,8 @@ def _check_recommendations(who: str, model: Recommender, members: np.ndarray,
             shown = idx >= 0
             if shown.any() and not (shown[: shown.sum()].all()):
                 raise _fail(who, f"{what}: empty slots before filled ones for {m!r}")
-            ids = model.title_vocab_.ids(idx[shown]) if shown.any() else []
-            if list(recs.title_ids[i][shown]) != list(ids):
+            ids = list(model.title_vocab_.ids(idx[shown])) if shown.any() else []
+            if list(recs.title_ids[i][shown]) != ids:
                 raise _fail(who, f"{what}: title_ids do not match title_idx for {m!r}")
             if np.any(np.diff(sc[shown]) > 1e-6):
                 raise _fail(who, f"{what}: scores not sorted best first for {m!r}")
