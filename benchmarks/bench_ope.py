@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.ope._world_sim
 from _common import header, pin_threads, write_section  # noqa: E402
 
 pin_threads(1)
@@ -243,10 +242,10 @@ def _z2(row: dict, truth: float) -> float:
 def accuracy(sizes: list[int], seeds: int, truth_visits: int, epsilon: float,
              seeds_largest: int | None = None) -> dict:
     """>= 20 targets from epsilon-greedy logs of the stationary small world, against exact
-    per-impression play rates (tests/ope/_world_sim.py states the estimand)."""
+    per-impression play rates (benchmarks/_world_sim.py states the estimand)."""
     from scipy.stats import spearmanr
-    from tests.ope import _world_sim as ws
 
+    import _world_sim as ws
     from reelpick.ope import ClippedIPS
 
     world = ws.stationary_world("small", seed=3)

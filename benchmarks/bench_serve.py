@@ -444,10 +444,9 @@ def integrity(path: Path) -> str:
 
 
 def run_fuzz(env: dict[str, str], work: Path, n: int) -> dict[str, Any]:
-    """Schemathesis (``tests/serve/_fuzz.py``) against a uvicorn process serving the large
+    """Schemathesis (:mod:`reelpick.testing.fuzz`) against a uvicorn process serving the large
     model: about ``n`` generated requests, valid and invalid, every answer checked."""
-    sys.path.insert(0, str(ROOT))
-    from tests.serve._fuzz import fuzz
+    from reelpick.testing.fuzz import fuzz
 
     with Server("reelpick.serve.app:app_from_env",
                 {**env, "REELPICK_DATA_DIR": str(work / "data-fuzz"),
@@ -568,7 +567,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         f = res["fuzz"]
         st = ", ".join(f"{k}: {v:,}" for k, v in f["statuses"].items())
         lines.append(
-            f"\nFuzzing (schemathesis {_schemathesis_version()}, `tests/serve/_fuzz.py`, "
+            f"\nFuzzing (schemathesis {_schemathesis_version()}, `reelpick.testing.fuzz`, "
             f"positive and negative generation over every operation of the served OpenAPI "
             f"document, half the write/admin requests with the valid key): **{f['requests']:,} "
             f"requests, {f['server_errors']} server errors**, {f['problems']} answers off the "

@@ -3,10 +3,10 @@ vs to PostgreSQL, and Ray Serve with 1 vs 2 replicas logging to PostgreSQL.
 
 Run: ``.venv/bin/python benchmarks/bench_serve_ray.py [--seconds 8] [--out FILE]`` (needs
 ``wrk``, the PostgreSQL server binaries and the ``ray`` extra). A throwaway PostgreSQL server
-(``tests/serve/_pg.py``) and a local Ray instance are started and stopped by the script; all
-traffic is on 127.0.0.1 and every load run is bounded in time. Results go to a temp file (JSON +
-a Markdown table), not to BENCHMARKS.md: the machine is shared, so req/s swings with other jobs
-(the load average before each run is recorded).
+(:mod:`reelpick.testing.postgres`) and a local Ray instance are started and stopped by the
+script; all traffic is on 127.0.0.1 and every load run is bounded in time. Results go to a temp
+file (JSON + a Markdown table), not to BENCHMARKS.md: the machine is shared, so req/s swings with
+other jobs (the load average before each run is recorded).
 
 Workloads (closed loop, wrk with 1 thread): ``homepage`` = ``GET /v1/homepage`` of known members
 (a 10 x 20 page, logged durably before the answer); ``events`` = ``POST /v1/events`` with one
@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
 from _common import pin_threads  # noqa: E402
 
 pin_threads(1)
@@ -122,7 +121,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("needs wrk on PATH (apt-get install wrk)")
-    from tests.serve._pg import PostgresServer, unavailable
+    from reelpick.testing.postgres import PostgresServer, unavailable
 
     why = unavailable()
     if why:

@@ -15,10 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "reelpick"
 
 #: Layer of every top-level package: a module may import its own layer or lower ones only.
 LAYERS = {
-    "data": 0, "metrics": 0,
+    "data": 0, "metrics": 0, "errors": 0,
     "decision": 1,
     "models": 2, "ope": 2, "causal": 2,
-    "policies": 3, "artwork": 3, "evaluation": 3,
+    "policies": 3, "artwork": 3, "evaluation": 3, "testing": 3,
     "ranking": 4,
     "page": 5,
     "serve": 6,

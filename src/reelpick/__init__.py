@@ -1,6 +1,6 @@
 """reelpick: personalise a streaming home page, and prove what it does.
 
-Layers (lower never import higher): ``data`` -> ``world`` -> ``metrics``/``models`` ->
+Layers (lower never import higher): ``errors`` -> ``data`` -> ``world`` -> ``metrics``/``models`` ->
 ``policies``/``ope``/``causal``/``artwork`` -> ``serve``/``report`` -> ``cli``.
 """
 

@@ -191,7 +191,7 @@ def tune(
     if not folds:
         raise ValueError("tune needs at least one validation split")
     k = _metric_k(metric)
-    trials = []
+    trials: list[dict[str, Any]] = []
     candidates = _grid(name)
     has_seed = "random_state" in make_model(name).get_params()
     task = (progress.add_task(f"tune {name}", total=len(candidates) * len(folds))

@@ -25,6 +25,7 @@ def tiny(tmp_path_factory):
 
 def test_results_are_json_and_complete(tiny):
     res, _ = tiny
+    cfg = LoopConfig.quick(**TINY)
     again = json.loads(json.dumps(res))
     assert again["arms"] == ["greedy", "explore", "uplift", "production"]
     assert len(res["daily"]) == 4 * TINY["days"]
@@ -32,7 +33,13 @@ def test_results_are_json_and_complete(tiny):
     for row in res["daily"]:
         assert 0 < row["coverage_shown"] <= 1 and 0 <= row["coverage_played"] <= 1
         assert 0 < row["incremental"] < row["plays"]
-        assert row["explore_share"] == (0.0 if row["arm"] == "greedy" else row["explore_share"])
+        # the uniform bucket: none for greedy, epsilon for the exploring arms; production
+        # serves its pool share uniformly too while it has no candidate pool (day 0)
+        share = {"greedy": 0.0, "explore": cfg.epsilon, "uplift": cfg.epsilon,
+                 "production": cfg.epsilon + (cfg.pool_epsilon if row["day"] == 0 else 0.0)
+                 }[row["arm"]]
+        se = np.sqrt(share * (1 - share) / row["visits"])
+        assert abs(row["explore_share"] - share) <= 4 * se, (row["arm"], row["day"], share)
 
 
 def test_shipped_policy_is_the_ab_winner(tiny):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reelpick.errors import NotFittedError
 from reelpick.ope import (
     DR,
     IPS,
@@ -70,7 +71,7 @@ def test_estimated_pscore_gives_near_unbiased_ips(logged):
 
 
 def test_multinomial_logit_requires_fit():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         MultinomialLogit(3).predict_proba(np.zeros((2, 1)))
     with pytest.raises(ValueError, match="n_classes must be >= 2"):
         MultinomialLogit(1)

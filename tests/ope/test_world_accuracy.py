@@ -1,5 +1,6 @@
 """Off-policy estimates on the simulated world against its exact truth (a fast version of the
-accuracy section of ``benchmarks/bench_ope.py``; the estimand is stated in ``_world_sim``)."""
+accuracy section of ``benchmarks/bench_ope.py``, sharing its helpers: the estimand is stated in
+``benchmarks/_world_sim.py``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from benchmarks import _world_sim as ws
 from reelpick.ope import DM, DR, IPS, SNIPS, ExtremeWeightWarning
-from tests.ope import _world_sim as ws
 
 # Simulates, computes exact marginals and truth: about 5 s of CPU, so part of the default run.
 

@@ -29,8 +29,11 @@ def test_report_holds_every_section_and_number(results, report):
     assert text.startswith("<!doctype html>") and "http" not in text.split("<body>")[1][:2000]
     n_plots = 3 + len(results["releases"])
     assert text.count('<img class="plot"') == n_plots
+    # one tick per release, on its shipped candidate, and the summary names what shipped
+    assert text.count("✔") == len(results["releases"])
     for rel in results["releases"]:
-        assert f"ship {rel['shipped']}" not in text or True
+        assert f"<td>{rel['shipped']} ✔</td>" in text
+        assert f"<b>{rel['shipped']}</b> shipped." in text
         for c in rel["candidates"]:
             assert c["name"] in text
             assert f"{c['online']['plays']['value']:.3f}" in text

@@ -20,7 +20,7 @@ import uvicorn
 
 from reelpick.serve import Settings, create_app
 from reelpick.serve.model_dir import TrainConfig, publish
-from tests.serve._pg import pg_server, pg_url  # noqa: F401 - fixtures
+from reelpick.testing.postgres import PostgresServer, unavailable
 
 with warnings.catch_warnings():  # starlette warns that its TestClient will move to httpx2
     warnings.simplefilter("ignore")
@@ -28,6 +28,29 @@ with warnings.catch_warnings():  # starlette warns that its TestClient will move
 
 API_KEY = "test-key-123"
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (skips with the reason when none can
+    be started here)."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"PostgreSQL tests skipped: {why}")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database of the session's server (dropped afterwards)."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
 
 
 @pytest.fixture(scope="session")

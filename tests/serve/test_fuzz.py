@@ -1,5 +1,6 @@
 """Schemathesis against the OpenAPI document of a real uvicorn on 127.0.0.1: generated valid and
-invalid requests, never a 5xx, every 4xx a JSON body naming the field (see ``_fuzz.py``)."""
+invalid requests, never a 5xx, every 4xx a JSON body naming the field (see
+:mod:`reelpick.testing.fuzz`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 pytest.importorskip("schemathesis", reason="dev dependency: pip install -e '.[dev]'")
 
 from reelpick.serve import create_app  # noqa: E402
-from tests.serve._fuzz import fuzz  # noqa: E402
+from reelpick.testing.fuzz import fuzz  # noqa: E402
 from tests.serve.conftest import API_KEY, LiveServer  # noqa: E402
 
 RELOAD = "POST /v1/admin/reload"

@@ -19,7 +19,7 @@ import pytest
 
 from reelpick.serve import Settings
 from reelpick.serve.pgstore import pg_integrity_check
-from tests.serve._pg import PostgresServer, unavailable
+from reelpick.testing.postgres import PostgresServer, unavailable
 from tests.serve.conftest import API_KEY, ServerProcess
 from tests.serve.test_durability import run_kills
 

@@ -104,6 +104,8 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
 
     name = "artwork-bandit"
     version = "v1"
+    catalog: ArtworkCatalog
+    config: ArtworkBanditConfig
 
     def __init__(self, catalog: ArtworkCatalog, n_members: int, *,
                  features: FeatureConfig | None = None, l2: float = 1.0,

@@ -52,7 +52,10 @@ class ArtworkChoice(NamedTuple):
 class ArtworkSelector(Protocol):
     """Chooses an image for each title of a page, with exact probabilities."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Written to the logs (read-only: frozen selectors qualify)."""
+        ...
 
     def select(self, visits: VisitBatch, titles: np.ndarray, rng: np.random.Generator
                ) -> ArtworkChoice:

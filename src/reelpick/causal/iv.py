@@ -73,6 +73,7 @@ import pandas as pd
 from scipy import stats
 
 from reelpick.causal.weakiv import AndersonRubin, ConfidenceSet, effective_f, from_residuals
+from reelpick.errors import NotFittedError
 
 CovType = Literal["homoskedastic", "HC0", "HC1", "CR0", "CR1"]
 COV_TYPES: tuple[str, ...] = ("homoskedastic", "HC0", "HC1", "CR0", "CR1")
@@ -81,10 +82,6 @@ COV_TYPES: tuple[str, ...] = ("homoskedastic", "HC0", "HC1", "CR0", "CR1")
 class WeakInstrumentWarning(UserWarning):
     """The first-stage F statistic (or the effective F) of some endogenous regressor is below
     the threshold (10): Wald intervals are unreliable; use the Anderson-Rubin set."""
-
-
-class NotFittedError(RuntimeError):
-    """An estimator was used before ``fit``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,6 +284,7 @@ def _design(y: Any, endog: Any, instruments: Any, controls: Any, clusters: Any,
     _check_rows(d, n, "endog")
     z, z_names = _as_2d(instruments, "instruments", "z")
     _check_rows(z, n, "instruments")
+    w_names: list[str]
     if controls is None:
         w, w_names = np.empty((n, 0)), []
     else:
@@ -521,7 +519,7 @@ class TwoStageLeastSquares:
 
     def _fitted(self) -> IVResult:
         if not hasattr(self, "result_"):
-            raise NotFittedError("TwoStageLeastSquares: call fit() first")
+            raise NotFittedError("TwoStageLeastSquares is not fitted: call fit() first")
         return self.result_
 
     @property

@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from reelpick.causal.instruments import Logs, exploration_impressions, organic_plays
-from reelpick.causal.iv import NotFittedError
 from reelpick.data.schema import DEVICES
+from reelpick.errors import check_fitted
 
 DAY = 86_400
 #: Context columns :meth:`TLearnerUplift.context_scores` needs (impressions have them all).
@@ -292,8 +292,7 @@ class TLearnerUplift:
 
     # ------------------------------------------------------------------ predict
     def _check(self) -> None:
-        if not hasattr(self, "mu0_"):
-            raise NotFittedError("TLearnerUplift: call fit() first")
+        check_fitted(self, "mu0_")
 
     def context_scores(self, ctx: pd.DataFrame, *, score: str = "uplift") -> np.ndarray:
         """``(n, n_titles)`` scores (columns ``titles_``) for context rows ``ctx`` (columns

@@ -71,8 +71,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats
 
-from reelpick.causal.iv import FirstStage, IVResult, NotFittedError, WeakInstrumentWarning
+from reelpick.causal.iv import FirstStage, IVResult, WeakInstrumentWarning
 from reelpick.causal.weakiv import effective_f, from_moments
+from reelpick.errors import check_fitted
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +201,7 @@ class ParquetBatches:
             raise ValueError(f"{self.path}: missing column(s) {missing}; found {sorted(names)}")
         if not endog or not instruments:
             raise ValueError("endog and instruments: name at least one column each")
-        self.columns = dict(y=y, endog=list(endog), instruments=list(instruments),
+        self.columns: dict[str, Any] = dict(y=y, endog=list(endog), instruments=list(instruments),
                             dense=list(dense), categorical=list(categorical), clusters=clusters)
         self.hash_buckets, self.cluster_buckets = int(hash_buckets), int(cluster_buckets)
         self.batch_size = int(batch_size)
@@ -585,8 +586,7 @@ class SGDIV:
         return self
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        if not hasattr(self, "result_"):
-            raise NotFittedError("SGDIV: call fit() first")
+        check_fitted(self, "result_")
         return self.result_.conf_int(level)
 
 

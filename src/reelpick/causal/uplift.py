@@ -46,9 +46,9 @@ import numpy as np
 import pandas as pd
 
 from reelpick.causal.instruments import Logs, exploration_impressions, organic_plays
-from reelpick.causal.iv import NotFittedError
 from reelpick.data.schema import DEVICES
 from reelpick.decision import Marginals, PageBatch, VisitBatch
+from reelpick.errors import check_fitted
 
 #: World overrides (``WorldConfig.preset("small", **MISMATCH_WORLD)``) under which ranking by
 #: uplift wins online while ranking by p(play | shown) wins on naive offline metrics: organic
@@ -176,8 +176,7 @@ class SegmentUpliftModel:
         return self
 
     def _check(self) -> None:
-        if not hasattr(self, "uplift_"):
-            raise NotFittedError("SegmentUpliftModel: call fit() first")
+        check_fitted(self, "uplift_")
 
     def scores(self, member_ids: np.ndarray, device: np.ndarray, *,
                score: str = "uplift") -> np.ndarray:
@@ -242,8 +241,7 @@ class UpliftPolicy:
 
     def _pages(self, visits: VisitBatch) -> np.ndarray:
         m = self.model
-        if not hasattr(m, "slot_order_"):
-            raise NotFittedError(f"{type(m).__name__}: call fit() first")
+        check_fitted(m, "slot_order_")
         col = pd.Index(m.titles_).get_indexer(self.title_ids)
         ctx = pd.DataFrame({"member_id": self.member_ids[visits.member],
                             "device": np.asarray(DEVICES)[visits.device],

@@ -102,7 +102,8 @@ def _ray_train_fn(num_workers: int, address: str | None,
         for k in ("_title_features", "_member_features", "user_items_"):
             light.__dict__.pop(k, None)
         own = storage_path is None
-        store = Path(tempfile.mkdtemp(prefix="rp-train-")) if own else Path(storage_path)
+        store = Path(tempfile.mkdtemp(prefix="rp-train-") if storage_path is None
+                     else storage_path)
         try:
             with ray_session(address) as ray:
                 cpus = ray.cluster_resources().get("CPU", 0)

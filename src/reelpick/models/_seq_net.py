@@ -37,6 +37,7 @@ torch.Size([1, 4, 8])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -55,6 +56,10 @@ class SeqNet(nn.Module):
     encoder : ``"transformer"`` or ``"gru"``.
     n_side : width of dense title side features added to the title embedding (0: none).
     """
+
+    # buffers (registered in __init__; typed here, nn.Module's __getattr__ is not)
+    side: torch.Tensor
+    drift_table: torch.Tensor
 
     def __init__(
         self,
@@ -129,7 +134,7 @@ class SeqNet(nn.Module):
         x = self.in_drop(self.in_norm(x))
         if self.encoder_kind == "transformer":
             h = x
-            for block in self.blocks:  # type: ignore[union-attr]
+            for block in cast(nn.ModuleList, self.blocks):
                 h = block(h)
         else:
             h, _ = self.blocks(x)
@@ -159,12 +164,13 @@ class SeqNet(nn.Module):
         """Scores ``(N, n_titles)`` for queries ``q`` ``(N, hidden)`` (or ``(N, K)`` for a subset
         of title indices ``titles`` ``(K,)``, shared by every query)."""
         w = self.title_vectors()[1:]
-        b = self.title_bias
+        b: torch.Tensor = self.title_bias
         if titles is not None:
             w, b = w[titles], b[titles]
         s = q @ w.T + b
-        if bucket is not None and self.drift is not None:
-            s = s + self.drift_bias(bucket, titles)
+        drift = None if bucket is None else self.drift_bias(bucket, titles)
+        if drift is not None:
+            s = s + drift
         return s
 
 

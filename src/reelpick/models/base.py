@@ -27,12 +27,9 @@ import scipy.sparse as sp
 
 from reelpick.data.schema import INTERACTIONS
 from reelpick.data.vocab import Vocabulary
+from reelpick.errors import NotFittedError
 
 FORMAT_VERSION = 1
-
-
-class NotFittedError(RuntimeError):
-    """A model was used before :meth:`Recommender.fit`."""
 
 
 class UnknownMemberError(KeyError):

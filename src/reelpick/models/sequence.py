@@ -282,6 +282,8 @@ class SequenceRecommender(Recommender):
     name = "seq"
     Config = SequenceConfig
     config: SequenceConfig
+    history_: np.ndarray
+    best_epoch_: int
 
     # ------------------------------------------------------------------ fit
     def fit(self, interactions: pd.DataFrame, *, titles: Sequence[str] | None = None,
@@ -555,8 +557,8 @@ class SequenceRecommender(Recommender):
         w = net.title_vectors()[1:]
         pos = (q * w[target]).sum(-1) + net.title_bias[target]
         negs = q @ w[neg].T + net.title_bias[neg]
-        if net.drift is not None:
-            db = net.drift_bias(bucket, cand)
+        db = net.drift_bias(bucket, cand)
+        if db is not None:
             pos = pos + db[torch.arange(len(target)), torch.arange(len(target))]
             negs = negs + db[:, len(target):]
         correction = torch.log(torch.tensor(float(c.n_negatives))) + log_q[neg]
@@ -648,8 +650,8 @@ class SequenceRecommender(Recommender):
             if np.isfinite(ndcg):
                 _log.info("epoch %d loss %.4f val NDCG@10 %.4f (%.0f s)", epoch,
                           np.mean(losses), ndcg, time.perf_counter() - t0)
-            self.history_ = np.vstack([self.history_, [[epoch, np.mean(losses), ndcg]]]
-                                      ).astype(np.float32)
+            row = np.array([[epoch, np.mean(losses), ndcg]], dtype=np.float32)
+            self.history_ = np.vstack([self.history_, row]).astype(np.float32)
             if bad >= c.patience or out_of_time:
                 break
         if best_state is not None:

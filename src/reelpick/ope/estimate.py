@@ -181,6 +181,10 @@ class Moments:
         return hit[1]
 
 
+#: Poisson bootstrap weights shared by the accumulators of one batch: by row range
+#: ``(start, stop)`` (independent rounds) or by ``("clusters", id(runs))`` (clustered rounds)
+BootCache = dict[tuple[Any, int], Any]
+
 #: below this ratio of the shifted to the raw second moment, a block's cross-products are
 #: recomputed on shifted columns (cancellation would cost more than ~4 of 16 digits)
 _CANCELLATION = 1e-4
@@ -216,7 +220,7 @@ class StatAccumulator:
             self.boot_s = np.zeros((self.B, n_stats))
 
     def update(self, stats: np.ndarray | Sequence[np.ndarray], weights: np.ndarray | None,
-               boot_cache: dict[tuple[int, int], np.ndarray] | None = None, *,
+               boot_cache: BootCache | None = None, *,
                weight_moments: tuple[float, float, float] | None = None,
                moments: Moments | None = None, clusters: Any = None) -> None:
         """Add one batch: ``stats`` ``(k, m)`` (or ``m`` columns ``(k,)``; a ``(k,)`` array when
@@ -249,7 +253,7 @@ class StatAccumulator:
         """Rounds are independent here (see :class:`ClusterStatAccumulator`)."""
 
     def _bootstrap(self, cols: list[np.ndarray], k: int,
-                   boot_cache: dict[tuple[int, int], np.ndarray] | None, clusters: Any,
+                   boot_cache: BootCache | None, clusters: Any,
                    mo: Moments) -> None:
         key = (self.n, self.n + k)
         if boot_cache is not None and key in boot_cache:
@@ -437,7 +441,9 @@ class ClusterStatAccumulator(StatAccumulator):
     def _finalise(self, counts: np.ndarray, sums: np.ndarray) -> None:
         if counts.shape[0] == 0:
             return
-        t = sums - counts[:, None] * self.shift[None, :]
+        shift = self.shift
+        assert shift is not None  # set by _moments before any cluster closes
+        t = sums - counts[:, None] * shift[None, :]
         self.G += counts.shape[0]
         self.c0 += float(counts @ counts)
         self.c1 += counts @ t
@@ -465,14 +471,14 @@ class ClusterStatAccumulator(StatAccumulator):
         return v * (G / (G - 1)) / self.n
 
     def _bootstrap(self, cols: list[np.ndarray], k: int,
-                   boot_cache: dict[tuple[int, int], np.ndarray] | None, clusters: Any,
+                   boot_cache: BootCache | None, clusters: Any,
                    mo: Moments) -> None:
         key = ("clusters", id(clusters))
-        hit = None if boot_cache is None else boot_cache.get(key)  # type: ignore[call-overload]
+        hit = None if boot_cache is None else boot_cache.get(key)
         if hit is None:
             hit = (clusters, cluster_poisson_weights(self.seed, clusters.ids, self.B))
             if boot_cache is not None:
-                boot_cache[key] = hit  # type: ignore[index]
+                boot_cache[key] = hit
         pw = hit[1]
         sums = np.column_stack([mo.run_sums(c, clusters.starts) for c in cols])
         self.boot_n += pw @ clusters.counts.astype(np.float64)
@@ -589,8 +595,8 @@ class DiagnosticsAccumulator:
             self.w_max = max(self.w_max, w_max)
         if not self.all_seen:  # once every pair has been shown, nothing is left to count
             n_act, n_pos = self.count.shape
-            position = inp.position if n_pos > 1 else None
-            flat = action if n_pos == 1 else action * n_pos + np.minimum(position, n_pos - 1)
+            flat = (action if n_pos == 1
+                    else action * n_pos + np.minimum(inp.position, n_pos - 1))
             self.count += np.bincount(flat, minlength=n_act * n_pos).reshape(n_act, n_pos)
             self.all_seen = bool(self.count.all())
             if not self.all_seen:  # some pair never shown so far: its target mass is needed

@@ -257,9 +257,10 @@ def check_shape(feedback: LoggedFeedback, arr: np.ndarray, *, name: str = "actio
     if arr.ndim == 3:
         if feedback.position is None and arr.shape[2] != 1:
             raise ValueError(f"a 3-D {name} needs feedback.position")
-        if arr.shape[2] < (feedback.n_positions or 1):
+        n_positions = feedback.n_positions or 1
+        if arr.shape[2] < n_positions:
             raise ValueError(f"{name} has {arr.shape[2]} positions but feedback.position "
-                             f"reaches {feedback.n_positions - 1}")
+                             f"reaches {n_positions - 1}")
 
 
 def scan_action_dist(feedback: LoggedFeedback, action_dist: Any, *, name: str = "action_dist",

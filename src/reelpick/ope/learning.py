@@ -46,6 +46,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import minimize
 
+from reelpick.errors import check_fitted
 from reelpick.ope.feedback import LoggedFeedback
 
 __all__ = ["LinearSoftmaxPolicy"]
@@ -142,8 +143,7 @@ class LinearSoftmaxPolicy:
 
     def scores(self, context: np.ndarray | None, n_rounds: int | None = None) -> np.ndarray:
         """Logits ``(n_rounds, n_actions)``."""
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("LinearSoftmaxPolicy is not fitted; call fit() first")
+        check_fitted(self, "coef_")
         n = n_rounds if context is None else len(context)
         if n is None:
             raise ValueError("give context or n_rounds")

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
+from reelpick.errors import check_fitted
 from reelpick.ope.feedback import LoggedFeedback
 
 __all__ = ["MultinomialLogit", "estimate_pscore", "kfold_indices"]
@@ -117,8 +118,7 @@ class MultinomialLogit:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("MultinomialLogit is not fitted; call fit() first")
+        check_fitted(self, "coef_")
         Z = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
         return np.exp(log_softmax(Z @ self.coef_ + self.intercept_, axis=1))
 

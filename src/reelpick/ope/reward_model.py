@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from reelpick.errors import check_fitted
 from reelpick.ope.feedback import LoggedFeedback
 from reelpick.ope.propensity import kfold_indices
 
@@ -126,8 +127,7 @@ class LinearRewardModel:
 
     def predict(self, context: np.ndarray | None, n_rounds: int) -> np.ndarray:
         """``reward_hat`` ``(n_rounds, n_actions, n_positions)`` for the given contexts."""
-        if not hasattr(self, "params_"):
-            raise RuntimeError("LinearRewardModel is not fitted; call fit() first")
+        check_fitted(self, "params_")
         d = self.dim_
         X = np.zeros((n_rounds, 0)) if context is None else np.asarray(context, float)
         Z = (X - self.mean_) / self.scale_

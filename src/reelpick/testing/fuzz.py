@@ -1,8 +1,9 @@
 """A schemathesis fuzzer for the service: generated requests from its OpenAPI document, sent to
 a running server (ASGI in process or uvicorn on 127.0.0.1), every answer checked.
 
-Used by ``tests/serve/test_fuzz.py`` (a few hundred cases in the default suite, >= 10k in the
-slow test) and by ``benchmarks/bench_serve.py --fuzz N``. Checks per answer:
+Needs the ``dev`` extra (schemathesis, hypothesis). Used by ``tests/serve/test_fuzz.py`` (a few
+hundred cases in the default suite, >= 10k in the slow test) and by
+``benchmarks/bench_serve.py --fuzz N``. Checks per answer:
 
 * never a 5xx (except 503 from ``/healthz`` when the log is degraded: it never is here);
 * every 4xx has a JSON body ``{"detail": [{"field", "loc", "msg", "type"}, ...]}`` and, for 422,

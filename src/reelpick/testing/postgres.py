@@ -1,4 +1,6 @@
-"""A throwaway PostgreSQL server owned by the tests (and by ``benchmarks/bench_serve_ray.py``).
+"""A throwaway PostgreSQL server for tests of the PostgreSQL event log
+(:mod:`reelpick.serve.pgstore`): the service tests' fixtures and
+``benchmarks/bench_serve_ray.py`` start one.
 
 ``initdb`` into a fresh folder under ``/tmp``, ``pg_ctl start`` listening on a free 127.0.0.1
 port only, with its unix socket in the same folder, trust authentication for one superuser
@@ -22,10 +24,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+__all__ = ["PostgresServer", "pg_bin", "unavailable", "wait_ready"]
 
 RUN_AS = "postgres"
 SUPERUSER = "reelpick"
@@ -203,30 +204,3 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-# ---------------------------------------------------------------------- pytest fixtures
-# (imported by tests/serve/conftest.py)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL server for the session (skips with the reason when none can
-    be started here)."""
-    why = unavailable()
-    if why:
-        pytest.skip(f"PostgreSQL tests skipped: {why}")
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-def pg_url(pg_server: PostgresServer) -> Iterator[str]:
-    """A fresh, empty database of the session's server (dropped afterwards)."""
-    url = pg_server.create_database()
-    yield url
-    pg_server.drop_database(url)

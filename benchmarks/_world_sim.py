@@ -1,4 +1,5 @@
-"""Off-policy evaluation on the simulated world against exact true values (tests, benchmark).
+"""Off-policy evaluation on the simulated world against exact true values (``bench_ope.py``,
+and its fast version ``tests/ope/test_world_accuracy.py``).
 
 The OPE round is one impression (visit ``v``, slot ``s``): action = the title shown, position =
 the slot, reward = its play (0/1), ``pscore`` = the logging policy's exact per-slot propensity.
