@@ -295,7 +295,7 @@ class ThompsonArtwork(_LinearArtworkBandit):
                 self._memo.pop(next(iter(self._memo)))
         probs = np.zeros((n, S, int(self.catalog.max_variants)))
         if rows:
-            probs[shown] = np.stack(rows)[inv]
+            probs[shown] = np.stack([r for r in rows if r is not None])[inv]
         return probs
 
 
