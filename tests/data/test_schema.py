@@ -124,3 +124,16 @@ def test_join_outcomes_defaults_and_unknown_ids():
     bad = pd.DataFrame({"decision_id": ["d1", "zz"], "play": [1, 1]})
     with pytest.raises(SchemaError, match=r"outcomes.csv, line 3, column 'decision_id'.*'zz'"):
         join_outcomes(imp, bad, source="outcomes.csv")
+
+
+def test_artwork_propensity_is_a_declared_column():
+    df = pd.DataFrame({"decision_id": ["a", "b"], "timestamp": [1, 1], "member_id": ["m", "m"],
+                       "row": ["r", "r"], "row_index": [0, 0], "position": [0, 1],
+                       "title_id": ["t", "u"], "policy": ["p", "p"], "propensity": [0.5, 0.5],
+                       "artwork_propensity": [0.25, np.nan]})
+    out = IMPRESSIONS.validate(df)
+    assert out["artwork_propensity"].dtype == np.float64
+    with pytest.raises(SchemaError, match=r"line 3, column 'artwork_propensity'"):
+        IMPRESSIONS.validate(df.assign(artwork_propensity=[0.25, 1.5]))
+    with pytest.raises(SchemaError, match=r"line 2, column 'artwork_propensity'"):
+        IMPRESSIONS.validate(df.assign(artwork_propensity=[0.0, 0.5]))

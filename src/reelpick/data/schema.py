@@ -299,6 +299,8 @@ IMPRESSIONS = TableSchema(
         Column("propensity", "float", min=0.0, max=1.0, min_exclusive=True),
         Column("page_id", "id", required=False),
         Column("artwork_id", "str", required=False, nullable=True),
+        Column("artwork_propensity", "float", required=False, min=0.0, max=1.0,
+               min_exclusive=True, nullable=True),
         Column("model_version", "str", required=False, nullable=True),
         *_CONTEXT,
     ),
