@@ -22,6 +22,7 @@ WITH_ARGUMENTS = {
     "LinUCBPolicy": lambda T: P.LinUCBPolicy(n_titles=T),
     "ThompsonSamplingPolicy": lambda T: P.ThompsonSamplingPolicy(n_titles=T),
     "ExploringPolicy": lambda T: P.ExploringPolicy(P.GreedyPolicy(), 0.2),
+    "CachedPagePolicy": lambda T: P.CachedPagePolicy(P.GreedyPolicy()),
     "PoolExploringPolicy": lambda T: P.PoolExploringPolicy(
         P.GreedyPolicy(), 0.1, 0.2, pool=(P.PopularPolicy(), P.GreedyPolicy(name="greedy-2"))),
     "GreedyWinnerPolicy": lambda T: P.GreedyWinnerPolicy(
