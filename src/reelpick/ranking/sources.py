@@ -32,12 +32,13 @@ Example
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
-from reelpick.models import Recommender, available_models, make_model
+from reelpick.errors import NotFittedError
+from reelpick.models import ItemKNN, Recommender, available_models, make_model
 from reelpick.ranking.history import DAY, History, Requests, daypart
 
 
@@ -59,8 +60,8 @@ class _Fitted:
 
     def _check(self) -> History:
         if not hasattr(self, "history_"):
-            raise RuntimeError(f"{type(self).__name__} ({self.name}) is not fitted: call "
-                               "fit(history) first")
+            raise NotFittedError(f"{type(self).__name__} ({self.name}) is not fitted: call "
+                                 "fit(history) first")
         return self.history_
 
 
@@ -174,7 +175,7 @@ class BecauseYouWatchedSource(_Fitted):
     def fit(self, history: History) -> BecauseYouWatchedSource:
         self.history_ = history
         T = history.catalogue.n_titles
-        knn = make_model("itemknn", neighbors=self.neighbors)
+        knn = cast(ItemKNN, make_model("itemknn", neighbors=self.neighbors))
         if len(history.interactions):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
