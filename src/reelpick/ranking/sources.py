@@ -32,7 +32,7 @@ Example
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -217,8 +217,8 @@ class BecauseYouWatchedSource(_Fitted):
 #: which learns in the 2-3 epochs those callers give it (the model's defaults, a GRU over windows
 #: of 50 in batches of 128 with early stopping, need tens of epochs), and every title in the
 #: softmax, since members of the simulated world replay titles. Callers add ``max_epochs``.
-DAILY_SEQ_PARAMS: dict[str, object] = {"encoder": "transformer", "n_heads": 1, "max_len": 200,
-                                       "dropout": 0.4, "batch_size": 32, "exclude_seen": False}
+DAILY_SEQ_PARAMS: dict[str, Any] = {"encoder": "transformer", "n_heads": 1, "max_len": 200,
+                                    "dropout": 0.4, "batch_size": 32, "exclude_seen": False}
 
 
 def default_sources(*, use_seq: bool = True, als_factors: int = 32,
