@@ -63,9 +63,7 @@ USABLE_BEFORE_FIT = {
     "reelpick.loop.policies": {"PlayCountScorer"},
 }
 
-#: ``reelpick.ranking`` still raises its own errors (``ranker.NotFittedError(RuntimeError)``,
-#: ``RuntimeError`` in the sources): that package is being edited on main, so it moves to the
-#: shared error when that lands. Strict xfail: these start failing the day they are fixed.
+#: ``reelpick.ranking``: the ranker and the candidate sources (which share one base check).
 RANKING = {
     "Ranker.predict": ("reelpick.ranking.ranker", "Ranker",
                        lambda m: m.predict(np.zeros((1, 1)))),
@@ -108,8 +106,6 @@ def test_learned_attributes_are_absent_before_fit():
 
 
 @pytest.mark.parametrize("case", sorted(RANKING))
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="reelpick.ranking keeps its own not-fitted errors for now")
 def test_ranking_raises_not_fitted_before_fit(case):
     module, name, call = RANKING[case]
     with pytest.raises(NotFittedError):

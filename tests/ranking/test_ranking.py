@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reelpick.errors import NotFittedError
 from reelpick.policies import EpsilonGreedyPolicy, UniformPolicy
 from reelpick.ranking import (
     BecauseYouWatchedSource,
@@ -87,7 +88,7 @@ def test_source_contract(setup, i) -> None:
     s = src.score(req)
     assert s.shape == (7, setup.cat.n_titles) and s.dtype == np.float32
     assert not np.isinf(s).any()
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         type(src)().score(req) if i >= 2 else ModelSource("popular").score(req)
 
 
@@ -203,7 +204,7 @@ INVALID = [
      "both classes"),
     (lambda s: Ranker().fit(np.zeros((4, 1)), np.array([0, 1, 0, 1]), feature_names=["a"],
                             categorical=["b"]), ValueError, "categorical"),
-    (lambda s: Ranker().predict(np.zeros((1, 1))), RuntimeError, "not fitted"),
+    (lambda s: Ranker().predict(np.zeros((1, 1))), NotFittedError, "not fitted"),
     (lambda s: Ranker.load("/nonexistent/ranker"), ValueError, "not a saved ranker"),
     (lambda s: s.ranker.feature_importance("cover"), ValueError, "kind"),
     (lambda s: PageConfig(n_rows=0), ValueError, "n_rows"),

@@ -40,7 +40,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -172,7 +172,8 @@ class SegmentUpliftModel:
         self.n_treated_, self.n_control_ = n1, n0
         rate = exp.groupby(["row_index", "position"])["play"].mean().sort_values(
             ascending=False, kind="stable")
-        self.slot_order_ = [tuple(int(v) for v in ix) for ix in rate.index]
+        self.slot_order_ = cast(list[tuple[int, int]],  # (row_index, position) pairs
+                                [tuple(int(v) for v in ix) for ix in rate.index])
         return self
 
     def _check(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
@@ -26,6 +26,7 @@ from rich.table import Table
 
 from reelpick.causal import COV_TYPES, WeakInstrumentWarning, ols, two_stage_least_squares
 from reelpick.causal.instruments import Logs, visit_design
+from reelpick.causal.iv import CovType
 from reelpick.causal.uplift import SegmentUpliftModel, offline_hit_rate
 from reelpick.cli._common import (
     BACKEND_HELP,
@@ -76,6 +77,7 @@ def iv(
     2SLS instrumented by the experiment cell (clusters = members)."""
     if cov_type not in COV_TYPES:
         fail(f"--cov-type: use one of {list(COV_TYPES)}, got {cov_type!r}")
+    ct = cast(CovType, cov_type)  # checked above
     data = _read(logs)
     try:
         des = visit_design(data, treat=treat, instrument=instrument, window=window)
@@ -83,8 +85,8 @@ def iv(
         cl = des.clusters if cov_type.startswith("CR") else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", WeakInstrumentWarning)
-            res = two_stage_least_squares(y, d, z, w, cov_type=cov_type, clusters=cl)
-        naive = ols(y, d, w, cov_type=cov_type, clusters=cl)
+            res = two_stage_least_squares(y, d, z, w, cov_type=ct, clusters=cl)
+        naive = ols(y, d, w, cov_type=ct, clusters=cl)
     except ValueError as exc:
         fail(str(exc))
     weak = [str(c.message) for c in caught if issubclass(c.category, WeakInstrumentWarning)]
@@ -217,7 +219,7 @@ def sgd_iv(
         roles = design_roles(data) or {}
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    cols = dict(
+    cols: dict[str, Any] = dict(
         y=y or roles.get("y"),
         endog=_columns(endog, roles.get("endog", []), "--endog"),
         instruments=_columns(instruments, roles.get("instruments", []), "--instruments"),

@@ -196,10 +196,13 @@ class Policy(Protocol):
     """A page policy. ``choose`` must be vectorised over visits and must report, for every slot,
     the exact probability that it shows this title there (``propensity``).
 
-    ``name`` is written to the ``policy`` column of the impressions log.
+    ``name`` is written to the ``policy`` column of the impressions log (read-only here, so a
+    frozen dataclass is a policy too).
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        ...
 
     def choose(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
         """Pages for ``visits``, drawing any randomness from ``rng``."""

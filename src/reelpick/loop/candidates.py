@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ import pandas as pd
 from reelpick.causal import SegmentUpliftModel, UpliftPolicy
 from reelpick.causal.instruments import Logs
 from reelpick.data.schema import join_outcomes
+from reelpick.decision import Policy
 from reelpick.models import available_models
 from reelpick.policies import GreedyPolicy, PopularityScorer
 from reelpick.ranking import (
@@ -55,7 +58,7 @@ class Candidate:
     rankers the composer (``None`` otherwise)."""
 
     name: str
-    policy: object
+    policy: Policy
     seconds: float
     composer: PageComposer | None = None
     info: dict = field(default_factory=dict)
@@ -88,16 +91,17 @@ class RankerFactory:
         self.members = world.members()["member_id"].tolist()
         self.names = titles["name"].tolist()
         self.inter = log.interactions()
-        self._snap: dict[int, dict[str, object]] = {}
+        self._snap: dict[int, dict[str, Any]] = {}
 
-    def _sources(self, as_of: int) -> dict[str, object]:
+    def _sources(self, as_of: int) -> dict[str, Any]:
         if as_of not in self._snap:
             h = History.build(self.inter, self.catalogue, members=self.members, as_of=as_of)
-            srcs: dict[str, object] = {"history": h}
-            makers = [lambda: ModelSource("als", factors=32, iterations=10, num_threads=1),
-                      lambda: ModelSource("itemknn", neighbors=100), TrendingSource,
-                      lambda: TrendingSource(by_context=False), ContinueWatchingSource,
-                      BecauseYouWatchedSource]
+            srcs: dict[str, Any] = {"history": h}
+            makers: list[Callable[[], Any]] = [
+                lambda: ModelSource("als", factors=32, iterations=10, num_threads=1),
+                lambda: ModelSource("itemknn", neighbors=100), TrendingSource,
+                lambda: TrendingSource(by_context=False), ContinueWatchingSource,
+                BecauseYouWatchedSource]
             if self.use_seq:
                 makers.append(lambda: ModelSource("seq", **DAILY_SEQ_PARAMS, max_epochs=2))
             for make in makers:
@@ -111,7 +115,7 @@ class RankerFactory:
             self._snap[as_of] = srcs
         return self._snap[as_of]
 
-    def _variant(self, snap: dict[str, object], context: bool, seq: bool) -> list:
+    def _variant(self, snap: dict[str, Any], context: bool, seq: bool) -> list:
         names = ["als", "itemknn", "trending" if context else "trending-country", "continue",
                  "because"] + (["seq"] if seq else [])
         out = []

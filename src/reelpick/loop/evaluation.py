@@ -14,9 +14,11 @@ with plays sampled by the world (:func:`ab_test`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from reelpick.decision import Policy
 from reelpick.loop.simulator import simulate_visits
 from reelpick.world import MemberState, SimulationLog, VisitBatch, World
 
@@ -46,7 +48,7 @@ def mean_ci(x: np.ndarray) -> dict[str, float]:
     return {"value": m, "lo": m - Z95 * se, "hi": m + Z95 * se, "se": se, "n": int(x.size)}
 
 
-def ab_test(world: World, arms: Sequence[tuple[str, object]], batches: Sequence[VisitBatch],
+def ab_test(world: World, arms: Sequence[tuple[str, Policy]], batches: Sequence[VisitBatch],
             visits: dict[str, np.ndarray], state: MemberState, seed: int,
             on_arm: Callable[[str], None] | None = None) -> dict[str, object]:
     """Split ``visits`` at random between ``arms`` (name, policy) and sample each arm's plays
@@ -56,7 +58,7 @@ def ab_test(world: World, arms: Sequence[tuple[str, object]], batches: Sequence[
     rng = np.random.default_rng([seed, 31])
     n = len(visits["member"])
     assign = rng.permutation(n) % len(arms)
-    res = []
+    res: list[dict[str, Any]] = []
     for a, (name, pol) in enumerate(arms):
         idx = np.flatnonzero(assign == a)
         sub = {k: v[idx] for k, v in visits.items()}

@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -401,12 +401,13 @@ def run_loop(config: LoopConfig, progress: Progress | None = None, *,
         timings["serve"] = timings.get("serve", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         # the cheap arms learn every day from their own logs
-        greedy_scorer.fit(arms["greedy"].log, genre, wc.n_members)
-        explore_scorer.fit(arms["explore"].log, genre, wc.n_members)
+        # (every arm has served a day: its log is set)
+        greedy_scorer.fit(cast(SimulationLog, arms["greedy"].log), genre, wc.n_members)
+        explore_scorer.fit(cast(SimulationLog, arms["explore"].log), genre, wc.n_members)
         up = arms["uplift"]
         if up.explored.any():
             model = SegmentUpliftModel(by_device=True).fit(
-                explore_logs(up.log, up.explored, world.titles()))
+                explore_logs(cast(SimulationLog, up.log), up.explored, world.titles()))
             up.policy = ExploringPolicy(UpliftPolicy.for_world(model, world), cfg.epsilon)
         timings["learn_arms"] = timings.get("learn_arms", 0.0) + time.perf_counter() - t0
         if day in cfg.releases:

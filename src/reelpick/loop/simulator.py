@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
 from reelpick.decision import Policy
-from reelpick.world import MemberState, SimulationLog, VisitBatch, World
+from reelpick.world import MemberState, SimulationLog, VisitBatch, World, WorldVisits
 from reelpick.world.log import ImpressionLog, VisitLog
 
 DAY = 86_400
@@ -155,10 +156,11 @@ def concat_logs(logs: Sequence[SimulationLog]) -> SimulationLog:
         offset += lg.n_visits
     first = logs[0]
     vfields = VisitLog.__dataclass_fields__
+    columns: dict[str, Any] = {f: _cat([d[f] for d in shown]) for f in shown[0]}
     return SimulationLog(
         policy=first.policy, model_version=first.model_version,
         visits=VisitLog(**{f: np.concatenate([getattr(v, f) for v in visits]) for f in vfields}),
-        shown=ImpressionLog(**{f: _cat([d[f] for d in shown]) for f in shown[0]}),
+        shown=ImpressionLog(**columns),
         organic_visit=np.concatenate(ov), organic_title=np.concatenate(ot),
         organic_watch=np.concatenate(ow), row_labels=tuple(labels), countries=first.countries,
         artwork_rank=first.artwork_rank, sources=tuple(sources))
@@ -198,11 +200,12 @@ def page_truth(world: World, policy: Policy, batches: Sequence[VisitBatch], stat
         titles = page.titles
         shown = titles >= 0
         art = page.artworks if artwork == "page" else None
-        kw = dict(row=page.row_index, position=page.position, state=state)
+        kw: dict[str, Any] = dict(row=page.row_index, position=page.position, state=state)
         up = np.where(shown, world.uplift(vb, titles, art, **kw), 0.0)
         p0 = np.where(shown, world.organic_probability(vb, np.where(shown, titles, 0), state),
                       0.0)
-        search = np.where(np.asarray(vb.mood) > 0, cfg.mood_search_rate, cfg.search_rate)
+        mood = cast(WorldVisits, vb).mood  # the world's batches carry the hidden mood
+        search = np.where(np.asarray(mood) > 0, cfg.mood_search_rate, cfg.search_rate)
         inc = up.sum(axis=1)
         out["plays"].append(search + inc)
         out["page"].append((p0 + up).sum(axis=1))

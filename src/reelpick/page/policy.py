@@ -60,7 +60,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -236,8 +236,8 @@ class PagePolicy:
         ts = int(np.max(timestamp))
         return self.catalogue.available & (self.catalogue.release_ts[None, :] <= ts)
 
-    def visits(self, member_ids: Sequence[object], *, timestamp: np.ndarray, device: np.ndarray,
-               country: np.ndarray, hour: np.ndarray, day_of_week: np.ndarray,
+    def visits(self, member_ids: Sequence[object] | np.ndarray, *, timestamp: np.ndarray,
+               device: np.ndarray, country: np.ndarray, hour: np.ndarray, day_of_week: np.ndarray,
                cell: np.ndarray | None = None) -> VisitBatch:
         """A :class:`~reelpick.decision.VisitBatch` for requests given by external member IDs
         and context indices (``device`` into ``DEVICES``, ``country`` into the catalogue's
@@ -415,7 +415,7 @@ def _make_sources(config: PagePolicyConfig, history: History,
     """The candidate sources on ``history``; recommenders in ``fitted`` are attached as they
     are (loaded from disk), the others fitted."""
     fitted = fitted or {}
-    makers = [
+    makers: list[Callable[[], Any]] = [
         lambda: ModelSource("als", factors=config.als_factors,
                             iterations=config.als_iterations, num_threads=1,
                             random_state=config.seed),
@@ -578,7 +578,7 @@ def _fit_bandit(pages: LoggedPages, artworks: pd.DataFrame, titles: pd.DataFrame
     return bandit.fit(rows) if len(rows) else bandit
 
 
-def _bandit_state(bandit: Any) -> dict[str, np.ndarray]:
+def _bandit_state(bandit: Any) -> dict[str, Any]:
     h = bandit.history_
     out = {f"h_{k}": getattr(h, k) for k in _BANDIT_ARRAYS}
     out.update(A=bandit.A_, b=bandit.b_, n_obs=np.array(bandit.n_obs_),

@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -104,7 +104,8 @@ def grid_page(titles: np.ndarray, visits: VisitBatch, propensity: np.ndarray, la
     base = PageBatch.grid(titles, n_rows=visits.n_rows, n_positions=visits.n_positions,
                           propensity=np.where(titles >= 0, propensity, 1.0),
                           row_labels=tuple(f"{label} {r + 1}" for r in range(visits.n_rows)))
-    return replace(base, **extra)
+    changes: dict[str, Any] = extra  # annotation arrays, not PageBatch fields
+    return replace(base, **changes)
 
 
 def action_dist(policy: ExactPolicy, visits: VisitBatch) -> np.ndarray:

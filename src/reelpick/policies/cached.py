@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from typing import cast
 
 import numpy as np
 
@@ -84,7 +85,8 @@ class CachedPagePolicy:
                 self._pages.popitem(last=False)
         self.misses += int(miss.size)
         self.hits += n - int(miss.size)
-        titles = np.stack([f[0] for f in found]) if n else np.zeros((0, S), np.int64)
-        has_labels = n > 0 and all(f[1] is not None for f in found)
-        extra = {"slot_label": np.stack([f[1] for f in found])} if has_labels else {}
+        pages = cast(list[tuple[np.ndarray, np.ndarray]], found)  # every visit filled above
+        titles = np.stack([f[0] for f in pages]) if n else np.zeros((0, S), np.int64)
+        has_labels = n > 0 and all(f[1] is not None for f in pages)
+        extra = {"slot_label": np.stack([f[1] for f in pages])} if has_labels else {}
         return grid_page(titles, visits, np.ones(titles.shape), "Row", **extra)

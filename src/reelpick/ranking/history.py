@@ -149,6 +149,28 @@ class History:
     """Plays before ``as_of`` and the summaries the sources and features need (module
     docstring). Build with :meth:`build`."""
 
+    # set by build (annotations only: no class attributes, so hasattr(self, "_seen") holds)
+    catalogue: Catalogue
+    as_of: int
+    half_life_days: float
+    members: Vocabulary
+    m: np.ndarray
+    t: np.ndarray
+    ts: np.ndarray
+    frac: np.ndarray
+    interactions: pd.DataFrame
+    indptr: np.ndarray
+    R_decayed: np.ndarray
+    R_all: np.ndarray
+    n_plays: np.ndarray
+    last_ts: np.ndarray
+    genre_last_ts: np.ndarray
+    title_plays: np.ndarray
+    title_plays_week: np.ndarray
+    trending: np.ndarray
+    trending_country: np.ndarray
+    _seen: tuple[np.ndarray, np.ndarray, np.ndarray]
+
     def __init__(self) -> None:  # use History.build
         pass
 

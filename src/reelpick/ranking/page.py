@@ -194,7 +194,7 @@ class PageComposer:
                 elif kind == "top":
                     idx = np.flatnonzero(ok)
                     rows.append((kind, "Top picks", idx[np.argsort(-pi[idx], kind="stable")]))
-                elif kind == "because" and anchors is not None:
+                elif kind == "because" and anchors is not None and by_anchor is not None:
                     for a, sa in zip(anchors[i], by_anchor[i]):
                         if a < 0:
                             continue

@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from reelpick.errors import NotFittedError
+
 FORMAT_VERSION = 1
-
-
-class NotFittedError(RuntimeError):
-    """The ranker was used before :meth:`Ranker.fit`."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,8 @@ class Ranker:
         names, cats = list(feature_names), list(categorical)
         train = lgb.Dataset(X, y, feature_name=names, categorical_feature=cats or "auto",
                             free_raw_data=True)
-        sets, callbacks = [], []
+        sets: list[lgb.Dataset] = []
+        callbacks: list[Callable[..., Any]] = []
         if X_valid is not None and y_valid is not None:
             sets = [lgb.Dataset(np.asarray(X_valid, dtype=np.float32), y_valid, reference=train)]
             if c.early_stopping_rounds:
@@ -128,7 +128,7 @@ class Ranker:
             raise ValueError(f"X: expected shape (m, {len(self.feature_names_)}), got {X.shape}")
         if X.shape[0] == 0:
             return np.zeros(0)
-        return b.predict(X, num_iteration=b.best_iteration or None, num_threads=1)
+        return np.asarray(b.predict(X, num_iteration=b.best_iteration or None, num_threads=1))
 
     def feature_importance(self, kind: str = "gain") -> pd.Series:
         """Total ``gain`` (or ``split`` count) per feature, largest first."""
@@ -141,8 +141,8 @@ class Ranker:
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions to the logit, ``(m, F + 1)`` (last column: the bias)."""
         b = self._check()
-        return b.predict(np.asarray(X, dtype=np.float32), pred_contrib=True,
-                         num_iteration=b.best_iteration or None)
+        return np.asarray(b.predict(np.asarray(X, dtype=np.float32), pred_contrib=True,
+                                    num_iteration=b.best_iteration or None))
 
     def why(self, x: np.ndarray, top: int = 5) -> pd.DataFrame:
         """For one recommendation (a feature row), the ``top`` signals that pushed it up most:

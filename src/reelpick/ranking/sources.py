@@ -32,12 +32,13 @@ Example
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
-from reelpick.models import Recommender, available_models, make_model
+from reelpick.errors import NotFittedError
+from reelpick.models import ItemKNN, Recommender, available_models, make_model
 from reelpick.ranking.history import DAY, History, Requests, daypart
 
 
@@ -59,8 +60,8 @@ class _Fitted:
 
     def _check(self) -> History:
         if not hasattr(self, "history_"):
-            raise RuntimeError(f"{type(self).__name__} ({self.name}) is not fitted: call "
-                               "fit(history) first")
+            raise NotFittedError(f"{type(self).__name__} ({self.name}) is not fitted: call "
+                                 "fit(history) first")
         return self.history_
 
 
@@ -174,7 +175,7 @@ class BecauseYouWatchedSource(_Fitted):
     def fit(self, history: History) -> BecauseYouWatchedSource:
         self.history_ = history
         T = history.catalogue.n_titles
-        knn = make_model("itemknn", neighbors=self.neighbors)
+        knn = cast(ItemKNN, make_model("itemknn", neighbors=self.neighbors))
         if len(history.interactions):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -216,8 +217,8 @@ class BecauseYouWatchedSource(_Fitted):
 #: which learns in the 2-3 epochs those callers give it (the model's defaults, a GRU over windows
 #: of 50 in batches of 128 with early stopping, need tens of epochs), and every title in the
 #: softmax, since members of the simulated world replay titles. Callers add ``max_epochs``.
-DAILY_SEQ_PARAMS: dict[str, object] = {"encoder": "transformer", "n_heads": 1, "max_len": 200,
-                                       "dropout": 0.4, "batch_size": 32, "exclude_seen": False}
+DAILY_SEQ_PARAMS: dict[str, Any] = {"encoder": "transformer", "n_heads": 1, "max_len": 200,
+                                    "dropout": 0.4, "batch_size": 32, "exclude_seen": False}
 
 
 def default_sources(*, use_seq: bool = True, als_factors: int = 32,

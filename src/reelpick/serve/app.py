@@ -106,7 +106,8 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
         limit_threads(1)
         bundle = await anyio.to_thread.run_sync(lambda: prepared(loader(settings)))
         own = store is None
-        log = store or await anyio.to_thread.run_sync(open_event_log, settings)
+        log = store if store is not None else await anyio.to_thread.run_sync(open_event_log,
+                                                                              settings)
         log.on_commit = metrics.on_commit
         metrics.track_queue(log.queue_depth)
         log.start()

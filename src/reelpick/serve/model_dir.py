@@ -113,7 +113,7 @@ def publish(out: str | Path, *, interactions: pd.DataFrame, titles: pd.DataFrame
     als = ALS(factors=config.factors, iterations=config.iterations,
               regularization=config.regularization, alpha=config.alpha,
               random_state=config.seed).fit(inter, titles=titles["title_id"].tolist())
-    counts = _context_counts(inter, titles["title_id"], catalog["countries"])
+    counts: dict[str, Any] = _context_counts(inter, titles["title_id"], catalog["countries"])
 
     out = Path(out)
     staging = out / "versions" / f".staging-{os.getpid()}-{time.time_ns()}"

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from reelpick.serve.store import (
     EventRecord,
@@ -221,7 +221,8 @@ class PostgresEventStore(GroupCommitWriter):
         # A request cancelled before its job is taken (client gone; Ray Serve cancels on
         # disconnect) is skipped: nothing was answered. A taken job's future is RUNNING and
         # can no longer be cancelled, so completing it in _commit cannot fail.
-        return [j for j in batch if j.future.set_running_or_notify_cancel()]
+        # (every job here carries a concurrent future: this store takes no asyncio waiters)
+        return [j for j in batch if cast(Future[Any], j.future).set_running_or_notify_cancel()]
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -294,13 +295,13 @@ class PostgresEventStore(GroupCommitWriter):
             rows: list[tuple[Any, ...]] = []
             now = time.time()
             valid = []
-            for i, events, parsed in parsed_jobs:
-                bad = next((k for k, p in enumerate(parsed) if p[1] >= slots.get(p[0], 0)), None)
+            for i, events, pairs in parsed_jobs:
+                bad = next((k for k, p in enumerate(pairs) if p[1] >= slots.get(p[0], 0)), None)
                 if bad is not None:
                     results[i] = UnknownDecisionError(bad, events[bad].decision_id)
                     continue
                 valid.append((i, events))
-                for e, p in zip(events, parsed):
+                for e, p in zip(events, pairs):
                     if e.event_id not in owner:
                         owner[e.event_id] = i
                         rows.append((e.event_id, e.decision_id, p[0], p[1], e.kind,

@@ -54,8 +54,8 @@ class PageContext:
 class Page:
     """A composed page (see the module docstring for the slot arrays)."""
 
-    title_ids: Sequence[str]
-    artwork_ids: Sequence[str]
+    title_ids: Sequence[str] | np.ndarray
+    artwork_ids: Sequence[str] | np.ndarray
     row_index: np.ndarray
     position: np.ndarray
     propensity: np.ndarray

@@ -63,7 +63,8 @@ def build_app(settings: Settings, *, replicas: int = 2, num_cpus: float = 1.0,
             if state is not None and not state.store.alive:
                 raise RuntimeError("the event log writer of this replica stopped")
 
-    deployment = serve.deployment(
+    # Any: ray's overloads read these keywords as the decorator form
+    deployment: Any = serve.deployment(
         HomepageReplica, name=DEPLOYMENT_NAME, num_replicas=replicas,
         ray_actor_options={"num_cpus": num_cpus}, max_ongoing_requests=max_ongoing_requests,
         health_check_period_s=5.0)

@@ -34,10 +34,10 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
 
     # page composition (default provider)
-    n_rows: int = Field(10, ge=1, le=50)
-    n_positions: int = Field(20, ge=1, le=100)
-    epsilon: float = Field(0.1, ge=0.0, le=1.0)
-    context_weight: float = Field(0.5, ge=0.0, le=10.0)
+    n_rows: int = Field(default=10, ge=1, le=50)
+    n_positions: int = Field(default=20, ge=1, le=100)
+    epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
+    context_weight: float = Field(default=0.5, ge=0.0, le=10.0)
     artwork: Literal["random", "first"] = "random"
     #: Folder of artwork images named ``<artwork_id>.{png,jpg,webp,svg}``; otherwise SVGs are drawn.
     artwork_dir: Path | None = None
@@ -47,13 +47,13 @@ class Settings(BaseSettings):
     demo_preset: str = "small"
 
     # limits
-    max_body_bytes: int = Field(1_048_576, ge=1_024, le=64 * 1_048_576)
-    max_batch_events: int = Field(1_000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
+    max_batch_events: int = Field(default=1_000, ge=1, le=100_000)
 
     # event log
     group_commit: bool = True
-    commit_max_jobs: int = Field(1_024, ge=1, le=100_000)
-    commit_delay_ms: float = Field(0.0, ge=0.0, le=100.0)
+    commit_max_jobs: int = Field(default=1_024, ge=1, le=100_000)
+    commit_delay_ms: float = Field(default=0.0, ge=0.0, le=100.0)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: ``postgresql://user[:password]@host[:port]/db``: log to PostgreSQL instead of the SQLite
     #: file (``reelpick.serve.pgstore``; shared by every worker and replica). ``None``: SQLite.

@@ -243,7 +243,7 @@ class Dynamics:
         mu = sigmoid(cfg.watch_bias + cfg.watch_affinity * aff)
         return p0, up, mu
 
-    def examination(self, row: np.ndarray, position: np.ndarray) -> np.ndarray:
+    def examination(self, row: int | np.ndarray, position: int | np.ndarray) -> np.ndarray:
         """``e = row_decay ** row * position_decay ** position``."""
         return self.cfg.row_decay ** np.asarray(row) * self.cfg.position_decay ** np.asarray(
             position)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -167,7 +167,7 @@ class ImpressionBuffer:
             if values is None:  # not recorded for this batch (source_code): -1
                 if name not in self.arrays:
                     continue
-                values = np.int8(-1)
+                values = np.asarray(np.int8(-1))
             values = np.asarray(values)
             dst = self._target(name, values)[lo: lo + k]
             if full:  # assign in place through a (n, S) view: no temporary
@@ -301,7 +301,7 @@ class SimulationLog:
             "experiment_cell": pa.array(v.cell[visit].astype(np.int64)),
         }
         if self._has_page_source:
-            code = np.asarray(s.source_code[lo:hi])
+            code = np.asarray(cast(np.ndarray, s.source_code)[lo:hi])  # set: page source
             cols["page_source"] = self._coded("source", np.maximum(code, 0), mask=code < 0)
         return pa.table(cols)
 

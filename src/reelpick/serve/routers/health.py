@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from reelpick.serve.deps import StateDep
 from reelpick.serve.metrics import CONTENT_TYPE_LATEST
-from reelpick.serve.schemas import HealthOut
+from reelpick.serve.schemas import HealthOut, LogHealth
 
 router = APIRouter(tags=["ops"])
 
@@ -18,8 +18,8 @@ async def healthz(state: StateDep) -> JSONResponse:
     store = state.store
     ok = store.alive and store.integrity == "ok"
     body = HealthOut(status="ok" if ok else "degraded", model_version=state.bundle.version,
-                     log={"alive": store.alive, "integrity": store.integrity,
-                          "queue_depth": store.queue_depth()})
+                     log=LogHealth(alive=store.alive, integrity=store.integrity,
+                                   queue_depth=store.queue_depth()))
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

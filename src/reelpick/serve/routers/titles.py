@@ -13,7 +13,7 @@ from reelpick.artwork.render import PALETTES, render_artwork
 from reelpick.data.schema import THEMES
 from reelpick.serve.deps import BundleDep, SettingsDep
 from reelpick.serve.errors import ApiError
-from reelpick.serve.schemas import ErrorOut, TitleOut
+from reelpick.serve.schemas import ArtworkOut, ErrorOut, TitleOut
 
 router = APIRouter(prefix="/v1", tags=["titles"])
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
@@ -32,8 +32,8 @@ async def get_title(title_id: IdPath, bundle: BundleDep) -> TitleOut:
     return TitleOut(
         title_id=t["title_id"], name=t["name"], genres=t["genres"], kind=t["kind"],
         year=t["year"], duration_seconds=t["duration_seconds"], countries=t["countries"],
-        artworks=[{"artwork_id": a["artwork_id"], "theme": a["theme"],
-                   "url": f"/v1/artwork/{a['artwork_id']}"} for a in t["artworks"]])
+        artworks=[ArtworkOut(artwork_id=a["artwork_id"], theme=a["theme"],
+                             url=f"/v1/artwork/{a['artwork_id']}") for a in t["artworks"]])
 
 
 @router.get("/artwork/{artwork_id}", response_class=Response,
