@@ -139,7 +139,7 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
         self._memo, self._memo_max = {}, int(max_entries)
 
     def _solve(self) -> None:
-        if getattr(self, "_memo", None):
+        if self._memo:  # a new posterior: forget the remembered distributions
             self._memo = {}
         self.A_inv_ = np.linalg.inv(self.A_)
         self.A_inv_ = 0.5 * (self.A_inv_ + self.A_inv_.T)

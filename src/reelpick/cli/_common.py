@@ -13,6 +13,14 @@ console = Console(width=None if Console().is_terminal else 160)
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
+def find_table(folder: Path, name: str) -> Path | None:
+    """``folder/name.parquet`` or ``folder/name.csv``, whichever exists first (else None)."""
+    for ext in (".parquet", ".csv"):
+        if (folder / f"{name}{ext}").exists():
+            return folder / f"{name}{ext}"
+    return None
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error and exit non-zero (no traceback)."""
     typer.echo(f"error: {message}", err=True)

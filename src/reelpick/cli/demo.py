@@ -132,18 +132,19 @@ def ship_from_logs(out: Path, *, seed: int, n_rows: int, n_positions: int) -> Pa
     promotion rule (``reelpick promote``) into ``OUT/model``. The first version has nothing
     served before it: when the rule refuses, the default candidate is published and the
     manifest says so (``promotion.bootstrap``). Returns the model directory."""
-    from reelpick.cli.page import evaluate, read_page_logs, report_table, train_candidates
+    from reelpick.cli.page import evaluate, read_page_logs, report_table, train_candidates, window
     from reelpick.page.evaluate import promotion_decision
     from reelpick.serve.model_dir import publish_policy
 
     logs, model_dir = out / "logs", out / "model"
     day = 86_400
-    last = int(read_page_logs(logs)["impressions"]["timestamp"].max()) // day * day
+    tables = read_page_logs(logs)
+    last = int(tables["impressions"]["timestamp"].max()) // day * day
     settings = [f"n_rows={n_rows}", f"n_positions={n_positions}", "epsilon=0.1",
                 "artwork=thompson,first", f"seed={seed}"]
-    records = train_candidates(read_page_logs(logs, until=last), out / "candidates", settings)
+    records = train_candidates(window(tables, until=last), out / "candidates", settings)
     paths = [Path(r["path"]) for r in records]
-    report = evaluate(read_page_logs(logs, paths[0], since=last), paths)
+    report = evaluate(window(tables, since=last), paths)
     console.print(report_table(report))
     decision = promotion_decision(report["candidates"], report["baseline"])
     console.print(decision.reason)

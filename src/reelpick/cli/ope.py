@@ -53,6 +53,7 @@ from reelpick.cli._common import (
     check_backend_option,
     console,
     fail,
+    find_table,
     parse_list,
 )
 from reelpick.data.loaders import load_table
@@ -78,16 +79,9 @@ class SpecError(ValueError):
     """A bad --logs / --target / --estimators value."""
 
 
-def _find_table(folder: Path, name: str) -> Path | None:
-    for ext in (".parquet", ".csv"):
-        if (folder / f"{name}{ext}").exists():
-            return folder / f"{name}{ext}"
-    return None
-
-
 def load_reelpick_logs(folder: Path) -> LoggedFeedback:
     """Impressions + outcomes (reelpick's schema) as :class:`LoggedFeedback`."""
-    imp_path, out_path = _find_table(folder, "impressions"), _find_table(folder, "outcomes")
+    imp_path, out_path = find_table(folder, "impressions"), find_table(folder, "outcomes")
     if imp_path is None or out_path is None:
         raise SpecError(f"{folder}: expected impressions and outcomes tables (.parquet/.csv)")
     imp = load_table(imp_path, "impressions")
@@ -172,8 +166,8 @@ def _estimators(names: list[str]) -> list[Estimator]:
 
 def _is_feedback_folder(folder: Path) -> bool:
     """A folder of feedback Parquet files: ``*.parquet`` and no OBD or reelpick tables."""
-    if (folder / f"{folder.name}.csv").exists() or _find_table(folder, "impressions") \
-            or _find_table(folder, "outcomes"):
+    if (folder / f"{folder.name}.csv").exists() or find_table(folder, "impressions") \
+            or find_table(folder, "outcomes"):
         return False
     return any(folder.rglob("*.parquet"))
 
@@ -337,15 +331,14 @@ def ope_candidates(logs: Path, candidates: Path, *, since: int | None = None,
                    json_path: Path | None = None) -> dict[str, Any]:
     """``reelpick ope --candidates``: every saved page policy estimated on the logged pages
     (:func:`reelpick.page.evaluate.evaluate_candidates`), the served value beside them."""
-    from reelpick.cli.page import check_paths, evaluate, read_page_logs, report_table
+    from reelpick.cli.page import check_paths, evaluate, read_page_logs, report_table, window
 
     paths = check_paths(logs, candidates)
     try:
-        tables = read_page_logs(logs, paths[0], since=since)
-        report = evaluate(tables, paths)
+        report = evaluate(window(read_page_logs(logs, paths[0]), since=since), paths)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-        raise
+        raise  # unreachable: fail exits; keeps the type checker's flow
     console.print(report_table(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,20 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from reelpick.cli._common import console, fail
+from reelpick.cli._common import console, fail, find_table
 from reelpick.data.loaders import load_table
 
-__all__ = ["candidate_configs", "find_candidates", "read_page_logs", "train_candidates"]
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    for ext in (".parquet", ".csv"):
-        if (folder / f"{name}{ext}").exists():
-            return folder / f"{name}{ext}"
-    return None
+__all__ = ["candidate_configs", "find_candidates", "read_page_logs", "train_candidates",
+           "window"]
 
 
 def _catalog_folder(path: Path) -> Path:
@@ -55,44 +50,53 @@ def _catalog_folder(path: Path) -> Path:
     return path
 
 
-def read_page_logs(logs: Path, catalog: Path | None = None,
-                   since: int | None = None, until: int | None = None) -> dict[str, Any]:
+def read_page_logs(logs: Path, catalog: Path | None = None) -> dict[str, Any]:
     """The tables a page policy trains and is evaluated on (module docstring): ``impressions``,
-    ``outcomes``, ``titles``, ``artworks`` (or None), ``interactions`` (or None). ``since`` /
-    ``until`` keep the pages served in ``[since, until)`` (Unix seconds)."""
-    imp_path, out_path = _find(logs, "impressions"), _find(logs, "outcomes")
+    ``outcomes``, ``titles``, ``artworks`` (or None), ``interactions`` (or None), read once;
+    :func:`window` keeps a time window of them."""
+    imp_path, out_path = find_table(logs, "impressions"), find_table(logs, "outcomes")
     if imp_path is None:
         raise FileNotFoundError(f"{logs}: no impressions table (.parquet/.csv); expected the "
                                 "output of `reelpick logs export` or `reelpick simulate`")
     cat = _catalog_folder(catalog if catalog is not None else logs)
-    titles_path = _find(cat, "titles")
+    titles_path = find_table(cat, "titles")
     if titles_path is None:
         raise FileNotFoundError(f"{cat}: no titles table; give --catalog (a folder with "
                                 "titles.parquet, a saved policy or a model directory)")
-    impressions = load_table(imp_path, "impressions")
-    outcomes = load_table(out_path, "outcomes") if out_path is not None else None
-    if since is not None or until is not None:
-        ts = impressions["timestamp"].to_numpy()
-        keep = (ts >= (since if since is not None else ts.min())) & (
-            ts < (until if until is not None else ts.max() + 1))
-        impressions = impressions.loc[keep].reset_index(drop=True)
-        if not len(impressions):
-            raise ValueError(f"{imp_path}: no impressions in the window [{since}, {until})")
-        if outcomes is not None:
-            kept = outcomes["decision_id"].isin(impressions["decision_id"])
-            outcomes = outcomes.loc[kept].reset_index(drop=True)
-    art_path = _find(cat, "artworks")
-    inter_path = _find(logs, "interactions")
-    interactions = None
-    if inter_path is not None:
-        interactions = load_table(inter_path, "interactions")
-        if until is not None:
-            interactions = interactions.loc[interactions["timestamp"] < until]
-    return {"impressions": impressions, "outcomes": outcomes,
-            "titles": pd.read_parquet(titles_path) if titles_path.suffix == ".parquet"
-            else pd.read_csv(titles_path),
+    art_path = find_table(cat, "artworks")
+    inter_path = find_table(logs, "interactions")
+    return {"impressions": load_table(imp_path, "impressions"),
+            "outcomes": load_table(out_path, "outcomes") if out_path is not None else None,
+            "titles": load_table(titles_path, "titles"),
             "artworks": pd.read_parquet(art_path) if art_path is not None else None,
-            "interactions": interactions}
+            "interactions": (load_table(inter_path, "interactions")
+                             if inter_path is not None else None)}
+
+
+def window(tables: dict[str, Any], *, since: int | None = None, until: int | None = None
+           ) -> dict[str, Any]:
+    """``tables`` (:func:`read_page_logs`) keeping the pages served in ``[since, until)`` (Unix
+    seconds), their outcomes, and the interactions before ``until``."""
+    if since is None and until is None:
+        return tables
+    imp = tables["impressions"]
+    ts = imp["timestamp"].to_numpy()
+    keep = np.ones(ts.size, dtype=bool)
+    if since is not None:
+        keep &= ts >= since
+    if until is not None:
+        keep &= ts < until
+    if not keep.any():
+        raise ValueError(f"impressions: no impressions in the window [{since}, {until})")
+    out = dict(tables, impressions=imp.loc[keep].reset_index(drop=True))
+    if tables["outcomes"] is not None:
+        o = tables["outcomes"]
+        out["outcomes"] = o.loc[o["decision_id"].isin(out["impressions"]["decision_id"])
+                                ].reset_index(drop=True)
+    if until is not None and tables["interactions"] is not None:
+        inter = tables["interactions"]
+        out["interactions"] = inter.loc[inter["timestamp"] < until]
+    return out
 
 
 def _value(text: str) -> Any:
@@ -207,4 +211,4 @@ def check_paths(logs: Path, candidates: Path) -> list[Path]:
         return find_candidates(candidates)
     except FileNotFoundError as exc:
         fail(str(exc))
-        raise
+        raise  # unreachable: fail exits

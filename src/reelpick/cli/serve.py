@@ -11,6 +11,7 @@ replicas on Ray logging to PostgreSQL: ``reelpick serve --backend ray --replicas
 from __future__ import annotations
 
 import secrets
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -145,6 +146,6 @@ def demo_policy_dir(settings: Any) -> Path:
     policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
                                artworks=world.artworks(), interactions=log.interactions(),
                                config=cfg, name="demo")
-    policy.save(out / "policy")
-    publish_policy(out, out / "policy")
+    with tempfile.TemporaryDirectory(prefix="reelpick-demo-") as tmp:
+        publish_policy(out, policy.save(Path(tmp) / "policy"))  # copied into out/versions/
     return out

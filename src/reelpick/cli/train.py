@@ -84,13 +84,13 @@ def train(
 
 def _train_page(logs: Path, out: Path, settings: list[str], catalog: Path | None,
                 until: int | None, seed: int) -> None:
-    from reelpick.cli.page import read_page_logs, train_candidates
+    from reelpick.cli.page import read_page_logs, train_candidates, window
     from reelpick.data.schema import SchemaError
 
     if not any(s.partition("=")[0].strip() == "seed" for s in settings):
         settings = [*settings, f"seed={seed}"]
     try:
-        tables = read_page_logs(logs, catalog, until=until)
+        tables = window(read_page_logs(logs, catalog), until=until)
         records = train_candidates(tables, out, settings)
     except (FileNotFoundError, ValueError, SchemaError) as exc:
         fail(str(exc))
