@@ -25,7 +25,8 @@ objects are unordered); the documents equal :meth:`PageRenderer._generic` (dicts
 once parsed, as the tests check. Pages whose images were drawn with their own propensities (a
 bandit's) split fragment 4 around the propensity, whose texts come from one ``to_json`` call
 for all the pages. Pages without ``artwork_index`` (or with positions that do not count from 0
-in each row, or with more than a quarter of their slots explored) take a path with twelve
+in each row, or with more than a quarter of their slots off the page's common exploration flag
+and propensity) take a path with twelve
 fragments a slot, looked up by id; pages whose slots are not in row-major order (rows
 contiguous, every row non-empty), a per-slot path. Non-finite numbers become ``null``.
 
@@ -347,11 +348,23 @@ class PageRenderer:
         explored = cat("explored", bool)
         aprop = cat("artwork_propensity", np.float64)
         uniform = np.logical_and.reduceat(self._art_p[ai] == aprop, starts)
-        # each page's common propensity: that of its first slot that did not explore
-        first = np.minimum.reduceat(np.where(explored, N, np.arange(N)), starts)
+        # each page's common flag (whether most of its slots explored: a policy that explores
+        # whole pages) and propensity (that of its first or its last slot with that flag,
+        # whichever more slots share)
+        sizes = np.diff(bounds)
+        page_x = 2 * np.add.reduceat(explored.astype(np.int64), starts) > sizes
+        x_slot = np.repeat(page_x, sizes)
+        off = explored != x_slot
+        at_n = np.arange(N)
+        first = np.minimum.reduceat(np.where(off, N, at_n), starts)
         first = np.where(first == N, starts, first)
-        common = prop[first]
-        odd_at = np.flatnonzero(explored | (prop != np.repeat(common, np.diff(bounds))))
+        last = np.maximum.reduceat(np.where(off, -1, at_n), starts)
+        last = np.where(last < 0, starts, last)
+        odd_first = off | (prop != np.repeat(prop[first], sizes))
+        odd_last = off | (prop != np.repeat(prop[last], sizes))
+        use_last = np.add.reduceat(odd_last, starts) < np.add.reduceat(odd_first, starts)
+        common = np.where(use_last, prop[last], prop[first])
+        odd_at = np.flatnonzero(np.where(np.repeat(use_last, sizes), odd_last, odd_first))
         odd = odd_at.tolist()
         odd_x = explored[odd_at].tolist()
         odd_p = prop[odd_at].tolist()
@@ -374,8 +387,8 @@ class PageRenderer:
             heads_a = self._art_head[ai].tolist()
             aprops = _numbers_bytes(aprop)
         at = 0
-        for b, ((i, layout), ok, c, g) in enumerate(zip(todo, ok_pages, common.tolist(),
-                                                        given)):
+        for b, ((i, layout), ok, c, g, px) in enumerate(zip(todo, ok_pages, common.tolist(),
+                                                            given, page_x.tolist())):
             lo, hi = bounds[b], bounds[b + 1]
             j = bisect_left(odd, hi, at)
             page_id, member, page, context = items[i]
@@ -387,16 +400,18 @@ class PageRenderer:
                     [(s - lo, x, p) for s, x, p in zip(odd[at:j], odd_x[at:j], odd_p[at:j])],
                     page.score_text if g else scores[lo:hi],  # type: ignore[arg-type]
                     tails[lo:hi] if ok else None,
-                    None if ok else (heads_a[lo:hi], aprops[lo:hi]))
+                    None if ok else (heads_a[lo:hi], aprops[lo:hi]), px)
             at = j
 
     def _page_by_index(self, page_id: str, member: str, page: Page, context: Mapping[str, Any],
                        layout: _Layout, common: float, odd: list[tuple[int, bool, float]],
                        scores: Sequence[bytes], tails: list[bytes] | None,
-                       art: tuple[list[bytes], list[bytes]] | None = None) -> bytes:
+                       art: tuple[list[bytes], list[bytes]] | None = None,
+                       explored: bool = False) -> bytes:
         """One page by index: ``tails`` (title, image, uniform artwork propensity, the next
         slot's opening) or, for images drawn with their own propensities, ``art`` = (the
-        tails cut before the artwork propensity, the propensities' JSON numbers)."""
+        tails cut before the artwork propensity, the propensities' JSON numbers); ``common``
+        and ``explored`` the propensity and flag of most slots, ``odd`` the others."""
         S = page.n_slots
         if tails is None:
             assert art is not None
@@ -408,7 +423,7 @@ class PageRenderer:
         heads: list[bytes] = []
         start = 0
         for r, (label, end) in enumerate(zip(labels, ends)):
-            heads += self._row_run(label, r, start, end - start, common)
+            heads += self._row_run(label, r, start, end - start, common, explored)
             start = end
         if odd:
             row_of, firsts = layout.row_of, [0, *ends]
