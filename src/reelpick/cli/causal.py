@@ -10,7 +10,8 @@ Examples::
 SGD-IV over Parquet (streamed, or on Ray with ``--backend ray``)::
 
     reelpick causal design --logs runs/promo --treat kind:series --out runs/design.parquet
-    reelpick causal sgd-iv --data runs/design.parquet --backend ray --num-workers 2
+    reelpick causal sgd-iv --data runs/design.parquet               # epochs until converged
+    reelpick causal sgd-iv --data runs/design.parquet --backend ray --num-workers 2 --epochs 20
 """
 
 from __future__ import annotations
