@@ -134,7 +134,11 @@ NOTE = ("Why SGD-IV with a fixed 3 epochs (its default before the convergence ch
         "shrinks; the AR set, built from the same residuals, moves with it. The default now "
         "runs epochs until no stage loss improves by more than 0.1% over an epoch (draw 4: 16 "
         "epochs, 0.0396 ± 0.0064) and warns (`ConvergenceWarning`) when a fixed epoch count "
-        "stops it earlier.")
+        "stops it earlier. The dense controls alone show it: without member effects, 3 epochs "
+        "gave 0.0632 ± 0.0045 against 0.0386 ± 0.0065 for 2SLS with the same controls (rows in "
+        "time order, so a minibatch holds a day or two and the day-of-week coefficients get "
+        "few useful steps; `tests/causal/test_sgd.py` reproduces this on a synthetic "
+        "time-ordered panel).")
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
