@@ -133,6 +133,8 @@ class PoolExploringPolicy:
     pages were deterministic (where the default indicators of :meth:`slot_propensity` and
     :meth:`page_propensity` are exact)."""
 
+    _MARGINAL_CHUNK = 512   # visits per marginals() call of a stochastic pool policy
+
     def __init__(self, base: Policy, epsilon: float, pool_epsilon: float = 0.0,
                  pool: tuple[Policy, ...] | list[Policy] = (), *, name: str = "") -> None:
         if not 0 <= epsilon < 1 or not 0 <= pool_epsilon < 1 or epsilon + pool_epsilon >= 1:
@@ -197,7 +199,6 @@ class PoolExploringPolicy:
         ok = titles >= 0
         safe = np.where(ok, titles, 0)
         slots = np.arange(titles.shape[1])[None, :]
-        rows = np.arange(len(titles))[:, None]
         for k, pol in enumerate(self.pool):
             if deterministic[:, k].all():
                 continue
@@ -208,9 +209,12 @@ class PoolExploringPolicy:
                                  "title it did not draw is unknown, so the logged propensities "
                                  "could not be exact; give it marginals() or make it "
                                  "deterministic")
-            ts = marginals(visits).title_slot           # (n, T, S)
-            exact = np.where(ok, ts[rows, safe, slots], 0.0)
-            out[:, k] = np.where(deterministic[:, k, None], out[:, k], exact)
+            need = np.flatnonzero(~deterministic[:, k])
+            for lo in range(0, need.size, self._MARGINAL_CHUNK):   # (chunk, T, S) at a time
+                idx = need[lo:lo + self._MARGINAL_CHUNK]
+                ts = marginals(visits.subset(idx)).title_slot
+                r = np.arange(idx.size)[:, None]
+                out[idx, k] = np.where(ok[idx], ts[r, safe[idx], slots], 0.0)
         return out
 
     def slot_propensity(self, titles: np.ndarray, base: np.ndarray, pool: np.ndarray,
