@@ -15,8 +15,8 @@ the slot-match estimates target the composed page alone, ``V(composed)``.
 Reported per estimator over ``--reps`` logging seeds: release-day Spearman against the truth,
 coverage of the 95% intervals, mean bias, mean ESS and interval width, and whether the
 candidates can be told apart (pairs whose true gap exceeds their intervals' mean width). The
-exploration bucket needed for the interval width to fall under the median pairwise true gap is
-``n_bucket * (width / gap)^2``. Writes the ``page-ope`` section of BENCHMARKS.md and
+logged visits needed for the interval width (served marginals) to fall under the median
+pairwise true gap is ``n * (width / gap)^2``. Writes the ``page-ope`` section of BENCHMARKS.md and
 ``benchmarks/results/page_ope.json``.
 
 Run: ``.venv/bin/python benchmarks/bench_page_ope.py [--visits 4000] [--reps 3]``
@@ -68,6 +68,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "eps=0.4": dict(epsilon=0.4),
 }
 SERVED: dict[str, Any] = dict(trees=20, epsilon=0.2, seed=3)
+#: estimates compared: page-level on the bucket alone and with the served policy's marginals
+#: on every visit, and the exact slot match of the composed page
+KEYS = tuple(f"{v}:{k}" for v in ("bucket", "served") for k in PAGE_ESTIMATORS) + (
+    "slot:snips",)
 
 
 class _Composed:
@@ -117,8 +121,12 @@ def main() -> None:
         explored = explored_pages(imp, pages)
         assert explored is not None, "the world's logs mark the exploration bucket"
         t0 = time.perf_counter()
-        est = evaluate_candidates(pages, cands, names=names, explored=explored)
+        variants = {"bucket": evaluate_candidates(pages, cands, names=names, explored=explored),
+                    "served": evaluate_candidates(pages, cands, names=names, explored=explored,
+                                                  served=served)}
         est_s = time.perf_counter() - t0
+        est = variants["served"]
+        logger_used = est[0]["pbm_dr"]["logger"]
         # the truth on the same logged visits, state held at its (stationary) start
         v = log.visits
         visits = {f: getattr(v, f) for f in ("member", "timestamp", "device", "country",
@@ -136,15 +144,18 @@ def main() -> None:
             artwork="page").page_plays.mean() + SERVED["epsilon"] * uni)
         as_served = (1 - eps) * composed + eps * uni
         rows: dict[str, Any] = {}
-        for k in PAGE_ESTIMATORS + ("snips",):
+        for key in KEYS:
+            v, k = key.split(":")
             truth = as_served if k in PAGE_ESTIMATORS else composed
-            ag = rank_agreement([e[k] for e in est], list(truth))
-            ag["ess"] = float(np.mean([e[k]["ess"] for e in est]))
-            ag["matched"] = float(np.mean([e[k]["matched"] for e in est]))
-            rows[k] = ag
+            ev = variants["bucket" if v == "slot" else v]
+            ag = rank_agreement([e[k] for e in ev], list(truth))
+            ag["ess"] = float(np.mean([e[k]["ess"] for e in ev]))
+            ag["matched"] = float(np.mean([e[k]["matched"] for e in ev]))
+            rows[key] = ag
         base = served_value(pages)
         decision = promotion_decision(est, base)
         dr = [e["pbm_dr"] for e in est]
+        assert logger_used == "served policy", est[0]["pbm_dr"]["note"]
         # the bucket that would tell the median pair apart: CI width shrinks as 1/sqrt(n)
         gaps = np.abs(as_served[:, None] - as_served[None, :])[np.triu_indices(len(cands), 1)]
         gap = float(np.median(gaps))
@@ -154,14 +165,16 @@ def main() -> None:
                      "estimate_seconds": round(est_s, 2), "truth_as_served": as_served.tolist(),
                      "truth_composed": composed.tolist(), "truth_uniform": float(uni),
                      "served_truth": float(served_true), "served_logged": base,
-                     "estimates": {e["name"]: {k: e[k] for k in PAGE_ESTIMATORS + ("snips",)}
-                                   for e in est},
+                     "estimates": {v: {e["name"]: {k: e[k] for k in PAGE_ESTIMATORS + ("snips",)}
+                                       for e in ev} for v, ev in variants.items()},
                      "agreement": rows, "decision": decision.to_dict(),
                      "median_pair_gap": gap, "mean_half_width": half,
-                     "bucket_needed": (nb * (2 * half / gap) ** 2 if gap > 0 else None)})
-        print(f"rep {r}: bucket {nb}, pbm_dr Spearman {rows['pbm_dr']['spearman']}, "
-              f"coverage {rows['pbm_dr']['coverage']:.2f}; slot snips Spearman "
-              f"{rows['snips']['spearman']}; {decision.reason}", flush=True)
+                     "visits_needed": (pages.n_pages * (2 * half / gap) ** 2 if gap > 0
+                                       else None)})
+        print(f"rep {r}: bucket {nb}; " + "; ".join(
+            f"{k} Spearman {_f(rows[k]['spearman'])} coverage {_f(rows[k]['coverage'])}"
+            for k in ("bucket:pbm_dr", "served:pbm_dr", "slot:snips")) + f"; {decision.reason}",
+            flush=True)
 
     def mean_of(k: str, field: str) -> float | None:
         xs = [rep["agreement"][k][field] for rep in reps if rep["agreement"][k][field] is not None]
@@ -172,7 +185,7 @@ def main() -> None:
                                               "spearman_apart")}
                | {"apart_pairs": float(np.mean([rep["agreement"][k]["apart_pairs"]
                                                 for rep in reps]))}
-               for k in PAGE_ESTIMATORS + ("snips",)}
+               for k in KEYS}
     results = {"config": {"base": BASE, "candidates": CANDIDATES, "served": SERVED,
                           "train_visits": args.train_visits, "visits": args.visits,
                           "reps": args.reps, "seed": args.seed},
@@ -208,17 +221,22 @@ def _markdown(res: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(f"| {k} | {_f(s['spearman'])} | {_f(s['coverage'])} | {_f(s['bias'], 3)} "
                      f"| {_f(s['mean_width'], 3)} | {_f(s['ess'], 0)} | {_f(s['matched'])} "
                      f"| {_f(s['apart_pairs'], 1)} | {_f(s['apart_concordant'])} |")
-    lines += ["", "Per replication (pbm_dr): true values as served, the verdict and the "
+    lines += ["", "`bucket:` the exploration bucket alone (logger marginals 1/A); `served:` "
+              "every logged visit with the served policy's exact marginals (what `reelpick "
+              "promote` uses when the model directory's current version reproduces the logged "
+              "propensities); `slot:snips` the exact slot match of the composed page (its "
+              "truth: the composed page).", "",
+              "Per replication (served:pbm_dr): true values as served, the verdict and the "
               "promotion rule's decision:", ""]
     for r in reps:
-        ag = r["agreement"]["pbm_dr"]
+        ag = r["agreement"]["served:pbm_dr"]
         tv = ", ".join(f"{n} {v:.3f}" for n, v in zip(CANDIDATES, r["truth_as_served"],
                                                       strict=True))
         lines.append(f"- seed {r['seed']}: truth {tv}; Spearman {_f(ag['spearman'])}; "
                      f"{ag['verdict']}; median pairwise true gap {_f(r['median_pair_gap'], 3)} vs "
-                     f"mean CI width {_f(2 * r['mean_half_width'], 3)} → a bucket of "
-                     f"~{_f(r['bucket_needed'], 0)} explored visits would tell the median "
-                     f"pair apart; "
+                     f"mean CI width {_f(2 * r['mean_half_width'], 3)} → ~"
+                     f"{_f(r['visits_needed'], 0)} logged visits (same ε) would tell the "
+                     f"median pair apart; "
                      f"decision: {r['decision']['reason']}")
     lines += ["", f"Training {res['train_seconds']} s, whole run {res['wall_seconds']} s."]
     return "\n".join(lines)

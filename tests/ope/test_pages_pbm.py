@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reelpick.ope import LoggedFeedback
-from reelpick.ope.pages import PageMarginals, position_based, rank_agreement
+from reelpick.ope.pages import PageMarginals, expected_weight, position_based, rank_agreement
 from reelpick.ope.slate import PositionBasedIPS, PseudoInverse
 
 T, S, K = 30, 6, 3
@@ -90,7 +90,9 @@ def test_position_based_invalid_inputs() -> None:
         position_based(logged, plays, m, m, examination=np.ones(2), dm=np.zeros(2))
     det = PageMarginals(np.array([[[0, 1]], [[2, 3]]]), np.array([1.0]), 0.0, np.array([4, 4]))
     with pytest.raises(ValueError, match="zero probability"):
-        position_based(np.array([[0, 1], [1, 2]]), plays, m, det, examination=np.ones(2))
+        position_based(np.array([[0, 1], [1, 2]]), plays, det, det, examination=np.ones(2))
+    with pytest.raises(ValueError, match="no support"):  # a uniform target, a fixed logger
+        position_based(np.array([[0, 1], [2, 3]]), plays, m, det, examination=np.ones(2))
 
 
 def test_on_policy_weights_are_one() -> None:
@@ -101,6 +103,24 @@ def test_on_policy_weights_are_one() -> None:
     est = position_based(titles, plays, logger, logger, examination=E)
     assert est["ips"].value == pytest.approx(plays.sum(axis=1).mean())
     assert est["ips"].ess == pytest.approx(200)
+
+
+def test_expected_weight_is_the_mean_weight_sum() -> None:
+    """Monte Carlo over the mixed logger: the mean per-visit weight sum is ``expected_weight``
+    (S for a uniform logger)."""
+    rng = np.random.default_rng(5)
+    theta, logger, target, _ = _setup(rng, 50)
+    ew = expected_weight(target, logger, E)
+    sums = []
+    for _ in range(2000):
+        titles, _ = _serve(rng, logger)
+        w = target.examined(titles, E) / logger.examined(titles, E)
+        sums.append(w.sum(axis=1))
+    sums = np.array(sums)
+    se = sums.std(axis=0) / np.sqrt(len(sums))
+    assert (np.abs(sums.mean(axis=0) - ew) < 4.5 * se).all()
+    uni = PageMarginals.uniform_page(logger.available, S)
+    np.testing.assert_allclose(expected_weight(target, uni, E), S)
 
 
 def test_pbm_equals_slot_ips_when_every_title_has_a_fixed_slot() -> None:
@@ -159,7 +179,7 @@ def test_position_based_is_unbiased_and_covers_under_the_pbm(bucket: bool) -> No
     q_theta = 0.7 * theta  # a biased attraction model
     dm = target.model_value(np.take_along_axis(q_theta, best, 1)[:, None, :],
                             q_theta.mean(axis=1), E)
-    ips, dr, cover = [], [], 0
+    ips, dr, sn, cover = [], [], [], 0
     for _ in range(150):
         titles, uni = _serve(rng, logger)
         p = np.take_along_axis(theta, titles, 1) * E
@@ -169,14 +189,14 @@ def test_position_based_is_unbiased_and_covers_under_the_pbm(bucket: bool) -> No
             lg = PageMarginals.uniform_page(logger.available, S)
             est = position_based(titles, plays, target, lg, examination=E, rows=uni,
                                  q_logged=q, dm=dm)
-            assert "snips" in est and "sndr" in est
         else:
             est = position_based(titles, plays, target, logger, examination=E, q_logged=q,
                                  dm=dm)
         ips.append(est["ips"].value)
         dr.append(est["dr"].value)
+        sn.append(est["snips"].value)
         cover += est["dr"].lo <= truth <= est["dr"].hi
-    for vals in (ips, dr):
+    for vals in (ips, dr, sn):
         assert abs(np.mean(vals) - truth) < 4 * np.std(vals) / np.sqrt(len(vals))
     assert 0.86 <= cover / 150 <= 0.99
     assert np.std(dr) < np.std(ips)

@@ -176,19 +176,23 @@ def find_candidates(path: Path) -> list[Path]:
     return found
 
 
-def evaluate(tables: dict[str, Any], candidates: list[Path]) -> dict[str, Any]:
+def evaluate(tables: dict[str, Any], candidates: list[Path], served: Path | None = None
+             ) -> dict[str, Any]:
     """Every candidate estimated on the logged pages (page-level on the logs' exploration
-    bucket when they mark it), and the served baseline."""
+    bucket when they mark it; on every visit when ``served``, the saved policy that served
+    them, reproduces the logged propensities), and the served baseline."""
     from reelpick.page import PagePolicy
     from reelpick.page.evaluate import evaluate_candidates, explored_pages, served_value
 
     policies = [PagePolicy.load(p) for p in candidates]
     pages = policies[0].logged_pages(tables["impressions"], tables["outcomes"])
     explored = explored_pages(tables["impressions"], pages)
-    results = evaluate_candidates(pages, policies, explored=explored)
+    logger = PagePolicy.load(served) if served is not None else None
+    results = evaluate_candidates(pages, policies, explored=explored, served=logger)
     for r, p in zip(results, candidates, strict=True):
         r["path"] = str(p)
     return {"baseline": served_value(pages), "candidates": results,
+            "served": None if served is None else str(served),
             "n_pages": int(pages.n_pages), "n_impressions": int(len(pages))}
 
 

@@ -1,7 +1,9 @@
 """``reelpick promote``: ship the best candidate page policy by a stated rule, or refuse.
 
 Every candidate (``--candidates``: a saved page policy or a folder of them) is estimated on the
-served logs (``--logs``, as ``reelpick ope --candidates``), and
+served logs (``--logs``, as ``reelpick ope --candidates``; with exact marginals on every
+visit when ``--served``, by default ``--model-dir``'s current version, reproduces the logged
+propensities, else on the logs' exploration bucket), and
 :func:`reelpick.page.evaluate.promotion_decision` applies the rule on ``--estimator`` (default
 ``pbm_dr``: the page-level position-based DR on the logs' exploration bucket): a candidate
 needs a reliable estimate (the logs must mark their exploration bucket), an effective sample
@@ -45,6 +47,9 @@ def promote(
                                            "snips, ips (exact slot match)")] = "pbm_dr",
     margin: Annotated[float, typer.Option(help="How much the winner's lower bound must beat "
                                           "the served value by (plays per visit)")] = 0.0,
+    served: Annotated[Path | None, typer.Option(
+        help="The saved page policy that served --logs (default: --model-dir's current "
+             "version); used when it reproduces the logged propensities")] = None,
     since: Annotated[int | None, typer.Option(help="Only the pages served from this Unix "
                                               "time on")] = None,
     reload: Annotated[str | None, typer.Option(help="Base URL of a running service to reload "
@@ -62,7 +67,9 @@ def promote(
 
     if estimator not in PAGE_ESTIMATORS + ("snips", "ips"):
         fail(f"--estimator {estimator!r}: use one of {list(PAGE_ESTIMATORS) + ['snips', 'ips']}")
-    report = ope_candidates(logs, candidates, since=since)
+    if served is None:
+        served = _current_version(model_dir)
+    report = ope_candidates(logs, candidates, since=since, served=served)
     decision = promotion_decision(report["candidates"], report["baseline"], min_ess=min_ess,
                                   min_matched=min_matched, margin=margin, estimator=estimator)
     report["decision"] = decision.to_dict()
@@ -84,6 +91,20 @@ def promote(
     console.print(f"published {winner['name']} {manifest['version']} to {model_dir}")
     if reload is not None:
         _reload(reload, api_key)
+
+
+def _current_version(model_dir: Path) -> Path | None:
+    """The page policy directory ``model_dir`` serves now (``None`` when it has none)."""
+    from reelpick.serve.model_dir import POLICY_KIND, read_manifest
+
+    try:
+        manifest = read_manifest(model_dir)
+    except ValueError:
+        return None
+    path = model_dir / str(manifest.get("path", ""))
+    if manifest.get("kind") != POLICY_KIND or not (path / "policy.json").exists():
+        return None
+    return path
 
 
 def _reload(base_url: str, api_key: str | None) -> None:

@@ -71,8 +71,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-__all__ = ["PageEstimate", "PageMarginals", "examination_curve", "onpage_match",
-           "position_based", "rank_agreement", "slot_match", "title_on_page", "whole_page"]
+__all__ = ["PageEstimate", "PageMarginals", "examination_curve", "expected_weight",
+           "onpage_match", "position_based", "rank_agreement", "slot_match", "title_on_page",
+           "whole_page"]
 
 Z95 = 1.959963984540054
 
@@ -354,6 +355,10 @@ class PageMarginals:
     def n_slots(self) -> int:
         return int(self.pages.shape[2])
 
+    def take(self, rows: np.ndarray) -> PageMarginals:
+        """The marginals of the visits ``rows`` (a mask or indices)."""
+        return PageMarginals(self.pages[rows], self.share, self.uniform, self.available[rows])
+
     def at(self, titles: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """``(n, m)`` probability of each ``titles[i, j]`` in slot ``slots[i, j]`` (0 where
         ``titles < 0``)."""
@@ -413,10 +418,10 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
     ``rows`` ``(n,)`` bool: the visits logged by ``logger`` (default all; e.g. the
     exploration bucket, drawn independently of the visit, with
     :meth:`PageMarginals.uniform_page`): the correction averages over them and the model term
-    over all visits. When ``logger`` is a uniform page the weights' expected sum per visit is
-    the number of logged slots, and ``snips``/``sndr`` self-normalise by it.
+    over all visits. ``snips``/``sndr`` divide the weighted sums by the weights' mean over
+    their exact expectation per visit (:func:`expected_weight`).
 
-    Returns ``{"ips"[, "snips"][, "dr", "sndr"]}`` :class:`PageEstimate`, per-visit values,
+    Returns ``{"ips", "snips"[, "dr", "sndr"]}`` :class:`PageEstimate`, per-visit values,
     intervals from per-visit influence terms; ``ess`` is Kish's effective number of visits
     over the per-visit weight sums of ``rows`` (equal to the visits of ``rows`` on-policy),
     ``matched`` the mean number of logged titles per
@@ -449,25 +454,25 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
     if ((den <= 0) & shown).any():
         raise ValueError("logger: a logged title has zero probability under the logger's "
                          "marginals (they are not the logging policy's)")
+    _check_support(target, logger, e, b)
     w = np.where(shown, target.examined(logged, e) / np.where(shown, den, 1.0), 0.0)
+    ew = expected_weight(target, logger, e)
     y = np.where(shown, reward, 0.0)
     p = b.mean()
-    L = shown.sum(axis=1).astype(float)
     W = w.sum(axis=1)[b]  # visit-level Kish ESS: each visit contributes one statistic
     ess = float(W.sum() ** 2 / (W ** 2).sum()) if (W ** 2).sum() > 0 else 0.0
     hit = np.zeros(logged.shape, bool)
     for k in range(target.share.size):
         hit |= (logged[:, :, None] == target.pages[:, k][:, None, :]).any(axis=2)
     matched = float((hit & shown).sum(axis=1)[b].mean())
-    uniform_logger = logger.share.size == 0
 
     def combined(base: np.ndarray, corr: np.ndarray) -> PageEstimate:
         psi = base + b * corr / p
         return _mean(psi, ess, matched)
 
     def self_normalised(base: np.ndarray, corr: np.ndarray) -> PageEstimate:
-        # corr / (mean weight / mean slots) on the rows, delta method; base averaged over all
-        wb, cb, lb = w[b].sum(axis=1), corr[b], L[b]
+        # corr / (mean weight / its mean expectation) on the rows, delta method; base over all
+        wb, cb, lb = w[b].sum(axis=1), corr[b], ew[b]
         rw = wb.mean() / lb.mean()
         if rw <= 0:
             return PageEstimate(*(float("nan"),) * 4, n, 0.0, matched)
@@ -481,9 +486,7 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
 
     zero = np.zeros(n)
     a = (w * y).sum(axis=1)
-    out = {"ips": combined(zero, a)}
-    if uniform_logger:
-        out["snips"] = self_normalised(zero, a)
+    out = {"ips": combined(zero, a), "snips": self_normalised(zero, a)}
     if q_logged is not None or dm is not None:
         if q_logged is None or dm is None:
             raise ValueError("q_logged, dm: DR needs both the model at the logged slots and "
@@ -495,9 +498,46 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
                              f"{q.shape} and {d.shape}")
         c = (w * (y - np.where(shown, q, 0.0))).sum(axis=1)
         out["dr"] = combined(d, c)
-        if uniform_logger:
-            out["sndr"] = self_normalised(d, c)
+        out["sndr"] = self_normalised(d, c)
     return out
+
+
+def _check_support(target: PageMarginals, logger: PageMarginals, e: np.ndarray,
+                   rows: np.ndarray) -> None:
+    if target.uniform > 0 and logger.uniform <= 0:
+        raise ValueError("logger: the target explores uniformly but the logger never shows a "
+                         "uniform page: no support for the target's exploration")
+    if logger.uniform > 0:
+        return
+    tp = target.pages[rows].reshape(int(rows.sum()), -1)
+    if ((logger.examined(tp, e) <= 0) & (tp >= 0)).any():
+        raise ValueError("logger: a title the target may show has zero probability under the "
+                         "logger (no support)")
+
+
+def expected_weight(target: PageMarginals, logger: PageMarginals, examination: np.ndarray
+                    ) -> np.ndarray:
+    r"""``(n,)`` the exact expectation under the logger of a visit's weight sum
+    :math:`\sum_{s'} w_{v, t_{v s'}}` in :func:`position_based`:
+    :math:`\sum_t P_0(t \text{ on the page} \mid v)\, E_e(t) / E_0(t)` (:math:`E` the
+    examination-weighted marginals), summed exactly over the titles of either policy's
+    deterministic pages and in closed form over the rest (each contributes
+    :math:`S u_e / A_v`). It is the number of slots when the logger is a uniform page."""
+    e = np.asarray(examination, float).ravel()
+    n, S = logger.pages.shape[0], logger.n_slots
+    special = np.concatenate([logger.pages.reshape(n, -1), target.pages.reshape(n, -1)], axis=1)
+    srt = np.sort(special, axis=1)
+    first = np.ones(srt.shape, bool)
+    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    valid = first & (srt >= 0)
+    p_on = np.broadcast_to(logger.uniform * S / logger.available[:, None], srt.shape).copy()
+    for k in range(logger.share.size):
+        p_on += logger.share[k] * (srt[:, :, None] == logger.pages[:, k][:, None, :]).any(axis=2)
+    e_t, e_0 = target.examined(srt, e), logger.examined(srt, e)
+    contrib = np.where(valid & (e_0 > 0), p_on * e_t / np.where(e_0 > 0, e_0, 1.0), 0.0)
+    rest = np.maximum(logger.available - valid.sum(axis=1), 0) * S * target.uniform \
+        / logger.available
+    return contrib.sum(axis=1) + (rest if logger.uniform > 0 else 0.0)
 
 
 def rank_agreement(estimates: Sequence[dict[str, Any]], truth: Sequence[float]

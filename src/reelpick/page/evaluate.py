@@ -145,14 +145,46 @@ def _unreliable(reason: str, n: int) -> dict[str, Any]:
             "reason": reason}
 
 
+def served_marginals(served: PagePolicy, pages: LoggedPages
+                     ) -> tuple[PageMarginals | None, np.ndarray, str]:
+    """The logging policy's exact marginals on the logged visits when ``served`` (the page
+    policy that served them) reproduces the logged propensities: ``(marginals, agree, note)``
+    with ``agree`` ``(n_pages,)`` the visits whose every logged propensity it reproduces;
+    ``marginals`` is ``None`` (and ``note`` says why) when fewer than 99% do."""
+    n, S = pages.n_pages, pages.n_slots
+    if list(served.titles["title_id"].astype(str)) != list(pages.title_ids):
+        return None, np.zeros(n, bool), "the served policy's titles differ from the logs'"
+    base = np.full((n, S), -1, np.int64)
+    avail = np.ones(n)
+    rng = np.random.default_rng(0)
+    for idx, vb in logged_visits(served, pages):
+        base[idx] = served.greedy(vb, rng).titles
+        avail[idx] = vb.n_available()
+    m = PageMarginals.exploring(base, float(served.config.epsilon), avail)
+    logged = pages.slot_matrix("title")
+    mu = pages.slot_matrix("propensity", fill=1.0)
+    prop = m.at(logged, np.broadcast_to(np.arange(S), (n, S)))
+    ok = np.isclose(prop, mu, rtol=1e-6, atol=1e-12) | (logged < 0)
+    agree = ok.all(axis=1)
+    if agree.mean() < 0.99:
+        return None, agree, (f"the served policy reproduces the logged propensities on only "
+                             f"{agree.mean():.1%} of the visits (< 99%)")
+    return m, agree, ""
+
+
 def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                         names: Sequence[str] | None = None, explored: np.ndarray | None = None,
-                        n_folds: int = 5, min_bucket: int = 30, prior: float = 5.0,
+                        served: PagePolicy | None = None, n_folds: int = 5,
+                        min_bucket: int = 30, prior: float = 5.0,
                         seed: int = 0) -> list[dict[str, Any]]:
     """Each candidate's estimated page plays per visit on ``pages`` (module docstring).
 
     ``explored`` ``(n_pages,)``: the logger's exploration bucket (:func:`explored_pages`);
-    without it the page-level estimates are unreliable. ``n_folds`` of visits cross-fit the
+    without it the page-level estimates are unreliable. ``served``: the page policy that
+    served the logs; when it reproduces the logged propensities (:func:`served_marginals`)
+    the estimates use every logged visit with its exact marginals (a title shown on the
+    served page counts too), else the bucket alone (``logger`` in the records says which,
+    ``note`` why). ``n_folds`` of visits cross-fit the
     reward model (``prior``: its shrinkage, in examined impressions). Returns one record per
     candidate: ``name``, ``version``, ``epsilon``, ``ips``/``snips`` (exact slot match of the
     composed page) and :data:`PAGE_ESTIMATORS` (each ``value``, ``lo``, ``hi``, ``se``, ``n``,
@@ -179,6 +211,14 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
             sb = explored[pages.visit]
             if pages.play[sb].sum() <= 0:
                 reason = "no plays in the exploration bucket"
+    full: PageMarginals | None = None
+    agree = np.ones(n, bool)
+    note = "" if served is not None else "no served policy given: the exploration bucket alone"
+    if served is not None:
+        full, agree, note = served_marginals(served, pages)
+        if full is not None and not agree.all():
+            note = (f"{int((~agree).sum())} visits whose propensities the served policy does "
+                    "not reproduce are left out")
     e = folds = theta = None
     if not reason:
         assert explored is not None
@@ -219,14 +259,21 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
             q_logged = np.where(logged >= 0, e[None, :S] * th_logged, 0.0)
             th_target = theta[folds[:, None], np.maximum(target, 0)][:, None, :]
             dm = tm.model_value(th_target, theta_mean, e)
-            pe = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
-                                examination=e, rows=explored, q_logged=q_logged, dm=dm)
+            if full is not None:
+                keep = agree
+                pe = position_based(logged[keep], reward[keep], tm.take(keep), full.take(keep),
+                                    examination=e, q_logged=q_logged[keep], dm=dm[keep])
+                how = "served policy"
+            else:
+                pe = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
+                                    examination=e, rows=explored, q_logged=q_logged, dm=dm)
+                how = "exploration bucket"
             nb = int(explored.sum())
             for k in PAGE_ESTIMATORS:
                 d = pe[k.removeprefix("pbm_")].to_dict()
                 ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
-                rec[k] = {**d, "reliable": ok, "bucket_visits": nb,
-                          "reason": "" if ok else "the estimate is not finite"}
+                rec[k] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
+                          "note": note, "reason": "" if ok else "the estimate is not finite"}
         out.append(rec)
     return out
 
