@@ -66,6 +66,24 @@ def test_marginals_closed_forms() -> None:
     np.testing.assert_allclose(m.at(allt, slots).reshape(3, 5).sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("K", [0, 3])
+def test_pool_exploring_marginals_are_the_policy_s_propensities(K: int) -> None:
+    from reelpick.policies import PoolExploringPolicy, PopularPolicy
+
+    rng = np.random.default_rng(6)
+    n = 40
+    base = np.stack([rng.permutation(T)[:S] for _ in range(n)])
+    pool = np.stack([np.stack([rng.permutation(T)[:S] for _ in range(n)]) for _ in range(K)],
+                    axis=1) if K else np.zeros((n, 0, S), np.int64)
+    pool[:, :, 0] = base[:, :1] if K else pool[:, :, 0]  # shared titles in slot 0
+    avail = rng.integers(S, T, n).astype(float)
+    logger = PoolExploringPolicy(PopularPolicy(), 0.1, 0.3, [PopularPolicy()] * K)
+    m = PageMarginals.pool_exploring(base, pool, 0.1, 0.3, avail)
+    titles = np.where(rng.random((n, S)) < 0.5, base, rng.integers(0, T, (n, S)))
+    np.testing.assert_allclose(m.at(titles, np.broadcast_to(np.arange(S), (n, S))),
+                               logger.slot_propensity(titles, base, pool, avail))
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(pages=np.zeros((2, 1, 3)), share=np.array([0.5]), uniform=0.2,
           available=np.array([4, 4])), "summing to 1"),

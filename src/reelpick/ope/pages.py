@@ -345,6 +345,20 @@ class PageMarginals:
         return cls(page[:, None, :], np.array([1.0 - epsilon]), float(epsilon), available)
 
     @classmethod
+    def pool_exploring(cls, base: np.ndarray, pool: np.ndarray, epsilon: float,
+                       pool_epsilon: float, available: np.ndarray) -> PageMarginals:
+        """:class:`~reelpick.policies.PoolExploringPolicy`'s marginals: ``base`` ``(n, S)``
+        with probability ``1 - epsilon - pool_epsilon``, a uniform page with ``epsilon`` and
+        each of the ``K`` pool pages ``pool`` ``(n, K, S)`` with ``pool_epsilon / K`` (an
+        empty pool serves its share uniformly, as the policy does)."""
+        base, pool = np.asarray(base, np.int64), np.asarray(pool, np.int64)
+        K = pool.shape[1]
+        eu, ep = (epsilon, pool_epsilon) if K else (epsilon + pool_epsilon, 0.0)
+        pages = np.concatenate([base[:, None, :], pool], axis=1)
+        share = np.concatenate([[1.0 - eu - ep], np.full(K, ep / max(K, 1))])
+        return cls(pages, share, float(eu), available)
+
+    @classmethod
     def uniform_page(cls, available: np.ndarray, n_slots: int) -> PageMarginals:
         """A uniformly random page of ``n_slots`` of the ``available`` ``(n,)`` titles."""
         available = np.asarray(available)
