@@ -90,8 +90,61 @@ def main() -> None:
     ap.add_argument("--visits", type=int, default=4000, help="logged visits per replication")
     ap.add_argument("--reps", type=int, default=3, help="logging seeds")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loop-seeds", default="0,1,2",
+                    help="seeds of the quick demo loop whose releases are scored ('' = none)")
+    ap.add_argument("--reuse-candidates", action="store_true",
+                    help="keep the candidate part of benchmarks/results/page_ope.json")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
+    out_dir = ROOT / "benchmarks" / "results"
+    if args.reuse_candidates:
+        results = json.loads((out_dir / "page_ope.json").read_text())
+        for k in ("train_visits", "visits", "reps", "seed"):
+            setattr(args, k, results["config"][k])
+    else:
+        results = _candidates(args)
+    seeds = [int(x) for x in args.loop_seeds.split(",") if x.strip()]
+    results["loop"] = _loop(seeds) if seeds else []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "page_ope.json").write_text(json.dumps(results, indent=1, default=str))
+    write_section(args.out, "page-ope", _markdown(results, args))
+    print(json.dumps(results["summary"], indent=1))
+
+
+#: the loop's offline estimators scored at its releases, and the measure each one estimates
+LOOP_ESTIMATORS = {"dr": "plays", "snips": "plays", "slot_dr": "page_plays",
+                   "pbm_dr": "page_plays", "pbm_snips": "page_plays"}
+
+
+def _loop(seeds: list[int]) -> list[dict[str, Any]]:
+    """Release-day agreement of the quick demo loop's offline estimators with each
+    candidate's true value on the next day's fresh visits (the A/B test's measure, plays, and
+    the one each estimator targets) and coverage on the logged visits."""
+    from reelpick.loop import LoopConfig, run_loop
+
+    out = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        res = run_loop(LoopConfig.quick(seed=seed))
+        for rel in res["releases"]:
+            cands = rel["candidates"]
+            for est, measure in LOOP_ESTIMATORS.items():
+                off = [c["offline"][est] for c in cands]
+                own = rank_agreement(off, [c["online"][measure]["value"] for c in cands])
+                plays = rank_agreement(off, [c["online"]["plays"]["value"] for c in cands])
+                same = rank_agreement(off, [c["offline"]["truth_logged"][measure]["value"]
+                                            for c in cands])
+                out.append({"seed": seed, "day": rel["day"], "estimator": est,
+                            "measure": measure, "spearman": own["spearman"],
+                            "spearman_plays": plays["spearman"],
+                            "apart_pairs": own["apart_pairs"],
+                            "apart_concordant": own["apart_concordant"],
+                            "coverage": same["coverage"], "mean_width": same["mean_width"]})
+        print(f"loop seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def _candidates(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     world = stationary_world("small", seed=args.seed)
     members, countries = world.members()["member_id"], world.config.countries
@@ -186,16 +239,11 @@ def main() -> None:
                | {"apart_pairs": float(np.mean([rep["agreement"][k]["apart_pairs"]
                                                 for rep in reps]))}
                for k in KEYS}
-    results = {"config": {"base": BASE, "candidates": CANDIDATES, "served": SERVED,
-                          "train_visits": args.train_visits, "visits": args.visits,
-                          "reps": args.reps, "seed": args.seed},
-               "train_seconds": round(train_s, 1), "reps": reps, "summary": summary,
-               "wall_seconds": round(time.perf_counter() - t_start, 1)}
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "page_ope.json").write_text(json.dumps(results, indent=1, default=str))
-    write_section(args.out, "page-ope", _markdown(results, args))
-    print(json.dumps(summary, indent=1))
+    return {"config": {"base": BASE, "candidates": CANDIDATES, "served": SERVED,
+                       "train_visits": args.train_visits, "visits": args.visits,
+                       "reps": args.reps, "seed": args.seed},
+            "train_seconds": round(train_s, 1), "reps": reps, "summary": summary,
+            "wall_seconds": round(time.perf_counter() - t_start, 1)}
 
 
 def _f(x: float | None, d: int = 2) -> str:
@@ -204,7 +252,10 @@ def _f(x: float | None, d: int = 2) -> str:
 
 def _markdown(res: dict[str, Any], args: argparse.Namespace) -> str:
     cmd = (f".venv/bin/python benchmarks/bench_page_ope.py --visits {args.visits} "
-           f"--reps {args.reps} --train-visits {args.train_visits}")
+           f"--reps {args.reps} --train-visits {args.train_visits} "
+           f"--loop-seeds {args.loop_seeds}")
+    if args.reuse_candidates:
+        cmd += " --reuse-candidates"
     reps = res["reps"]
     lines = [header("Page-level OPE of page policy candidates (issue 18)", cmd), "",
              f"Stationary `small` world; {len(CANDIDATES)} PagePolicy candidates "
@@ -214,7 +265,10 @@ def _markdown(res: dict[str, Any], args: argparse.Namespace) -> str:
              f"(explored bucket: {np.mean([r['bucket_visits'] for r in reps]):.0f} visits on "
              f"average), {args.reps} logging seeds. Truth: the world's expected page plays "
              "per visit on the same logged visits (page-level estimators: the candidate as "
-             "served, with its ε; slot SNIPS: its composed page). Means over replications.",
+             "served, with its ε; slot SNIPS: its composed page). Means over replications."
+             + (" The candidate part comes from an earlier run of the same command without "
+                "`--reuse-candidates` (kept from `benchmarks/results/page_ope.json`)."
+                if args.reuse_candidates else ""),
              "", "| estimator | Spearman | coverage | bias | CI width | ESS | matched/visit "
              "| apart pairs | apart ordered rightly |", "|---|---|---|---|---|---|---|---|---|"]
     for k, s in res["summary"].items():
@@ -238,7 +292,38 @@ def _markdown(res: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{_f(r['visits_needed'], 0)} logged visits (same ε) would tell the "
                      f"median pair apart; "
                      f"decision: {r['decision']['reason']}")
-    lines += ["", f"Training {res['train_seconds']} s, whole run {res['wall_seconds']} s."]
+    lines += ["", f"Training {res['train_seconds']} s, candidate part {res['wall_seconds']} s."]
+    if res.get("loop"):
+        loop = res["loop"]
+        seeds = sorted({r["seed"] for r in loop})
+        lines += ["", f"### The demo loop's releases (`LoopConfig.quick`, seeds {seeds})", "",
+                  "Each release scores the loop's candidates offline on the release day's "
+                  "production logs (base + candidate pool + uniform exploration, exact "
+                  "propensities) and measures each one's true value on the next day's fresh "
+                  "visits. `pbm_*`: the page-level estimator with the production logger's exact "
+                  "marginals (`PageMarginals.pool_exploring`); `dr`/`snips`: the loop's "
+                  "whole-page estimators (all plays); `slot_dr`: per-slot exact match. "
+                  "Spearman against the estimator's own measure and against plays (what the "
+                  "A/B test measures), means over releases:", "",
+                  "| estimator | measure | Spearman (own measure) | Spearman (plays) | "
+                  "coverage (logged visits) | CI width | apart pairs | apart ordered rightly |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for est, measure in LOOP_ESTIMATORS.items():
+            rows = [r for r in loop if r["estimator"] == est]
+
+            def m(field: str, rows: list[dict[str, Any]] = rows) -> float | None:
+                xs = [r[field] for r in rows if r[field] is not None]
+                return float(np.mean(xs)) if xs else None
+
+            lines.append(f"| {est} | {measure} | {_f(m('spearman'))} | "
+                         f"{_f(m('spearman_plays'))} | {_f(m('coverage'))} | "
+                         f"{_f(m('mean_width'), 3)} | {_f(m('apart_pairs'), 1)} | "
+                         f"{_f(m('apart_concordant'))} |")
+        per = ", ".join(f"{r['spearman']:.2f}" for r in loop if r["estimator"] == "pbm_dr")
+        lines += ["", f"pbm_dr per release (page plays): {per}. In this world organic "
+                  "search favours popular titles, so page plays (organic plays of shown titles "
+                  "included) and plays caused by the page rank candidates differently: the "
+                  "page-level estimate ranks page plays, not the A/B test's plays."]
     return "\n".join(lines)
 
 
