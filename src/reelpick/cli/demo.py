@@ -1,7 +1,9 @@
 """``reelpick demo``: the closed loop on the embedded world, its report, then the service.
 
 Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute), writes
-``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), runs
+``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), prints the
+release-day agreement of each offline estimator with the candidates' true values
+(:func:`release_day_agreement`, also ``OUT/release_day.json``), runs
 train -> ope -> promote on the loop's exported production logs (the functions
 behind ``reelpick train --policy page``, ``reelpick ope --candidates`` and ``reelpick promote``:
 :func:`ship_from_logs`) into ``OUT/model`` and, unless ``--no-serve``, serves the shipped page
@@ -12,10 +14,11 @@ Example: ``reelpick demo --quick --no-serve --out runs/demo-quick``
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -111,6 +114,12 @@ def demo(
                       f"{[a['name'] for a in rel['ab']['arms']]}, A/B winner "
                       f"[bold]{rel['shipped']}[/bold] (+{d['value']:.3f} plays/visit, "
                       f"95% CI [{d['lo']:.3f}, {d['hi']:.3f}])")
+    agreement = release_day_agreement(results)
+    for a in agreement:
+        console.print(f"release after day {a['day'] + 1}, {a['estimator']} vs true value: "
+                      f"Spearman {_fmt(a['spearman'])}, coverage {_fmt(a['coverage'])}; "
+                      f"{a['verdict']}")
+    (out / "release_day.json").write_text(json.dumps(agreement, indent=1))
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
     console.print(f"report: {report.resolve()}")
     console.print(f"results: {(out / 'results.json').resolve()}")
@@ -123,6 +132,45 @@ def demo(
                   "Ctrl-C to stop)")
     serve_command(model_dir=shipped, data_dir=out / "data", host="127.0.0.1", port=port,
                   log_level="warning")
+
+
+#: the loop's offline estimators (release records) and the true value each one estimates
+RELEASE_ESTIMATORS: dict[str, str] = {"dr": "plays", "sndr": "plays", "snips": "plays",
+                                      "replay": "plays", "slot_dr": "page_plays",
+                                      "pbm_dr": "page_plays", "pbm_snips": "page_plays"}
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def release_day_agreement(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """For every release of :func:`reelpick.loop.run_loop`'s ``results`` and every offline
+    estimator of :data:`RELEASE_ESTIMATORS`: :func:`reelpick.ope.pages.rank_agreement` of the
+    candidates' offline estimates with their true values (the Spearman against the world's
+    value of each candidate on fresh visits of the next day, what the A/B test samples;
+    coverage and bias against the estimand, the truth on the same logged visits), and
+    whether the candidates can be told apart at all (true gaps against interval widths)."""
+    from reelpick.ope.pages import rank_agreement
+
+    out = []
+    for rel in results["releases"]:
+        cands = rel["candidates"]
+        for est, measure in RELEASE_ESTIMATORS.items():
+            if not all(est in c["offline"] for c in cands):
+                continue
+            offline = [c["offline"][est] for c in cands]
+            fresh = rank_agreement(offline, [c["online"][measure]["value"] for c in cands])
+            same = rank_agreement(offline, [c["offline"]["truth_logged"][measure]["value"]
+                                            for c in cands])
+            out.append({"day": rel["day"], "estimator": est, "measure": measure,
+                        "candidates": [c["name"] for c in cands],
+                        "spearman": fresh["spearman"], "apart_pairs": fresh["apart_pairs"],
+                        "apart_concordant": fresh["apart_concordant"],
+                        "verdict": fresh["verdict"], "coverage": same["coverage"],
+                        "bias": same["bias"], "spearman_same_visits": same["spearman"],
+                        "ab_winner": rel["ab"]["winner"]})
+    return out
 
 
 def ship_from_logs(out: Path, *, seed: int, n_rows: int, n_positions: int) -> Path:
@@ -141,17 +189,18 @@ def ship_from_logs(out: Path, *, seed: int, n_rows: int, n_positions: int) -> Pa
     tables = read_page_logs(logs)
     last = int(tables["impressions"]["timestamp"].max()) // day * day
     settings = [f"n_rows={n_rows}", f"n_positions={n_positions}", "epsilon=0.1",
-                "artwork=thompson,first", f"seed={seed}"]
+                "trees=20,60", "artwork=thompson", f"seed={seed}"]
     records = train_candidates(window(tables, until=last), out / "candidates", settings)
     paths = [Path(r["path"]) for r in records]
     report = evaluate(window(tables, since=last), paths)
     console.print(report_table(report))
-    decision = promotion_decision(report["candidates"], report["baseline"])
+    decision = promotion_decision(report["candidates"], report["baseline"], estimator="pbm_dr")
     console.print(decision.reason)
     name = decision.winner if decision.promote else records[0]["name"]
     winner = next(r for r in report["candidates"] if r["name"] == name)
     manifest = publish_policy(model_dir, winner["path"], extra={"promotion": {
-        **decision.to_dict(), "bootstrap": not decision.promote, "estimate": winner["snips"],
+        **decision.to_dict(), "bootstrap": not decision.promote, "estimator": "pbm_dr",
+        "estimate": winner["pbm_dr"],
         "baseline": report["baseline"]}})
     how = "promoted" if decision.promote else "first version (bootstrap: the rule refused)"
     console.print(f"shipped {name} {manifest['version']} -> {model_dir} ({how})")
