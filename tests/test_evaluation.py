@@ -10,6 +10,7 @@ import pytest
 
 from reelpick.data.splits import leave_last_out, publishing_delay, time_cutoff
 from reelpick.evaluation import (
+    evaluate_backtest,
     paired_bootstrap,
     run_model,
     score_model,
@@ -195,3 +196,21 @@ def test_tune_blend_scores_trials_by_fold_means_and_finds_the_trend():
     assert t["folds"] == pytest.approx(per_fold) and t["score"] == pytest.approx(
         np.mean(per_fold))
     assert best["weight"] == 0.8   # new releases dominate: the trend wins on validation
+
+
+def test_backtest_with_a_publishing_delay_serves_later_and_excludes_the_gap():
+    df = _drift_log()
+    catalogue = sorted(df["title_id"].unique())
+    recs0, _ = evaluate_backtest(df, ["popular"], quantiles=(0.5, 0.7), horizon=0.2,
+                                 catalogue=catalogue, progress=False)
+    recs7, _ = evaluate_backtest(df, ["popular"], quantiles=(0.5, 0.7), horizon=0.2,
+                                 delay_days=7, catalogue=catalogue, progress=False)
+    for r0, r7 in zip(recs0, recs7):
+        t = r0.split["cutoff"]
+        assert r7.split["cutoff"] == t and r7.split["delay_days"] == 7
+        split = publishing_delay(df, t, delay_days=7, window_days=None)
+        # a 7-day delay drops the test rows of the first week
+        assert r7.split["n_test"] < r0.split["n_test"]
+        assert r7.split["n_test"] <= len(split.test)
+    with pytest.raises(ValueError, match="delay_days must be >= 0"):
+        evaluate_backtest(df, ["popular"], delay_days=-1, progress=False)

@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reelpick.data.splits import TTSplit, leave_last_out, rolling_cutoffs, time_cutoff
+from reelpick.data.splits import (
+    TTSplit,
+    leave_last_out,
+    publishing_delay,
+    resolve_cutoff,
+    rolling_cutoffs,
+    time_cutoff,
+)
 from reelpick.metrics.ranking import RankingResult, ranking_metrics, truth_matrix
 from reelpick.models.base import Recommender, make_model
 
@@ -38,6 +45,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
             "weighting": ["none", "bm25"]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05],
             "regularization": [0.001, 0.01], "iterations": [100, 300]},
+    "blend": {"weight": [0.0, 0.5, 0.8, 0.9, 1.0], "prior_half_life_days": [7.0, 15.0]},
 }
 
 
@@ -262,6 +270,7 @@ def _evaluate(
     progress: bool,
     split_info: dict[str, Any],
     tune_metric: str = "NDCG@10",
+    exclude: pd.DataFrame | None = None,
 ) -> list[EvalRecord]:
     records = []
     models = list(models)
@@ -274,7 +283,7 @@ def _evaluate(
                 chosen, trials = tune(name, inner, catalogue=catalogue, base_params=chosen,
                                       metric=tune_metric, progress=bar)
             metrics, fit_s, rec_s, model = run_model(name, chosen, outer, catalogue=catalogue,
-                                                     ks=ks)
+                                                     ks=ks, exclude=exclude)
             records.append(EvalRecord(name, protocol, metrics, fit_s, rec_s, _peak_rss_mb(),
                                       model.get_params(), split_info, trials))
             bar.advance(task)
@@ -344,6 +353,7 @@ def evaluate_backtest(
     *,
     quantiles: Sequence[float] = (0.6, 0.7, 0.8, 0.9),
     horizon: float | None = 0.1,
+    delay_days: float = 0.0,
     ks: Sequence[int] = (10, 20),
     params: dict[str, dict[str, Any]] | None = None,
     catalogue: Sequence[str] | None = None,
@@ -351,17 +361,36 @@ def evaluate_backtest(
 ) -> tuple[list[EvalRecord], pd.DataFrame]:
     """Rolling-origin backtest: one time cut-off evaluation per quantile (test window
     ``horizon`` wide). Returns every record and a summary frame with the mean and standard
-    deviation of each metric over cut-offs, per model."""
+    deviation of each metric over cut-offs, per model.
+
+    ``delay_days`` simulates a training and publishing delay: each model is trained at the
+    cut-off ``t`` and serves from ``t + d`` (:func:`~reelpick.data.splits.publishing_delay`;
+    the window keeps its width); what a member played in the gap ``[t, t + d)`` is excluded
+    from their ranking, as a server that knows it would.
+    """
+    if delay_days < 0:
+        raise ValueError(f"delay_days must be >= 0, got {delay_days}")
     catalogue = _catalogue(interactions, catalogue)
     records: list[EvalRecord] = []
     models = list(models)
+    ts = interactions["timestamp"].to_numpy()
     for q, split in zip(sorted(quantiles), rolling_cutoffs(interactions, quantiles,
                                                           horizon=horizon)):
         if len(split.test) == 0:
             continue
+        exclude = None
+        if delay_days > 0 and split.cutoff is not None:
+            t = split.cutoff
+            width = (None if horizon is None or q + horizon >= 1.0 else
+                     (resolve_cutoff(interactions, quantile=q + horizon) - t) / 86400.0)
+            split = publishing_delay(interactions, t, delay_days=delay_days, window_days=width)
+            gap = (ts >= t) & (ts < t + delay_days * 86400.0)
+            exclude = interactions.loc[gap, ["member_id", "title_id"]]
+            if len(split.test) == 0:
+                continue
         records += _evaluate("backtest", split, None, models, catalogue=catalogue, ks=ks,
-                             params=params, progress=progress,
-                             split_info=_split_info(split, quantile=q))
+                             params=params, progress=progress, exclude=exclude,
+                             split_info=_split_info(split, quantile=q, delay_days=delay_days))
     rows = [{"model": r.model, "quantile": r.split["quantile"], **r.metrics} for r in records]
     frame = pd.DataFrame(rows)
     metric_cols = [c for c in frame.columns if "@" in c]
