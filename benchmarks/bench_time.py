@@ -293,8 +293,10 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     cmd = ("python benchmarks/bench_time.py --seeds " + args.seeds + " --tune-seeds "
            + args.tune_seeds + " --families " + args.families + " --backtest "
            + args.backtest + f" --horizon {args.horizon:g} --delay-cutoffs "
-           + args.delay_cutoffs + " --delays " + args.delays)
-    seq_note = ("" if "seq" not in fams else """
+           + (args.delay_cutoffs or '""') + " --delays " + args.delays)
+    seq_note = ("""
+The sequence model is not in this run (`--families als,seq` adds it and its blend).
+""" if "seq" not in fams else """
 `seq` is the sequence model with the settings the `sequence` section chose on the 0.8 cut-off's
 validation folds (GRU, softmax over all titles, 4 epochs, no holdout, drift features taken at
 the end of training), 1 thread; only its blend weight and prior half-life are tuned per split
