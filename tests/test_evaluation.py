@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reelpick.data.splits import leave_last_out, publishing_delay, time_cutoff
+from reelpick.data.splits import leave_last_out, publishing_delay, resolve_cutoff, time_cutoff
 from reelpick.evaluation import (
     evaluate_backtest,
     paired_bootstrap,
@@ -208,9 +208,11 @@ def test_backtest_with_a_publishing_delay_serves_later_and_excludes_the_gap():
     for r0, r7 in zip(recs0, recs7):
         t = r0.split["cutoff"]
         assert r7.split["cutoff"] == t and r7.split["delay_days"] == 7
-        split = publishing_delay(df, t, delay_days=7, window_days=None)
-        # a 7-day delay drops the test rows of the first week
-        assert r7.split["n_test"] < r0.split["n_test"]
-        assert r7.split["n_test"] <= len(split.test)
+        q = r0.split["quantile"]
+        width = (resolve_cutoff(df, quantile=q + 0.2) - t) / 86400
+        split = publishing_delay(df, t, delay_days=7, window_days=width)
+        # the window keeps its width and starts a week later
+        assert r7.split["n_test"] == len(split.test) < r0.split["n_test"]
+        assert r7.split["n_test_members"] == split.test["member_id"].nunique()
     with pytest.raises(ValueError, match="delay_days must be >= 0"):
         evaluate_backtest(df, ["popular"], delay_days=-1, progress=False)
