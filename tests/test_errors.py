@@ -39,6 +39,9 @@ BEFORE_FIT = {
     "ALS.score": (models.ALS, lambda m: m.score(["m1"])),
     "BPR.score": (models.BPR, lambda m: m.score(["m1"])),
     "SequenceRecommender.score": (_sequence, lambda m: m.score(["m1"])),
+    "TrendBlend.score": (models.TrendBlend, lambda m: m.score(["m1"])),
+    "TrendBlend.refresh_prior": (models.TrendBlend, lambda m: m.refresh_prior(pd.DataFrame(
+        {"member_id": ["m1"], "title_id": ["t1"], "timestamp": [0]}))),
     "TwoStageLeastSquares.params_": (TwoStageLeastSquares, lambda m: m.params_),
     "TwoStageLeastSquares.conf_int": (TwoStageLeastSquares, lambda m: m.conf_int()),
     "SGDIV.conf_int": (SGDIV, lambda m: m.conf_int()),
