@@ -73,9 +73,11 @@ from reelpick.data.schema import DEVICES, INTERACTIONS, TITLES
 from reelpick.data.vocab import Vocabulary
 from reelpick.decision import Catalog, PageBatch, VisitBatch
 from reelpick.decision.tables import LoggedPages, logged_pages
+from reelpick.models import available_models
 from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.exploring import ExploringPolicy
 from reelpick.ranking import (
+    DAILY_SEQ_PARAMS,
     BecauseYouWatchedSource,
     Catalogue,
     ContinueWatchingSource,
@@ -86,9 +88,8 @@ from reelpick.ranking import (
     PageConfig,
     Ranker,
     RankerPagePolicy,
-    Requests,
     TrendingSource,
-    training_rows,
+    training_set,
 )
 
 FORMAT = 1
@@ -109,7 +110,11 @@ class PagePolicyConfig:
     ``knn_neighbors`` the model sources; ``trees``, ``train_rows`` (impressions sampled for the
     ranker) and ``ranker_window`` (the latest share of the logged period the ranker learns
     from; the sources and features see only what came before it); ``per_source`` candidates
-    per source; ``seed``.
+    per source; ``context`` (context features in the ranker and trending by country, device
+    and daypart; ``False``: neither, trending by country only); ``sequence`` adds the
+    sequence model (:mod:`reelpick.models.sequence`, torch) as a candidate source trained for
+    ``seq_epochs`` epochs (saved as ``sources/seq.npz``, no pickle; off by default: see
+    ``BENCHMARKS.md``, section ``page-sources``, for its cost per page); ``seed``.
     """
 
     n_rows: int = 10
@@ -123,6 +128,9 @@ class PagePolicyConfig:
     train_rows: int = 200_000
     ranker_window: float = 0.5
     per_source: int = 100
+    context: bool = True
+    sequence: bool = False
+    seq_epochs: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -133,7 +141,10 @@ class PagePolicyConfig:
                   ("knn_neighbors", self.knn_neighbors >= 1), ("trees", self.trees >= 1),
                   ("train_rows", self.train_rows >= 1),
                   ("ranker_window", 0 < self.ranker_window < 1),
-                  ("per_source", self.per_source >= 1), ("seed", self.seed >= 0))
+                  ("per_source", self.per_source >= 1),
+                  ("context", isinstance(self.context, bool)),
+                  ("sequence", isinstance(self.sequence, bool)),
+                  ("seq_epochs", self.seq_epochs >= 1), ("seed", self.seed >= 0))
         for name, ok in checks:
             if not ok:
                 extra = f" (use one of {ARTWORK_MODES})" if name == "artwork" else ""
@@ -420,7 +431,15 @@ def _make_sources(config: PagePolicyConfig, history: History,
                             iterations=config.als_iterations, num_threads=1,
                             random_state=config.seed),
         lambda: ModelSource("itemknn", neighbors=config.knn_neighbors),
-        TrendingSource, ContinueWatchingSource, BecauseYouWatchedSource]
+        lambda: TrendingSource(by_context=config.context), ContinueWatchingSource,
+        BecauseYouWatchedSource]
+    if config.sequence:
+        if "seq" not in available_models():
+            raise ValueError("PagePolicyConfig.sequence: the sequence model is not available "
+                             "(torch is not importable)")
+        makers.append(lambda: ModelSource("seq", **DAILY_SEQ_PARAMS,
+                                          max_epochs=config.seq_epochs, validation=False,
+                                          random_state=config.seed))
     out = []
     for make in makers:
         s = make()
@@ -442,7 +461,8 @@ def _make_sources(config: PagePolicyConfig, history: History,
 def _composer(config: PagePolicyConfig, history: History, sources: list[Any], ranker: Ranker,
               titles: pd.DataFrame) -> PageComposer:
     names = titles["name"].astype(str).tolist() if "name" in titles else None
-    fb = FeatureBuilder(history, source_names=[s.name for s in sources], use_context=True)
+    fb = FeatureBuilder(history, source_names=[s.name for s in sources],
+                        use_context=config.context)
     return PageComposer(history, sources, fb, ranker,
                         PageConfig(n_rows=config.n_rows, n_positions=config.n_positions,
                                    per_source=config.per_source,
@@ -460,13 +480,6 @@ def _plays_from_pages(pages: LoggedPages) -> pd.DataFrame:
         "device": np.asarray(DEVICES)[pages.device[v]],
         "country": np.asarray(pages.countries)[pages.country[v]],
         "hour": pages.hour[v], "day_of_week": pages.day_of_week[v]})
-
-
-def _requests(pages: LoggedPages, members: Vocabulary, countries: Sequence[str]) -> Requests:
-    k = pd.Index(list(countries)).get_indexer(np.asarray(pages.countries)[pages.country])
-    return Requests(member=members.index(pages.member_id, missing="negative"),
-                    timestamp=pages.timestamp, device=pages.device,
-                    country=np.maximum(k, 0), hour=pages.hour, day_of_week=pages.day_of_week)
 
 
 def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
@@ -509,13 +522,11 @@ def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
     say("fitting the sources on the history before the ranker's window")
     h1 = History.build(inter, catalogue, members=members.to_list(), as_of=c1)
     src1 = _make_sources(config, h1)
-    fb1 = FeatureBuilder(h1, source_names=[s.name for s in src1], use_context=True)
-    req = _requests(pages, members, catalogue.countries)
+    fb1 = FeatureBuilder(h1, source_names=[s.name for s in src1], use_context=config.context)
     say("building the ranker's training rows")
     rng = np.random.default_rng([config.seed, 7])
-    X, y, _ = training_rows(req, pages.visit, pages.title, pages.row_index, pages.position,
-                            pages.play, fb1, src1, start=c1, end=c2,
-                            max_rows=config.train_rows, rng=rng)
+    X, y, _ = training_set(pages, members, fb1, src1, countries=catalogue.countries, start=c1,
+                           end=c2, max_rows=config.train_rows, rng=rng)
     if y.size == 0 or y.min() == y.max():
         raise ValueError(f"impressions: the ranker's window [{c1}, {c2}) has "
                          f"{int(y.size)} impressions and {int(y.sum())} plays; it needs both "
@@ -563,17 +574,7 @@ def _fit_bandit(pages: LoggedPages, artworks: pd.DataFrame, titles: pd.DataFrame
     from reelpick.artwork import ArtworkRows, ThompsonArtwork
 
     cat = _artwork_catalog(artworks, titles)
-    ok = pages.artwork >= 0
-    v = pages.visit[ok]
-    title = pages.title[ok]
-    off = cat.art_offset
-    rows = ArtworkRows(
-        visit=v, member=members.index(pages.member_id[v], missing="negative"),
-        device=pages.device[v], hour=pages.hour[v], day_of_week=pages.day_of_week[v],
-        title=title, artwork=off[title] + pages.artwork[ok], variant=pages.artwork[ok],
-        n_variants=np.diff(off)[title], slot=pages.slot[ok], play=pages.play[ok],
-        watch_seconds=pages.watch_seconds[ok], pscore=pages.artwork_propensity[ok],
-        title_propensity=pages.propensity[ok])
+    rows = ArtworkRows.from_pages(pages, cat.art_offset, members)
     bandit = ThompsonArtwork(cat, len(members), name="artwork-thompson")
     return bandit.fit(rows) if len(rows) else bandit
 
