@@ -28,6 +28,7 @@ pin_threads(1)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -40,7 +41,7 @@ BUDGET_MS = 50.0
 
 def train(visits: int, seed: int, epochs: int
           ) -> tuple[Any, dict[str, Any], dict[str, float], np.ndarray]:
-    from reelpick.page import PagePolicyConfig, train_page_policies
+    from reelpick.page import PagePolicy, PagePolicyConfig, train_page_policies
     from reelpick.policies import PopularPolicy
     from reelpick.world import World, WorldConfig
 
@@ -55,6 +56,9 @@ def train(visits: int, seed: int, epochs: int
     pols = train_page_policies(log.impressions(), log.outcomes(), world.titles(), configs,
                                artworks=world.artworks(), interactions=log.interactions())
     times = {"train_both_s": time.perf_counter() - t}
+    # measured as the service runs them: each loaded from its own directory (policies trained
+    # together share fitted sources and the artwork bandit's memo; loaded ones share nothing)
+    loaded = {}
     with tempfile.TemporaryDirectory() as tmp:
         for p in pols:
             t = time.perf_counter()
@@ -62,8 +66,11 @@ def train(visits: int, seed: int, epochs: int
             times[f"save_s[{p.name}]"] = time.perf_counter() - t
             times[f"size_mb[{p.name}]"] = sum(f.stat().st_size for f in path.rglob("*")
                                               if f.is_file()) / 2**20
+            t = time.perf_counter()
+            loaded[p.name] = PagePolicy.load(path)
+            times[f"load_s[{p.name}]"] = time.perf_counter() - t
     # members the policies know (others share the cold-start page, cached after the first)
-    return world, {p.name: p for p in pols}, times, np.unique(log.visits.member)
+    return world, loaded, times, np.unique(log.visits.member)
 
 
 def page_costs(world: Any, pols: dict[str, Any], known: np.ndarray, n_pages: int, seed: int
@@ -80,15 +87,16 @@ def page_costs(world: Any, pols: dict[str, Any], known: np.ndarray, n_pages: int
     need = n_pages + 8 + 2 * 256 + 64
     if order.size < need:
         raise SystemExit(f"--visits: {order.size} known members, need {need} (more visits)")
-    out: dict[str, dict[str, Any]] = {k: {"single": []} for k in pols}
+    out: dict[str, dict[str, Any]] = {k: {"single": [], "cpu": []} for k in pols}
     # warm-up (imports, first calls) on other members
     for b in bound.values():
         b.choose(world.make_visits(order[-8:], ts), np.random.default_rng(0))
     for i in range(n_pages):
         vb = world.make_visits(order[i:i + 1], ts)
         for k, b in bound.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             b.choose(vb, np.random.default_rng(i))
+            out[k]["cpu"].append(1e3 * (time.thread_time() - c))
             out[k]["single"].append(1e3 * (time.perf_counter() - t))
     lo = n_pages
     for size in (16, 64):
@@ -116,9 +124,11 @@ def page_costs(world: Any, pols: dict[str, Any], known: np.ndarray, n_pages: int
             src[s.name] = 1e3 * (time.perf_counter() - t) / (3 * len(req))
         out[k]["source_ms_per_page"] = src
     for k in pols:
-        x = np.asarray(out[k].pop("single"))
+        x, c = np.asarray(out[k].pop("single")), np.asarray(out[k].pop("cpu"))
         out[k].update(p50_ms=float(np.percentile(x, 50)), p99_ms=float(np.percentile(x, 99)),
-                      mean_ms=float(x.mean()), n=int(x.size))
+                      mean_ms=float(x.mean()), n=int(x.size),
+                      cpu_p50_ms=float(np.percentile(c, 50)),
+                      cpu_p99_ms=float(np.percentile(c, 99)))
     return out
 
 
@@ -130,11 +140,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="Print only.")
     args = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     world, pols, times, known = train(args.visits, args.seed, args.epochs)
     costs = page_costs(world, pols, known, args.pages, args.seed)
     res = {"args": vars(args), "train": times, "pages": costs, "budget_p99_ms": BUDGET_MS,
-           "total_s": time.perf_counter() - t0}
+           "total_s": time.perf_counter() - t0,
+           "load_average_1min": [load0, os.getloadavg()[0]]}
     print(json.dumps(res, indent=1))
     if args.no_write:
         return
@@ -142,8 +160,10 @@ def main() -> None:
     (ROOT / "benchmarks" / "results" / "page_sources.json").write_text(json.dumps(res, indent=1))
     names = list(costs)
     rows = "\n".join(
-        f"| {k} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['batch16_ms']:.2f} | "
-        f"{c['batch64_ms']:.2f} | {'yes' if c['p99_ms'] <= BUDGET_MS else 'no'} |"
+        f"| {k} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['cpu_p50_ms']:.2f} | "
+        f"{c['cpu_p99_ms']:.2f} | {c['batch16_ms']:.2f} | {c['batch64_ms']:.2f} | "
+        f"{'yes' if c['p99_ms'] <= BUDGET_MS else 'no'} / "
+        f"{'yes' if c['cpu_p99_ms'] <= BUDGET_MS else 'no'} |"
         for k, c in costs.items())
     src_names = sorted({s for c in costs.values() for s in c["source_ms_per_page"]})
     src_rows = "\n".join(
@@ -151,7 +171,8 @@ def main() -> None:
             (f"{costs[k]['source_ms_per_page'][s]:.3f}" if s in costs[k]["source_ms_per_page"]
              else "-") for k in names) + " |" for s in src_names)
     seq, base = costs[names[1]], costs[names[0]]
-    fits = seq["p99_ms"] <= BUDGET_MS
+    fits = seq["cpu_p99_ms"] <= BUDGET_MS
+    load1, budget = os.getloadavg()[0], f"{BUDGET_MS:.0f}"
     body = header("Candidate sources per page: the sequence model as a page-policy source",
                   "python benchmarks/bench_page_sources.py") + f"""
 `PagePolicy` (10 x 20 pages, epsilon = 0.1, Thompson artwork bandit, 60 trees) trained with
@@ -160,11 +181,14 @@ def main() -> None:
 (`PagePolicyConfig(sequence=True, seq_epochs={args.epochs})`: a transformer over up to 200
 plays, `sources/seq.npz`, no pickle). Both trained together in {times['train_both_s']:.1f} s
 (sources shared; the sequence model's two fits are the difference). One thread; a member's
-first page of the hour (members seen in the logs, nothing cached), {args.pages} single calls
-per policy, interleaved.
+first page of the hour (members seen in the logs, nothing cached; each policy loaded from its
+saved directory, as the service loads it), {args.pages} single calls
+per policy, interleaved (batches: wall ms per page); wall time and the thread's CPU time
+(the machine is shared: 1-minute load average {load0:.1f} at the start, {load1:.1f} at the
+end, on 2 cores, so wall times include waiting for a core).
 
-| sources | p50 ms/page | p99 ms/page | ms/page in 16s | ms/page in 64s | p99 <= {BUDGET_MS:.0f} |
-|---|---:|---:|---:|---:|---|
+| sources | p50 ms | p99 ms | CPU p50 | CPU p99 | in 16s | in 64s | p99 <= {budget} wall/CPU |
+|---|---:|---:|---:|---:|---:|---:|---|
 {rows}
 
 Scoring cost of each source alone (ms per page, 64 requests at a time):
@@ -173,9 +197,10 @@ Scoring cost of each source alone (ms per page, 64 requests at a time):
 |---|{'---:|' * len(names)}
 {src_rows}
 
-The sequence model adds {seq['p50_ms'] - base['p50_ms']:.2f} ms at p50 and
-{seq['p99_ms'] - base['p99_ms']:.2f} ms at p99 per single page; its p99 is
-{'within' if fits else 'over'} the {BUDGET_MS:.0f} ms page budget.
+The sequence model adds {seq['cpu_p50_ms'] - base['cpu_p50_ms']:.2f} ms of CPU at p50 and
+{seq['cpu_p99_ms'] - base['cpu_p99_ms']:.2f} ms at p99 per single page
+({seq['p50_ms'] - base['p50_ms']:.2f} / {seq['p99_ms'] - base['p99_ms']:.2f} ms wall); its
+CPU p99 is {'within' if fits else 'over'} the {BUDGET_MS:.0f} ms page budget.
 """
     write_section(ROOT / "BENCHMARKS.md", "page-sources", body)
 

@@ -114,8 +114,11 @@ class PagePolicyConfig:
     per source; ``context`` (context features in the ranker and trending by country, device
     and daypart; ``False``: neither, trending by country only); ``sequence`` adds the
     sequence model (:mod:`reelpick.models.sequence`, torch) as a candidate source trained for
-    ``seq_epochs`` epochs (saved as ``sources/seq.npz``, no pickle; off by default: see
-    ``BENCHMARKS.md``, section ``page-sources``, for its cost per page); ``seed``.
+    ``seq_epochs`` epochs (saved as ``sources/seq.npz``, no pickle). It is off by default:
+    its serving cost fits a 50 ms p99 page budget (``BENCHMARKS.md``, section
+    ``page-sources``), but it adds a torch training to every fit and, in the closed loop's
+    world, the ``ranker+seq`` candidate's true plays per visit are below ``ranker``'s
+    (``results.json``: ``releases[].lifts.seq``); ``seed``.
     """
 
     n_rows: int = 10
