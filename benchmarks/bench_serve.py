@@ -169,6 +169,16 @@ function delay()
 end
 """
 
+#: Pauses drawn from an exponential distribution of mean ``%d`` ms: many connections with
+#: random pauses arrive at the server nearly as a Poisson stream (open-loop traffic), where
+#: fixed pauses keep connections that were answered together in step (a burst every cycle).
+RANDOM_PAUSE_LUA = """
+local mean_pause = %d
+function delay()
+  return math.floor(-mean_pause * math.log(1 - math.random()) + 0.5)
+end
+"""
+
 
 def known_members(model_dir: Path, n: int = 5_000) -> list[str]:
     """Members the model was trained on (random traffic over all members would be mostly
@@ -204,20 +214,22 @@ def _ms(text: str) -> float:
     return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
 
 
-def calibrate_delay(srv: Server, rate: float, lua_members: str, tries: int = 5) -> int:
-    """The per-connection pause (ms, wrk's granularity) that paces ``PACED_CONN`` connections to
-    ``rate`` requests/s: start from ``C / rate`` and subtract the measured latency, re-measured
-    on short runs until the achieved rate is within 5% (or the pause reaches 0)."""
-    base = 1000 * PACED_CONN / rate
+def calibrate_delay(srv: Server, rate: float, lua_members: str, tries: int = 5, *,
+                    pause_lua: str = PACED_LUA, connections: int = PACED_CONN) -> int:
+    """The per-connection pause (ms, wrk's granularity; the mean pause with
+    :data:`RANDOM_PAUSE_LUA`) that paces ``connections`` connections to ``rate`` requests/s:
+    start from ``C / rate`` and subtract the measured latency, re-measured on short runs until
+    the achieved rate is within 5% (or the pause reaches 0)."""
+    base = 1000 * connections / rate
     delay = base
     for _ in range(tries):
         d = max(int(round(delay)), 0)
-        r = srv.load(seconds=3, connections=PACED_CONN,
-                     lua=HOMEPAGE_LUA % (9, lua_members) + PACED_LUA % d)
+        r = srv.load(seconds=3, connections=connections,
+                     lua=HOMEPAGE_LUA % (9, lua_members) + pause_lua % d)
         print(f"calibrate: pause {d} ms -> {r['rps']:.0f} req/s (target {rate:.0f})", flush=True)
         if abs(r["rps"] / rate - 1) < 0.05 or (d == 0 and r["rps"] < rate):
             return d
-        latency = max(1000 * PACED_CONN / max(r["rps"], 1e-9) - d, 0.0)
+        latency = max(1000 * connections / max(r["rps"], 1e-9) - d, 0.0)
         delay = max(base - latency, 0.0)
     return max(int(round(delay)), 0)
 

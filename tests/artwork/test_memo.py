@@ -36,3 +36,36 @@ def test_memo_gives_identical_choices_and_clears_on_update(world, catalog, explo
     a = plain.select_for(member, device, titles, np.random.default_rng(3))
     b = memo.select_for(member, device, titles, np.random.default_rng(3))
     np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=0)
+
+
+def test_page_memo_serves_repeat_pages_exactly_and_forgets(world, catalog, explore_rows) -> None:
+    plain = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+    memo = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+    memo.memoize(max_pages=8)
+    rng = np.random.default_rng(5)
+    member = rng.integers(0, world.config.n_members, 6)
+    device = rng.integers(0, 4, 6)
+    titles = rng.integers(-1, catalog.n_titles, (6, 9))
+    memo.probabilities_for(member[:3], device[:3], titles[:3])  # three pages remembered
+    assert len(memo._page_memo) == 3
+    # a batch mixing repeat pages (0, 2), new pages and a repeat member with other titles
+    mix = np.array([0, 3, 2, 4, 5])
+    t = titles[mix].copy()
+    t[-1] = titles[0]  # member 5 with member 0's titles: another key
+    for seed in (1, 2):
+        a = plain.select_for(member[mix], device[mix], t, np.random.default_rng(seed))
+        b = memo.select_for(member[mix], device[mix], t, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a.artworks, b.artworks)
+        # pages computed in another batch agree to rounding (the products' blocking differs)
+        np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=1e-10)
+    assert len(memo._page_memo) == 6
+    # bounded: the oldest pages go first
+    many = rng.integers(0, catalog.n_titles, (10, 9))
+    memo.probabilities_for(rng.integers(0, world.config.n_members, 10), np.zeros(10, int), many)
+    assert len(memo._page_memo) == 8
+    memo.partial_fit(explore_rows)
+    assert not memo._page_memo
+    np.testing.assert_allclose(
+        ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+        .partial_fit(explore_rows).probabilities_for(member, device, titles),
+        memo.probabilities_for(member, device, titles), rtol=0, atol=1e-10)

@@ -138,7 +138,9 @@ def free_port() -> int:
 class ServerProcess:
     """``uvicorn --factory reelpick.serve.app:app_from_env`` in a subprocess (kill -9 tests)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PYTHONPATH": str(SRC),
@@ -148,12 +150,14 @@ class ServerProcess:
                     "REELPICK_N_POSITIONS": str(settings.n_positions)}
         if settings.event_log is not None:
             self.env["REELPICK_EVENT_LOG"] = settings.event_log.get_secret_value()
+        self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "reelpick.serve.app:app_from_env",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+            + (["--workers", str(self.workers)] if self.workers > 1 else []),
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

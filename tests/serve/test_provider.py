@@ -284,6 +284,14 @@ def test_batched_rendering_equals_single_pages_and_the_generic_json(model_dir: P
             odd.__class__(**{**odd.__dict__, "artwork_index": None}),
             odd.__class__(**{**odd.__dict__,
                              "propensity": np.linspace(0.1, 1.0, odd.n_slots)}),
+            # images drawn by a bandit: their own propensities, still by index
+            odd.__class__(**{**odd.__dict__, "artwork_propensity": np.linspace(
+                0.2, 0.9, odd.n_slots), "explored": np.zeros(odd.n_slots, bool)}),
+            odd.__class__(**{**odd.__dict__, "artwork_propensity": np.full(
+                odd.n_slots, 1 / 3), "explored": np.zeros(odd.n_slots, bool)}),
+            # a page explored whole (a page-level explorer): one slot kept its greedy title
+            odd.__class__(**{**odd.__dict__, "explored": np.ones(odd.n_slots, bool),
+                             "propensity": np.r_[0.91, np.full(odd.n_slots - 1, 0.01)]}),
         ]
         ctx = {"device": "tv", "country": "US", "hour": 20, "day_of_week": 5, "timestamp": 1}
         items = [(f"{i:032x}", f"m{i}", page, ctx) for i, page in enumerate(pages)]
@@ -292,3 +300,8 @@ def test_batched_rendering_equals_single_pages_and_the_generic_json(model_dir: P
             assert body == r.render(*item)
             assert json.loads(body) == json.loads(r._generic(*item))
     assert len(by_index) > 20  # the path by index ran, not only the fallbacks
+    before = len(by_index)
+    r.render(*items[-3])
+    assert len(by_index) == before + 1  # bandit propensities did not fall back by id
+    r.render(*items[-1])
+    assert len(by_index) == before + 2  # nor did a page explored whole

@@ -126,6 +126,9 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
             self.name = name
         self._memo: dict[int, np.ndarray] | None = None
         self._memo_max = 0
+        # whole pages: (member, device, the page's titles) -> (S, V), for repeat pages
+        self._page_memo: dict[tuple[int, int, str, bytes], np.ndarray] = {}
+        self._page_memo_max = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -136,15 +139,19 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
         self.n_obs_ = 0
         self._solve()
 
-    def memoize(self, max_entries: int = 500_000) -> None:
+    def memoize(self, max_entries: int = 500_000, max_pages: int = 4_096) -> None:
         """Remember the image distribution of every (member, device, title) asked for until
         the next update (:meth:`fit`, :meth:`partial_fit` clear it): serving a fixed bandit
-        then costs a lookup per slot; the distribution and the draws are unchanged."""
+        then costs a lookup per slot; the distribution and the draws are unchanged. The
+        distributions of the last ``max_pages`` whole pages (member, device and the page's
+        titles) are remembered too: a repeat page costs one lookup."""
         self._memo, self._memo_max = {}, int(max_entries)
+        self._page_memo, self._page_memo_max = {}, int(max_pages)
 
     def _solve(self) -> None:
         if self._memo:  # a new posterior: forget the remembered distributions
             self._memo = {}
+        self._page_memo = {}
         self.A_inv_ = np.linalg.inv(self.A_)
         self.A_inv_ = 0.5 * (self.A_inv_ + self.A_inv_.T)
         self.theta_ = self.A_inv_ @ self.b_
@@ -279,8 +286,39 @@ class ThompsonArtwork(_LinearArtworkBandit):
 
     def _memo_probabilities(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray
                             ) -> np.ndarray:
-        """The win probabilities from the memo (:meth:`memoize`), computing the missing
-        (member, device, title) triples in one batch."""
+        """The win probabilities from the memo (:meth:`memoize`): whole repeat pages from the
+        page memo, the others from the (member, device, title) memo."""
+        assert self._memo is not None
+        n, S = titles.shape
+        V = int(self.catalog.max_variants)
+        pm = self._page_memo
+        kind = titles.dtype.str
+        pkeys = [(int(m), int(d), kind, row.tobytes())
+                 for m, d, row in zip(member.tolist(), device.tolist(), titles)]
+        hits = [pm.get(k) for k in pkeys]
+        todo = [i for i, h in enumerate(hits) if h is None]
+        if not todo:
+            return np.stack(hits) if n else np.zeros((0, S, V))  # type: ignore[arg-type]
+        if len(todo) < n:  # the repeat pages from the memo, the others below
+            probs = np.empty((n, S, V))
+            sub = np.asarray(todo)
+            probs[sub] = self._memo_probabilities(member[sub], device[sub], titles[sub])
+            for i, h in enumerate(hits):
+                if h is not None:
+                    probs[i] = h
+            return probs
+        probs = self._triple_probabilities(member, device, titles)
+        if self._page_memo_max > 0:
+            for i, k in enumerate(pkeys):
+                pm[k] = probs[i].copy()
+            while len(pm) > self._page_memo_max:
+                pm.pop(next(iter(pm)))
+        return probs
+
+    def _triple_probabilities(self, member: np.ndarray, device: np.ndarray,
+                              titles: np.ndarray) -> np.ndarray:
+        """The win probabilities from the (member, device, title) memo, computing the missing
+        triples in one batch."""
         assert self._memo is not None
         n, S = titles.shape
         shown = titles >= 0

@@ -29,7 +29,14 @@ from reelpick.causal.iv import (
     two_stage_least_squares,
 )
 from reelpick.causal.learners import TLearnerConfig, TLearnerUplift
-from reelpick.causal.sgd import SGDIV, ArrayBatches, IVBatch, ParquetBatches, SGDIVConfig
+from reelpick.causal.sgd import (
+    SGDIV,
+    ArrayBatches,
+    ConvergenceWarning,
+    IVBatch,
+    ParquetBatches,
+    SGDIVConfig,
+)
 from reelpick.causal.uplift import (
     MISMATCH_WORLD,
     HitRate,
@@ -46,6 +53,7 @@ __all__ = [
     "AndersonRubin",
     "ArrayBatches",
     "ConfidenceSet",
+    "ConvergenceWarning",
     "Design",
     "FirstStage",
     "HitRate",

@@ -30,8 +30,18 @@ The final step is the GMM/2SLS estimator on residualised data, whose moment
 :math:`E[(\tilde y - \tilde D'\beta)\tilde Z] = 0` is Neyman-orthogonal to the nuisance
 regressions (Chernozhukov et al. 2018, "Double/debiased machine learning", partially linear IV
 model): errors of the SGD nuisance fits move :math:`\hat\beta` only at second order, which is why
-it agrees with closed-form 2SLS although SGD is stopped after a few epochs. With exact OLS
-nuisance fits it *is* 2SLS (FWL). Related published work on stochastic-gradient IV:
+it agrees with closed-form 2SLS once SGD has converged. With exact OLS nuisance fits it *is*
+2SLS (FWL); an under-fitted nuisance does not enjoy that protection: its errors are fitted on
+the same rows, so they are correlated with the instruments' and outcome's own noise, and they
+bias the estimate and shrink its standard error (on 5,000 simulated pages with 400 member
+effects, 15 Adagrad steps gave 0.067 ± 0.004 against 0.040 ± 0.006 converged). So by default
+(``epochs=None``) the SGD epochs run until every stage's loss stops improving, and a fit
+stopped early says so (:class:`ConvergenceWarning`). The covariance is the sandwich of that
+orthogonal moment, with residuals that carry the nuisance fits' errors; orthogonality is why
+estimating the nuisance adds no first-order term to it (Chernozhukov et al. 2018, Thm. 4.1),
+and once converged it is the sandwich of 2SLS with the controls as regressors (tested to 2-3%
+in ``tests/causal/test_sgd.py``). Related published work on
+stochastic-gradient IV:
 Hartford et al. (2017) "Deep IV" (ICML; two-stage, SGD-trained), Bennett, Kallus & Schnabel
 (2019) "Deep Generalized Method of Moments" (NeurIPS; SGD on a GMM game), Venkatraman et al.
 (2016) "Online instrumental variable regression with applications to online linear system
@@ -53,9 +63,9 @@ Example
 >>> d = z + u + fe + rng.normal(size=n)
 >>> y = 0.5 * d + u + 2 * fe + rng.normal(size=n)
 >>> src = ArrayBatches(y, d, z, categorical=m, batch_size=4096)
->>> est = SGDIV(epochs=3, cov_type="HC0").fit(src)
->>> abs(float(est.result_.params["d0"]) - 0.5) < 0.05
-True
+>>> est = SGDIV(cov_type="HC0").fit(src)    # epochs until the stage losses converge
+>>> abs(float(est.result_.params["d0"]) - 0.5) < 0.05, est.converged_
+(True, True)
 """
 
 from __future__ import annotations
@@ -234,22 +244,40 @@ _SGD_COV = ("HC0", "HC1", "CR0", "CR1")
 class SGDIVConfig:
     """Hyperparameters of :class:`SGDIV` (validated here).
 
-    ``epochs`` SGD passes for the nuisance regressions; ``learning_rate`` Adagrad step;
-    ``l2`` ridge penalty on the id effects; ``cov_type`` one of HC0, HC1, CR0, CR1 (CR needs
-    cluster labels in the batches); ``average``: Polyak-Ruppert averaging of the iterates over
-    the last epoch (Polyak & Juditsky 1992; Bach & Moulines 2013). Deterministic: no
-    randomness beyond the order of the source's batches."""
+    ``epochs``: SGD passes for the nuisance regressions; ``None`` (the default) runs epochs
+    until they converge: until no stage's loss improves by more than ``tol`` (relative) over
+    an epoch, at least 2 and at most ``max_epochs`` (a :class:`ConvergenceWarning` if it
+    gets there first). A fixed ``epochs`` runs exactly that many (what the Ray backend of
+    :func:`reelpick.distributed.iv.fit_sgdiv` replicates) and warns when the last one still
+    improved some stage's loss by more than ``tol``. The stage losses are the mean squared
+    residuals of the ``1 + k_d + q`` standardised nuisance regressions, each summed over the
+    epoch's minibatches before their steps (progressive validation).
+    ``learning_rate`` Adagrad step; ``l2`` ridge penalty on the id effects; ``cov_type`` one
+    of HC0, HC1, CR0, CR1 (CR needs cluster labels in the batches); ``average``:
+    Polyak-Ruppert averaging of the iterates over the last epoch (Polyak & Juditsky 1992;
+    Bach & Moulines 2013). Deterministic: no randomness beyond the order of the source's
+    batches."""
 
-    epochs: int = 3
+    epochs: int | None = None
     learning_rate: float = 0.5
     l2: float = 1e-6
     cov_type: str = "HC1"
     weak_threshold: float = 10.0
     average: bool = True
+    tol: float = 1e-3
+    max_epochs: int = 200
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"SGDIVConfig.epochs: must be an integer >= 0, got {self.epochs!r}")
+        if self.epochs is not None and (isinstance(self.epochs, bool)
+                                        or not isinstance(self.epochs, int) or self.epochs < 0):
+            raise ValueError(f"SGDIVConfig.epochs: must be None (until converged) or an integer "
+                             f">= 0, got {self.epochs!r}")
+        if (isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int)
+                or self.max_epochs < 2):
+            raise ValueError(f"SGDIVConfig.max_epochs: must be an integer >= 2, got "
+                             f"{self.max_epochs!r}")
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"SGDIVConfig.tol: must be >= 0, got {self.tol!r}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"SGDIVConfig.learning_rate: must be > 0, got "
                              f"{self.learning_rate!r}")
@@ -258,6 +286,19 @@ class SGDIVConfig:
         if self.cov_type not in _SGD_COV:
             raise ValueError(f"SGDIVConfig.cov_type: use one of {_SGD_COV}, got "
                              f"{self.cov_type!r}")
+
+    def fixed_epochs(self) -> int:
+        """``epochs``, for a runner that needs the count up front (the Ray backend of
+        :func:`reelpick.distributed.iv.fit_sgdiv`): ``ValueError`` when it is ``None``."""
+        if self.epochs is None:
+            raise ValueError("epochs: None (until converged) needs SGDIV.fit's convergence "
+                             "check; this runner needs a fixed count (e.g. epochs=20)")
+        return self.epochs
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """The SGD nuisance regressions of :class:`SGDIV` were still improving when SGD stopped:
+    their errors bias the estimate and shrink its standard error; run more epochs."""
 
 
 class _Adagrad:
@@ -331,7 +372,7 @@ class ScaleSums:
                          self.t1 + other.t1, self.t2 + other.t2, self.d1 + other.d1,
                          self.d2 + other.d2, self.widths or other.widths)
 
-    def scales(self, epochs: int, *, stacklevel: int = 2) -> dict[str, np.ndarray]:
+    def scales(self, epochs: int | None, *, stacklevel: int = 2) -> dict[str, np.ndarray]:
         """``tmean``, ``tstd``, ``dmean``, ``dstd`` (errors: no rows, under-identified, a
         constant endogenous or instrument column; a warning when SGD gets under 10 steps)."""
         if self.widths is None or self.n == 0:
@@ -340,7 +381,7 @@ class ScaleSums:
         if q < kd:
             raise ValueError(f"under-identified: {q} instrument(s) for {kd} endogenous "
                              f"regressor(s)")
-        if epochs and self.batches * epochs < 10:
+        if epochs is not None and epochs and self.batches * epochs < 10:
             import warnings
 
             warnings.warn(f"only {self.batches * epochs} SGD steps ({self.batches} batch(es) x "
@@ -441,15 +482,21 @@ class SGDIV:
 
     ``fit(source)`` takes a re-iterable :class:`BatchSource` and returns ``self``; the estimate
     is ``result_`` (:class:`~reelpick.causal.iv.IVResult`, params of the endogenous regressors
-    only), plus ``n_passes_`` and ``nuisance_r2_`` (in-sample R² of each nuisance fit).
+    only), plus ``n_passes_``, ``nuisance_r2_`` (in-sample R² of each nuisance fit) and, from
+    :meth:`fit`, ``n_epochs_`` (SGD epochs run), ``loss_history_`` (one row per epoch: each
+    stage's mean squared standardised residual) and ``converged_`` (the last epoch improved
+    no stage's loss by more than ``tol``). Hyperparameters: :class:`SGDIVConfig`.
     """
 
-    def __init__(self, *, epochs: int = 3, learning_rate: float = 0.5, l2: float = 1e-6,
-                 cov_type: str = "HC1", weak_threshold: float = 10.0,
-                 average: bool = True) -> None:
+    _sse: np.ndarray   # the epoch's stage losses so far (sums), and its rows
+    _rows: int
+
+    def __init__(self, *, epochs: int | None = None, learning_rate: float = 0.5,
+                 l2: float = 1e-6, cov_type: str = "HC1", weak_threshold: float = 10.0,
+                 average: bool = True, tol: float = 1e-3, max_epochs: int = 200) -> None:
         self.config = SGDIVConfig(epochs=epochs, learning_rate=learning_rate, l2=l2,
                                   cov_type=cov_type, weak_threshold=weak_threshold,
-                                  average=average)
+                                  average=average, tol=tol, max_epochs=max_epochs)
 
     # -------------------------------------------------------------- nuisance model
     def _predict(self, b: IVBatch) -> np.ndarray:
@@ -471,7 +518,8 @@ class SGDIV:
         :meth:`apply_gradient` adds the sums of all shares and takes the step."""
         r = self._predict(b) - self._targets(b)  # (n, m) gradient of 0.5 * r^2
         x = (b.dense - self._dmean) / self._dstd
-        out: dict[str, Any] = {"n": len(b), "r": r.sum(axis=0), "xr": x.T @ r}
+        out: dict[str, Any] = {"n": len(b), "r": r.sum(axis=0), "xr": x.T @ r,
+                               "sse": (r * r).sum(axis=0)}
         if b.categorical.shape[1]:
             ids = b.categorical.ravel()
             ok = ids >= 0
@@ -485,8 +533,11 @@ class SGDIV:
 
     def apply_gradient(self, partials: Sequence[dict[str, Any]]) -> None:
         """One Adagrad step from the :meth:`gradient_sums` of every share of a minibatch (in a
-        fixed order: every replica that applies them stays identical)."""
+        fixed order: every replica that applies them stays identical). Adds the residuals'
+        squares before the step to the epoch's stage losses (:meth:`epoch_loss`)."""
         n = sum(p["n"] for p in partials)
+        self._sse = self._sse + sum(p.get("sse", 0.0) for p in partials)
+        self._rows += n
         rsum = partials[0]["r"].copy()
         xr = partials[0]["xr"].copy()
         for p in partials[1:]:
@@ -518,13 +569,22 @@ class SGDIV:
         lr = self.config.learning_rate
         self._c, self._B = _Adagrad((m,), lr), _Adagrad((p, m), lr)
         self._E = _Adagrad((n_ids, m), lr)
+        self._sse, self._rows = np.zeros(m), 0
 
     def set_averaging(self, epoch: int) -> None:
-        """Called before SGD epoch ``epoch``: Polyak-Ruppert averaging over the last one."""
-        cfg = self.config
-        if cfg.average and epoch == cfg.epochs - 1 and epoch > 0:
+        """Called before SGD epoch ``epoch``: Polyak-Ruppert averaging over the last one (the
+        average restarts every epoch after the first, so that whichever epoch turns out to be
+        the last, the fit is the average of its iterates)."""
+        if self.config.average and epoch > 0:
             for opt in (self._c, self._B, self._E):
                 opt.start_averaging()
+
+    def epoch_loss(self) -> np.ndarray:
+        """Each stage's mean squared standardised residual over the steps since the last call
+        (before each step), and restart the sums: ``(1 + k_d + q,)``."""
+        out = self._sse / max(self._rows, 1)
+        self._sse, self._rows = np.zeros_like(self._sse), 0
+        return out
 
     def end_sgd(self) -> None:
         """After the last step: the (averaged) parameters become the fit."""
@@ -551,7 +611,7 @@ class SGDIV:
         self.result_ = _solve(sums.srr, sums.m4, sums.cluster_sums(), n, kd, q, p,
                               cfg.cov_type, list(endog_names), list(instrument_names),
                               cfg.weak_threshold)
-        self.n_passes_ = cfg.epochs + 2
+        self.n_passes_ = getattr(self, "n_epochs_", cfg.epochs or 0) + 2
         fs = self.result_.first_stage
         assert fs is not None
         if fs.weak:
@@ -576,11 +636,34 @@ class SGDIV:
         scales = pass0.scales(cfg.epochs)
         kd, q, p = pass0.widths  # type: ignore[misc]
         self.start(scales, 1 + kd + q, p, source.n_ids)
-        for epoch in range(cfg.epochs):
+        most = cfg.max_epochs if cfg.epochs is None else cfg.epochs
+        losses: list[np.ndarray] = []
+        self.converged_ = False
+        for epoch in range(most):
             self.set_averaging(epoch)
             for b in source:
                 self._sgd_step(b)
+            losses.append(self.epoch_loss())
+            if len(losses) >= 2:
+                gain = (losses[-2] - losses[-1]) / np.maximum(losses[-2], 1e-12)
+                self.converged_ = bool((gain <= cfg.tol).all())
+                if self.converged_ and cfg.epochs is None:
+                    break
         self.end_sgd()
+        self.n_epochs_ = len(losses)
+        self.loss_history_ = pd.DataFrame(
+            np.array(losses).reshape(len(losses), 1 + kd + q),
+            columns=["y", *source.endog_names, *source.instrument_names])
+        if most and not self.converged_:
+            import warnings
+
+            gain = "" if len(losses) < 2 else (
+                "; the last improved the stage losses by up to "
+                f"{float(np.max((losses[-2] - losses[-1]) / np.maximum(losses[-2], 1e-12))):.2%}")
+            warnings.warn(f"SGD-IV: the nuisance regressions did not converge in {len(losses)} "
+                          f"epoch(s) (tol={cfg.tol:g}){gain}; their errors bias the estimate and "
+                          f"shrink its standard error: use epochs=None (until converged), more "
+                          f"epochs or smaller batches", ConvergenceWarning, stacklevel=2)
         self.solve(self.residual_sums(source, kd, q), pass0.n, p, source.endog_names,
                    source.instrument_names)
         return self

@@ -10,7 +10,8 @@ Examples::
 SGD-IV over Parquet (streamed, or on Ray with ``--backend ray``)::
 
     reelpick causal design --logs runs/promo --treat kind:series --out runs/design.parquet
-    reelpick causal sgd-iv --data runs/design.parquet --backend ray --num-workers 2
+    reelpick causal sgd-iv --data runs/design.parquet               # epochs until converged
+    reelpick causal sgd-iv --data runs/design.parquet --backend ray --num-workers 2 --epochs 20
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from reelpick.causal import COV_TYPES, WeakInstrumentWarning, ols, two_stage_least_squares
+from reelpick.causal import (
+    COV_TYPES,
+    ConvergenceWarning,
+    WeakInstrumentWarning,
+    ols,
+    two_stage_least_squares,
+)
 from reelpick.causal.instruments import Logs, visit_design
-from reelpick.causal.iv import CovType
+from reelpick.causal.iv import CovType, IVResult
 from reelpick.causal.uplift import SegmentUpliftModel, offline_hit_rate
 from reelpick.cli._common import (
     BACKEND_HELP,
@@ -57,6 +64,41 @@ def _write_json(path: Path | None, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     console.print(f"wrote {path}")
+
+
+def _ar_cell(res: IVResult, name: str) -> str:
+    """The 95% Anderson-Rubin set of ``name`` as table text ('–' where there is none)."""
+    ar = res.ar_ci
+    if ar is None or name not in res.endog_names:
+        return "–"
+    return str(ar) if ar.bounded else f"{ar} ({ar.kind})"
+
+
+def _estimate_row(res: IVResult, name: str) -> tuple[str, str, str, str]:
+    ci = res.conf_int().loc[name]
+    return (f"{res.params[name]:.5f}", f"{res.std_errors[name]:.5f}",
+            f"[{ci['lower']:.5f}, {ci['upper']:.5f}]", _ar_cell(res, name))
+
+
+def _first_stage_table(res: IVResult, cov_type: str) -> Table:
+    """First-stage diagnostics per endogenous regressor, with a verdict on its strength."""
+    fs = res.first_stage
+    assert fs is not None
+    table = Table(title=f"first-stage F ({fs.n_instruments} instrument(s); weak below "
+                        f"{fs.weak_threshold:g})")
+    for c in ("regressor", f"F ({cov_type})", "effective F", "F (homoskedastic)",
+              "partial R²", "verdict"):
+        table.add_column(c, justify="left" if c in ("regressor", "verdict") else "right")
+    weak = set(fs.below_threshold().index)
+    eff = res.first_stage_f
+    assert eff is not None
+    for name in fs.f_stat.index:
+        verdict = ("[yellow]weak: trust the AR set, not the Wald CI[/yellow]" if name in weak
+                   else "strong")
+        table.add_row(str(name), f"{fs.f_stat[name]:.1f}", f"{eff[name]:.1f}",
+                      f"{fs.f_stat_homoskedastic[name]:.1f}",
+                      f"{fs.partial_rsquared[name]:.4f}", verdict)
+    return table
 
 
 @app.command("iv")
@@ -92,18 +134,14 @@ def iv(
     weak = [str(c.message) for c in caught if issubclass(c.category, WeakInstrumentWarning)]
     table = Table(title=f"effect of one '{treat}' impression on their plays "
                         f"({res.nobs:,} pages, {cov_type})")
-    for c in ("estimator", "estimate", "std err", "95% CI"):
+    for c in ("estimator", "estimate", "std err", "95% CI (Wald)", "95% AR set"):
         table.add_column(c, justify="right" if c != "estimator" else "left")
     for name, r in (("OLS (naive)", naive), ("2SLS", res)):
-        ci = r.conf_int().loc["exposure"]
-        table.add_row(name, f"{r.params['exposure']:.5f}", f"{r.std_errors['exposure']:.5f}",
-                      f"[{ci['lower']:.5f}, {ci['upper']:.5f}]")
+        table.add_row(name, *_estimate_row(r, "exposure"))
     console.print(table)
-    fs = res.first_stage
-    assert fs is not None
-    console.print(f"first-stage F = {fs.f_stat['exposure']:.1f} ({cov_type}), "
-                  f"{fs.f_stat_homoskedastic['exposure']:.1f} (homoskedastic); "
-                  f"instruments: {', '.join(des.instrument_names)}")
+    console.print(_first_stage_table(res, cov_type))
+    console.print(f"instruments: {', '.join(des.instrument_names)}; AR = Anderson-Rubin set, "
+                  "valid however weak the instruments")
     for msg in weak:
         console.print(f"[yellow]warning:[/yellow] {msg}")
     _write_json(json_path, {"treat": treat, "iv": res.to_dict(), "ols": naive.to_dict(),
@@ -199,7 +237,9 @@ def sgd_iv(
                                                     "effects ('' for none)")] = None,
     clusters: Annotated[str | None, typer.Option(help="Cluster column for CR0/CR1")] = None,
     cov_type: Annotated[str, typer.Option(help="HC0, HC1, CR0 or CR1")] = "CR1",
-    epochs: Annotated[int, typer.Option(help="SGD epochs", min=0)] = 3,
+    epochs: Annotated[int | None, typer.Option(
+        help="SGD epochs (default: until the nuisance regressions converge; the Ray backend "
+             "needs a count)", min=0)] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per SGD minibatch", min=1)] = 4096,
     learning_rate: Annotated[float, typer.Option(help="Adagrad step", min=1e-12)] = 0.5,
     hash_buckets: Annotated[int, typer.Option(help="Hash buckets per id column", min=1)]
@@ -215,6 +255,9 @@ def sgd_iv(
     from reelpick.distributed.iv import design_roles, fit_sgdiv
 
     check_backend_option(backend)
+    if backend == "ray" and epochs is None:
+        fail("--backend ray: pass --epochs N (running epochs until convergence is done by "
+             "the local backend only)")
     try:
         roles = design_roles(data) or {}
     except (FileNotFoundError, ValueError) as exc:
@@ -230,6 +273,7 @@ def sgd_iv(
         fail("--y, --endog and --instruments are needed (the file has no design metadata)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", WeakInstrumentWarning)
+        warnings.simplefilter("always", ConvergenceWarning)
         try:
             est = fit_sgdiv(data, **cols, cov_type=cov_type, epochs=epochs,
                             batch_size=batch_size, learning_rate=learning_rate,
@@ -238,23 +282,25 @@ def sgd_iv(
         except (FileNotFoundError, ValueError, ImportError) as exc:
             fail(str(exc))
     res = est.result_
-    table = Table(title=f"SGD-IV ({res.nobs:,} rows, {cov_type}, {epochs} epochs, "
+    n_epochs = est.n_passes_ - 2
+    converged = getattr(est, "converged_", None)   # the Ray backend does not check
+    status = "" if converged is None else (", converged" if converged else ", NOT converged")
+    table = Table(title=f"SGD-IV ({res.nobs:,} rows, {cov_type}, {n_epochs} epochs{status}, "
                         f"backend {backend})")
-    for c in ("regressor", "estimate", "std err", "95% CI"):
+    for c in ("regressor", "estimate", "std err", "95% CI (Wald)", "95% AR set"):
         table.add_column(c, justify="right" if c != "regressor" else "left")
-    ci = res.conf_int()
     for name in res.params.index:
-        table.add_row(str(name), f"{res.params[name]:.5f}", f"{res.std_errors[name]:.5f}",
-                      f"[{ci.loc[name, 'lower']:.5f}, {ci.loc[name, 'upper']:.5f}]")
+        table.add_row(str(name), *_estimate_row(res, str(name)))
     console.print(table)
-    fs = res.first_stage
-    assert fs is not None
-    console.print("first-stage F = " + ", ".join(f"{k}: {v:.1f}" for k, v in fs.f_stat.items())
-                  + f" ({cov_type}); nuisance R²: " + ", ".join(
-                      f"{k} {v:.3f}" for k, v in est.nuisance_r2_.items()))
+    console.print(_first_stage_table(res, cov_type))
+    console.print("nuisance R²: " + ", ".join(f"{k} {v:.3f}"
+                                              for k, v in est.nuisance_r2_.items()))
     weak = [str(c.message) for c in caught if issubclass(c.category, WeakInstrumentWarning)]
-    for msg in weak:
+    unconverged = [str(c.message) for c in caught
+                   if issubclass(c.category, ConvergenceWarning)]
+    for msg in weak + unconverged:
         console.print(f"[yellow]warning:[/yellow] {msg}")
     _write_json(json_path, {"columns": cols, "backend": backend, "sgdiv": res.to_dict(),
-                            "nuisance_r2": est.nuisance_r2_.to_dict(),
-                            "weak_instrument_warnings": weak})
+                            "nuisance_r2": est.nuisance_r2_.to_dict(), "epochs": n_epochs,
+                            "converged": converged, "weak_instrument_warnings": weak,
+                            "convergence_warnings": unconverged})

@@ -17,11 +17,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+#: Lookups of at most this many ids go through a dict (:meth:`Vocabulary.index`).
+_SMALL = 32
+
 
 class Vocabulary:
     """An immutable, ordered set of string IDs mapped to indices ``0..len-1``."""
 
-    __slots__ = ("_ids", "_index")
+    __slots__ = ("_ids", "_index", "_pos")
 
     def __init__(self, ids: Iterable[object]) -> None:
         uniq = pd.unique(pd.Series(list(ids), dtype=object).astype(str))
@@ -53,6 +56,15 @@ class Vocabulary:
               ) -> np.ndarray:
         """Indices of ``ids`` (int64). ``missing="error"`` raises :class:`KeyError` naming the
         first unknown ID; ``missing="negative"`` maps unknown IDs to -1."""
+        if missing not in ("error", "negative"):
+            raise ValueError(f"missing must be 'error' or 'negative', got {missing!r}")
+        if len(ids) <= _SMALL:  # a request's few ids: a dict, not a pandas round trip
+            pos = self._positions()
+            small = np.array([pos.get(str(x), -1) for x in ids], dtype=np.int64)
+            if missing == "error" and (small < 0).any():
+                bad = [str(x) for x, i in zip(ids, small) if i < 0]
+                raise KeyError(f"unknown id {bad[0]!r} ({len(bad)} unknown in all)")
+            return small
         keys = pd.Series(np.asarray(ids, dtype=object)).astype(str)
         idx = self._index.get_indexer(keys)
         if missing == "error" and (idx < 0).any():
@@ -61,6 +73,14 @@ class Vocabulary:
         if missing not in ("error", "negative"):
             raise ValueError(f"missing must be 'error' or 'negative', got {missing!r}")
         return idx.astype(np.int64)
+
+    def _positions(self) -> dict[str, int]:
+        """``{id: index}``, built on first use (small lookups, e.g. a service's requests)."""
+        try:
+            return self._pos
+        except AttributeError:
+            self._pos: dict[str, int] = {str(x): i for i, x in enumerate(self._ids.tolist())}
+            return self._pos
 
     def ids(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """IDs at ``indices`` (object array of str, same shape)."""

@@ -301,7 +301,7 @@ class _Replica:
         e, cfg = self.est, self.cfg
         if partials:
             e.apply_gradient(partials)
-        if k == cfg.epochs * self.n_batches:
+        if k == cfg.fixed_epochs() * self.n_batches:
             e.end_sgd()
             return None
         epoch, t = divmod(k, self.n_batches)
@@ -359,7 +359,7 @@ def fit_sgdiv(
     hash_buckets: int = 1 << 18,
     cluster_buckets: int = 1 << 20,
     batch_size: int = 65_536,
-    epochs: int = 3,
+    epochs: int | None = 3,
     learning_rate: float = 0.5,
     l2: float = 1e-6,
     cov_type: str = "HC1",
@@ -377,7 +377,9 @@ def fit_sgdiv(
     hashed); minibatch ``t`` is rows ``t * batch_size ..`` of the log. ``backend="local"``
     streams the files (bounded memory); ``backend="ray"`` spreads the rows over
     ``num_workers`` actors (default: the cluster's CPUs) as the module docstring describes,
-    with the same result. ``address``: see :func:`~reelpick.distributed.ray_session`.
+    with the same result. ``epochs=None`` runs epochs until the nuisance regressions converge
+    (:class:`~reelpick.causal.sgd.SGDIVConfig`), on the local backend only: the Ray backend
+    needs a count. ``address``: see :func:`~reelpick.distributed.ray_session`.
     """
     check_backend(backend)
     cfg = SGDIVConfig(epochs=epochs, learning_rate=learning_rate, l2=l2, cov_type=cov_type,
@@ -400,6 +402,7 @@ def fit_sgdiv(
         return est.fit(source)
     if num_workers is not None and num_workers < 1:
         raise ValueError(f"num_workers: must be >= 1, got {num_workers}")
+    cfg.fixed_epochs()   # fail before starting Ray
     with ray_session(address) as ray:
         return _fit_on_ray(ray, plan, cols, cfg, batch_size, num_workers)
 
@@ -435,7 +438,7 @@ def _fit_on_ray(ray: Any, plan: ParquetPlan, cols: IVColumns, cfg: SGDIVConfig,
         n, n_batches = pass0.n, -(-plan.n_rows // batch_size)
         ray.get([a.setup.remote(scales, 1 + kd + q, p) for a in actors])
         prev: list[Any] = []
-        for k in range(cfg.epochs * n_batches + 1):
+        for k in range(cfg.fixed_epochs() * n_batches + 1):
             prev = [a.step.remote(k, *prev) for a in actors]
             if k % 64 == 63:  # keep the queue of submitted steps short
                 ray.wait(prev, num_returns=len(prev))

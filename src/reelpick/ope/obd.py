@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.special import betainc, betaincinv, betaln
 
+from reelpick.data.loaders import read_obd_files
 from reelpick.ope._obd_prior import BTS_PRIOR
 from reelpick.ope.feedback import LoggedFeedback
 
@@ -86,22 +86,8 @@ def load_obd(path: str | os.PathLike[str], behavior_policy: BehaviorPolicy = "ra
     >>> log.feedback.n_rounds, log.n_actions, log.len_list  # doctest: +SKIP
     (10000, 80, 3)
     """
-    if behavior_policy not in ("random", "bts"):
-        raise ValueError(f"behavior_policy must be 'random' or 'bts', got {behavior_policy!r}")
-    if campaign not in ("all", "men", "women"):
-        raise ValueError(f"campaign must be 'all', 'men' or 'women', got {campaign!r}")
-    folder = Path(path) / behavior_policy / campaign
-    log_file, item_file = folder / f"{campaign}.csv", folder / "item_context.csv"
-    for f in (log_file, item_file):
-        if not f.exists():
-            raise FileNotFoundError(f"{f}: no such file (expected the OBD layout "
-                                    "{random,bts}/{all,men,women}/)")
-    data = pd.read_csv(log_file, index_col=0)
-    missing = {"timestamp", "item_id", "position", "click", "propensity_score"} - set(data)
-    if missing:
-        raise ValueError(f"{log_file}: missing column(s) {sorted(missing)}")
+    data, items = read_obd_files(path, behavior_policy, campaign)  # checked; errors name line
     data = data.sort_values("timestamp")  # obp's order (pandas' default sort)
-    items = pd.read_csv(item_file, index_col=0)
     n_actions = len(items)
     position = np.unique(data["position"].to_numpy(), return_inverse=True)[1]
     user = data.loc[:, data.columns.str.contains("user_feature")]

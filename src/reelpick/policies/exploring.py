@@ -110,19 +110,30 @@ class PoolExploringPolicy:
     release's candidates, so every candidate's page has a known, non-negligible chance of
     being shown). Without a pool the pool share is served uniformly too.
 
-    Exact marginal propensity of title :math:`t` in slot :math:`s` (``K`` pool policies with
-    pages :math:`c_k(v)`, :math:`A_v` available titles, :math:`\epsilon_u` = ``epsilon``,
-    :math:`\epsilon_p` = ``pool_epsilon``):
+    Exact marginal propensity of title :math:`t` in slot :math:`s` (``K`` pool policies,
+    :math:`A_v` available titles, :math:`\epsilon_u` = ``epsilon``, :math:`\epsilon_p` =
+    ``pool_epsilon``):
 
     .. math::
 
         P(t \text{ in } s \mid v) = (1 - \epsilon_u - \epsilon_p)[t = b_s(v)]
-            + \frac{\epsilon_u}{A_v} + \frac{\epsilon_p}{K} \sum_k [t = c_{k,s}(v)]
+            + \frac{\epsilon_u}{A_v} + \frac{\epsilon_p}{K} \sum_k P_k(t \text{ in } s \mid v)
 
-    (:meth:`slot_propensity`; a page's probability is :meth:`page_propensity`). ``source`` is
-    ``"explore"`` (uniform), ``"pool:<name>"`` or the base policy's name. Every call appends
-    the base and pool pages to ``records`` (what offline evaluation needs; the caller takes
-    them with :meth:`take_records`)."""
+    where :math:`P_k(t \text{ in } s \mid v)` is pool policy ``k``'s own marginal: the
+    indicator :math:`[t = c_{k,s}(v)]` of its page where that page is deterministic (every
+    propensity 1), otherwise ``marginals(visits).title_slot[i, t, s]`` of a stochastic pool
+    policy (an :class:`~reelpick.decision.ExactPolicy`, e.g. ``SoftmaxPolicy``; a stochastic
+    one without ``marginals`` is refused, since its propensities of titles it did not draw are
+    unknown). The draw of a stochastic pool policy is therefore part of the logger's
+    randomness, and the logged propensity is the marginal over it, not the probability given
+    the draw (:meth:`slot_propensity`; a page's probability is :meth:`page_propensity`).
+    ``source`` is ``"explore"`` (uniform), ``"pool:<name>"`` or the base policy's name. Every
+    call appends the base and pool pages to ``records`` (what offline evaluation needs; the
+    caller takes them with :meth:`take_records`), with ``deterministic (n, K)``: which pool
+    pages were deterministic (where the default indicators of :meth:`slot_propensity` and
+    :meth:`page_propensity` are exact)."""
+
+    _MARGINAL_CHUNK = 512   # visits per marginals() call of a stochastic pool policy
 
     def __init__(self, base: Policy, epsilon: float, pool_epsilon: float = 0.0,
                  pool: tuple[Policy, ...] | list[Policy] = (), *, name: str = "") -> None:
@@ -150,8 +161,12 @@ class PoolExploringPolicy:
         base = _deterministic_page(self.base, visits, rng)
         eu, ep = self.shares
         K = len(self.pool)
-        pool = np.stack([p.choose(visits, rng).titles for p in self.pool], axis=1) if K \
+        pages = [p.choose(visits, rng) for p in self.pool]
+        pool = np.stack([pg.titles for pg in pages], axis=1) if K \
             else np.zeros((n, 0, S), np.int64)
+        # a pool page is deterministic for a visit when all its shown slots have propensity 1
+        det = np.stack([np.where(pg.titles >= 0, np.isclose(pg.propensity, 1.0), True).all(
+            axis=1) for pg in pages], axis=1) if K else np.zeros((n, 0), bool)
         u = rng.random(n)
         explore = u < eu
         from_pool = ~explore & (u < eu + ep)
@@ -164,34 +179,75 @@ class PoolExploringPolicy:
             idx = np.flatnonzero(from_pool)
             titles[idx] = pool[idx, pick[idx]]
         A = visits.n_available().astype(float)
-        prop = self.slot_propensity(titles, base.titles, pool, A)
+        prop = self.slot_propensity(titles, base.titles, pool, A,
+                                    self.pool_slot_probability(visits, titles, pool, det))
         names = np.array([f"pool:{p.name}" for p in self.pool] + [""], dtype=object)
         source = np.where(explore, "explore", np.where(from_pool, names[pick],
                                                        str(self.base.name))).astype(object)
         page = _annotated(visits, base, titles, prop, source, rng)
         self.records.append({"member": np.asarray(visits.member).copy(), "base": base.titles,
-                             "pool": pool, "pick": pick, "available": A})
+                             "pool": pool, "pick": pick, "available": A, "deterministic": det})
         return page
 
+    def pool_slot_probability(self, visits: VisitBatch, titles: np.ndarray, pool: np.ndarray,
+                              deterministic: np.ndarray) -> np.ndarray:
+        """``(n, K, S)``: P(pool policy ``k`` puts ``titles[i, s]`` in slot ``s`` | visit
+        ``i``): the indicator ``pool[i, k, s] == titles[i, s]`` where its page ``pool[i, k]``
+        was ``deterministic[i, k]``, else its ``marginals(visits).title_slot``. A stochastic
+        pool policy without ``marginals`` raises ``ValueError``."""
+        out = (pool == titles[:, None, :]).astype(float)
+        ok = titles >= 0
+        safe = np.where(ok, titles, 0)
+        slots = np.arange(titles.shape[1])[None, :]
+        for k, pol in enumerate(self.pool):
+            if deterministic[:, k].all():
+                continue
+            marginals = getattr(pol, "marginals", None)
+            if marginals is None:
+                raise ValueError(f"pool policy {pol.name!r} is stochastic (propensities < 1) "
+                                 "and has no marginals(visits): its probability of showing a "
+                                 "title it did not draw is unknown, so the logged propensities "
+                                 "could not be exact; give it marginals() or make it "
+                                 "deterministic")
+            need = np.flatnonzero(~deterministic[:, k])
+            for lo in range(0, need.size, self._MARGINAL_CHUNK):   # (chunk, T, S) at a time
+                idx = need[lo:lo + self._MARGINAL_CHUNK]
+                ts = marginals(visits.subset(idx)).title_slot
+                r = np.arange(idx.size)[:, None]
+                out[idx, k] = np.where(ok[idx], ts[r, safe[idx], slots], 0.0)
+        return out
+
     def slot_propensity(self, titles: np.ndarray, base: np.ndarray, pool: np.ndarray,
-                        available: np.ndarray) -> np.ndarray:
-        """Exact ``P(titles[i, s] in slot s)`` (class docstring); 1 where ``titles < 0``."""
+                        available: np.ndarray, pool_probability: np.ndarray | None = None
+                        ) -> np.ndarray:
+        """Exact ``P(titles[i, s] in slot s)`` (class docstring); 1 where ``titles < 0``.
+
+        ``pool_probability (n, K, S)``: each pool policy's probability of ``titles[i, s]`` in
+        slot ``s`` (:meth:`pool_slot_probability`); the default, the indicator
+        ``pool == titles``, is exact where the pool pages were deterministic (``records``'
+        ``deterministic``)."""
         eu, ep = self.shares
         K = pool.shape[1]
         p = eu / np.maximum(available, 1)[:, None] + (1 - eu - ep) * (titles == base)
         if K:
-            p = p + ep * (pool == titles[:, None, :]).mean(axis=1)
+            q = (pool == titles[:, None, :]) if pool_probability is None else pool_probability
+            p = p + ep * q.mean(axis=1)
         return np.where(titles >= 0, np.minimum(p, 1.0), 1.0)
 
-    def page_propensity(self, page: np.ndarray, base: np.ndarray, pool: np.ndarray
-                        ) -> np.ndarray:
+    def page_propensity(self, page: np.ndarray, base: np.ndarray, pool: np.ndarray,
+                        pool_probability: np.ndarray | None = None) -> np.ndarray:
         """Probability that the whole page ``page (n, S)`` is served (a uniform page is never
-        counted: its chance of equalling a given page is below 1e-50)."""
+        counted: its chance of equalling a given page is below 1e-50). ``pool_probability (n,
+        K)``: each pool policy's probability of the whole page (e.g. ``list_propensity`` of a
+        stochastic one); the default, the indicator ``pool == page``, is exact for
+        deterministic pool pages."""
         eu, ep = self.shares
         K = pool.shape[1]
         p = (1 - eu - ep) * (page == base).all(axis=1)
         if K:
-            p = p + ep * (pool == page[:, None, :]).all(axis=2).mean(axis=1)
+            q = (pool == page[:, None, :]).all(axis=2) if pool_probability is None \
+                else pool_probability
+            p = p + ep * q.mean(axis=1)
         return p
 
     def take_records(self) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ its writer; at shutdown it commits what is queued and closes the log. Tests swap
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -111,10 +112,14 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
         log.on_commit = metrics.on_commit
         metrics.track_queue(log.queue_depth)
         log.start()
-        app.state.service = ServiceState(settings, log, loader, bundle, metrics)
+        app.state.service = state = ServiceState(settings, log, loader, bundle, metrics)
+        watch = (asyncio.create_task(state.watch(settings.watch_seconds))
+                 if settings.watch_seconds > 0 and settings.model_dir is not None else None)
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
             if own:
                 await anyio.to_thread.run_sync(log.close)
 

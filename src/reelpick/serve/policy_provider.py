@@ -90,23 +90,24 @@ class PagePolicyProvider:
         t = titles[shown]
         labels = pages.slot_label  # type: ignore[attr-defined]
         rows = pages.row_index[i, shown]  # type: ignore[attr-defined]
-        row_labels: list[str] = []
-        for r in np.unique(rows):
-            first = shown[rows == r][0]
-            row_labels.append(str(labels[i, first]) if labels is not None
-                              else pages.row_labels[r])  # type: ignore[attr-defined]
-        # rows renumbered densely in page order (a row may have been left empty)
-        dense = np.searchsorted(np.unique(rows), rows).astype(np.int32)
+        # rows renumbered densely in page order (a row may have been left empty); each row's
+        # label is that of its first slot
+        uniq, first, dense = np.unique(rows, return_index=True, return_inverse=True)
+        row_labels = (labels[i, shown[first]].tolist() if labels is not None
+                      else [pages.row_labels[r] for r in uniq.tolist()])  # type: ignore
+        row_labels = [str(x) for x in row_labels]
+        dense = dense.astype(np.int32)
         art = self.catalog.art_offset[t] + pages.artworks[i, shown]  # type: ignore[attr-defined]
         source = pages.source  # type: ignore[attr-defined]
         explored = bool(source is not None and source[i] == "explore")
         return Page(
-            title_ids=[str(x) for x in self.catalog.title_ids[t]],
-            artwork_ids=[str(x) for x in self.catalog.artwork_ids[art]],
+            title_ids=self.catalog.title_ids[t].tolist(),
+            artwork_ids=self.catalog.artwork_ids[art].tolist(),
             row_index=dense, position=pages.position[i, shown].astype(np.int32),  # type: ignore
             propensity=pages.propensity[i, shown].astype(float),  # type: ignore[attr-defined]
             artwork_propensity=pages.artwork_propensity[i, shown].astype(float),  # type: ignore
-            score=np.full(shown.size, np.nan), explored=np.full(shown.size, explored),
+            score=np.full(shown.size, np.nan), score_text=[b"null"] * shown.size,
+            explored=np.full(shown.size, explored),
             row_labels=tuple(row_labels),
             row_reasons=tuple("uniform exploration" if explored else "ranked for you"
                               for _ in row_labels),

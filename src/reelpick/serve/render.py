@@ -22,8 +22,11 @@ requests, without a Python loop over the slots. A slot is four fragments:
 The four columns are interleaved by slice assignment into one list, joined once and encoded.
 Keys come in another order than :class:`~reelpick.serve.schemas.SlotOut` declares them (JSON
 objects are unordered); the documents equal :meth:`PageRenderer._generic` (dicts + ``to_json``)
-once parsed, as the tests check. Pages without ``artwork_index`` (or with other artwork
-propensities, or positions that do not count from 0 in each row) take a path with twelve
+once parsed, as the tests check. Pages whose images were drawn with their own propensities (a
+bandit's) split fragment 4 around the propensity, whose texts come from one ``to_json`` call
+for all the pages. Pages without ``artwork_index`` (or with positions that do not count from 0
+in each row, or with more than a quarter of their slots off the page's common exploration flag
+and propensity) take a path with twelve
 fragments a slot, looked up by id; pages whose slots are not in row-major order (rows
 contiguous, every row non-empty), a per-slot path. Non-finite numbers become ``null``.
 
@@ -91,6 +94,7 @@ _ROWPOS = _RowPosition()
 _FLOATS = _FloatText()
 _EXPLORED = (',"explored":false}', ',"explored":true}')
 _NEXT = ',{"decision_id":"'
+_CLOSE = ("}" + _NEXT).encode()  # after a slot's artwork propensity
 _SCORE = ',"score":'
 _dumps = json.dumps
 _K = 12  # fragments per slot (by id)
@@ -177,6 +181,7 @@ class PageRenderer:
         self.policy, self.model_version = policy, model_version
         self._lock = threading.Lock()
         self._layouts: dict[tuple[int, int], tuple[Any, Any, _Layout]] = {}
+        self._layouts_by_content: dict[tuple[int, str, str, bytes, bytes], _Layout] = {}
         self._row_runs: dict[tuple[str, int, int, int, float, bool], list[bytes]] = {}
         self._turns: dict[tuple[int, str, str], bytes] = {}
         self._by_index = catalog is not None
@@ -191,6 +196,12 @@ class PageRenderer:
                                         self._art_p.tolist())]
             self._art_tail = np.empty(len(tails), dtype=object)
             self._art_tail[:] = tails
+            # the same, cut before the artwork propensity: pages whose images were chosen with
+            # other propensities (a bandit's) put their own numbers between the two halves
+            cut = [t[:t.rindex(b'"artwork_propensity":') + len(b'"artwork_propensity":')]
+                   for t in tails]
+            self._art_head = np.empty(len(cut), dtype=object)
+            self._art_head[:] = cut
 
     @classmethod
     def for_catalog(cls, catalog: Any, *, policy: str, model_version: str) -> PageRenderer:
@@ -243,6 +254,11 @@ class PageRenderer:
         hit = self._layouts.get(key)
         if hit is not None and hit[0] is ri and hit[1] is pos:
             return hit[2]
+        shared = not ri.flags.writeable and not pos.flags.writeable
+        if not shared:  # a page's own arrays: kept by content (pages share a few layouts)
+            ckey = (R, ri.dtype.str, pos.dtype.str, ri.tobytes(), pos.tobytes())
+            if ckey in self._layouts_by_content:
+                return self._layouts_by_content[ckey]
         S = len(ri)
         change = np.flatnonzero(ri[1:] != ri[:-1])
         # rows 0..R-1 in order, each non-empty, and positions that fit the keys
@@ -255,11 +271,15 @@ class PageRenderer:
         starts = np.repeat(np.asarray([0, *ends[:-1]]), np.diff([0, *ends]))
         counting = bool((pos == np.arange(S) - starts).all())
         out = _Layout(ends, list(map(_ROWPOS.__getitem__, rowpos)), counting, ri.tolist())
-        if not ri.flags.writeable and not pos.flags.writeable:
-            with self._lock:
+        with self._lock:
+            if shared:
                 if len(self._layouts) >= 1024:
                     self._layouts.clear()
                 self._layouts[key] = (ri, pos, out)
+            else:
+                if len(self._layouts_by_content) >= 4096:
+                    self._layouts_by_content.clear()
+                self._layouts_by_content[ckey] = out
         return out
 
     def _row_run(self, label: str, r: int, start: int, n: int, prop: float,
@@ -311,9 +331,8 @@ class PageRenderer:
     def _render_by_index(self, items: Sequence[tuple[str, str, Page, Mapping[str, Any]]],
                          todo: list[tuple[int, _Layout]], out: list[bytes | None]) -> None:
         """Four fragments a slot (module docstring), the numbers and artworks of all pages
-        ``todo`` in one pass. A page falls back to :meth:`_render_by_id` when its artwork
-        propensities are not the uniform ones or too many of its slots differ from their
-        row's (explored, or another propensity)."""
+        ``todo`` in one pass. A page falls back to :meth:`_render_by_id` when too many of its
+        slots differ from their row's (explored, or another propensity)."""
         pages = [items[i][2] for i, _ in todo]
         bounds = [0, *accumulate(p.n_slots for p in pages)]
         N = bounds[-1]
@@ -327,13 +346,25 @@ class PageRenderer:
         ai = cat("artwork_index", np.int64)
         prop = cat("propensity", np.float64)
         explored = cat("explored", bool)
-        uniform = np.logical_and.reduceat(self._art_p[ai] == cat("artwork_propensity",
-                                                                 np.float64), starts)
-        # each page's common propensity: that of its first slot that did not explore
-        first = np.minimum.reduceat(np.where(explored, N, np.arange(N)), starts)
+        aprop = cat("artwork_propensity", np.float64)
+        uniform = np.logical_and.reduceat(self._art_p[ai] == aprop, starts)
+        # each page's common flag (whether most of its slots explored: a policy that explores
+        # whole pages) and propensity (that of its first or its last slot with that flag,
+        # whichever more slots share)
+        sizes = np.diff(bounds)
+        page_x = 2 * np.add.reduceat(explored.astype(np.int64), starts) > sizes
+        x_slot = np.repeat(page_x, sizes)
+        off = explored != x_slot
+        at_n = np.arange(N)
+        first = np.minimum.reduceat(np.where(off, N, at_n), starts)
         first = np.where(first == N, starts, first)
-        common = prop[first]
-        odd_at = np.flatnonzero(explored | (prop != np.repeat(common, np.diff(bounds))))
+        last = np.maximum.reduceat(np.where(off, -1, at_n), starts)
+        last = np.where(last < 0, starts, last)
+        odd_first = off | (prop != np.repeat(prop[first], sizes))
+        odd_last = off | (prop != np.repeat(prop[last], sizes))
+        use_last = np.add.reduceat(odd_last, starts) < np.add.reduceat(odd_first, starts)
+        common = np.where(use_last, prop[last], prop[first])
+        odd_at = np.flatnonzero(np.where(np.repeat(use_last, sizes), odd_last, odd_first))
         odd = odd_at.tolist()
         odd_x = explored[odd_at].tolist()
         odd_p = prop[odd_at].tolist()
@@ -347,27 +378,44 @@ class PageRenderer:
             scores = _numbers_bytes(np.concatenate(
                 [np.asarray(p.score, dtype=np.float64) if not g else np.zeros(p.n_slots)
                  for p, g in zip(pages, given)]))
+        ok_pages = uniform.tolist()
         tails = self._art_tail[ai].tolist()
+        if all(ok_pages):
+            heads_a: list[bytes] = []
+            aprops: list[bytes] = []
+        else:  # images drawn with their own propensities: head + number + close per slot
+            heads_a = self._art_head[ai].tolist()
+            aprops = _numbers_bytes(aprop)
         at = 0
-        for b, ((i, layout), ok, c, g) in enumerate(zip(todo, uniform.tolist(),
-                                                        common.tolist(), given)):
+        for b, ((i, layout), ok, c, g, px) in enumerate(zip(todo, ok_pages, common.tolist(),
+                                                            given, page_x.tolist())):
             lo, hi = bounds[b], bounds[b + 1]
             j = bisect_left(odd, hi, at)
             page_id, member, page, context = items[i]
-            if not ok or 4 * (j - at) > hi - lo:
+            if 4 * (j - at) > hi - lo:
                 out[i] = self._render_by_id(page_id, member, page, context, layout)
             else:
                 out[i] = self._page_by_index(
                     page_id, member, page, context, layout, c,
                     [(s - lo, x, p) for s, x, p in zip(odd[at:j], odd_x[at:j], odd_p[at:j])],
                     page.score_text if g else scores[lo:hi],  # type: ignore[arg-type]
-                    tails[lo:hi])
+                    tails[lo:hi] if ok else None,
+                    None if ok else (heads_a[lo:hi], aprops[lo:hi]), px)
             at = j
 
     def _page_by_index(self, page_id: str, member: str, page: Page, context: Mapping[str, Any],
                        layout: _Layout, common: float, odd: list[tuple[int, bool, float]],
-                       scores: Sequence[bytes], tails: list[bytes]) -> bytes:
+                       scores: Sequence[bytes], tails: list[bytes] | None,
+                       art: tuple[list[bytes], list[bytes]] | None = None,
+                       explored: bool = False) -> bytes:
+        """One page by index: ``tails`` (title, image, uniform artwork propensity, the next
+        slot's opening) or, for images drawn with their own propensities, ``art`` = (the
+        tails cut before the artwork propensity, the propensities' JSON numbers); ``common``
+        and ``explored`` the propensity and flag of most slots, ``odd`` the others."""
         S = page.n_slots
+        if tails is None:
+            assert art is not None
+            tails = [_CLOSE] * S
         js = self._json_str
         labels = [js(label) for label in page.row_labels]
         reasons = page.row_reasons
@@ -375,7 +423,7 @@ class PageRenderer:
         heads: list[bytes] = []
         start = 0
         for r, (label, end) in enumerate(zip(labels, ends)):
-            heads += self._row_run(label, r, start, end - start, common)
+            heads += self._row_run(label, r, start, end - start, common, explored)
             start = end
         if odd:
             row_of, firsts = layout.row_of, [0, *ends]
@@ -392,13 +440,19 @@ class PageRenderer:
             tails[ends[i - 1] - 1] = tails[ends[i - 1] - 1][:-cut] + self._turn_bytes(
                 i, page.row_labels[i], reasons[i])
         tails[-1] = tails[-1][:-cut] + b"]}]}"
-        flat: list[bytes] = [b""] * (4 * S + 1)
+        k = 4 if art is None else 6
+        flat: list[bytes] = [b""] * (k * S + 1)
         flat[0] = (self._head_text(page_id, member, page, context)
                    + self._row_head(0, labels[0], reasons[0]) + '{"decision_id":"').encode()
-        flat[1::4] = [page_id.encode()] * S
-        flat[2::4] = heads
-        flat[3::4] = scores
-        flat[4::4] = tails
+        flat[1::k] = [page_id.encode()] * S
+        flat[2::k] = heads
+        flat[3::k] = scores
+        if art is None:
+            flat[4::k] = tails
+        else:
+            flat[4::k] = art[0]
+            flat[5::k] = art[1]
+            flat[6::k] = tails
         return b"".join(flat)
 
     def _render_by_id(self, page_id: str, member: str, page: Page, context: Mapping[str, Any],

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     seed: int | None = None
     #: World preset used when ``model_dir`` is ``None``.
     demo_preset: str = "small"
+    #: Check ``model_dir``'s manifest every this many seconds and load a newly published version
+    #: (0: only ``POST /v1/admin/reload`` swaps). With several worker processes a reload request
+    #: reaches one of them; the watch brings every worker to the published version.
+    watch_seconds: float = Field(default=0.0, ge=0.0, le=86_400.0)
 
     # limits
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)

@@ -9,7 +9,9 @@ import anyio.to_thread
 import numpy as np
 
 from reelpick.serve.bundle import BundleLoader, ModelBundle, prepared
+from reelpick.serve.errors import log
 from reelpick.serve.metrics import Metrics
+from reelpick.serve.model_dir import read_manifest
 from reelpick.serve.settings import Settings
 from reelpick.serve.store import EventStore
 
@@ -32,6 +34,36 @@ class ServiceState:
         generator is safe; seeded by ``settings.seed`` (fresh entropy when ``None``). A new
         generator per request would cost an OS entropy read (~0.2 ms)."""
         return self._rng
+
+    async def watch(self, seconds: float) -> None:
+        """Every ``seconds``, read the model directory's manifest and :meth:`reload` when it
+        names another version than the one served (``settings.watch_seconds``; runs until
+        cancelled). A failed load keeps the old model, counts in the reload metrics, is
+        logged, and is tried again only once the manifest changes again."""
+        model_dir = self.settings.model_dir
+        if model_dir is None:
+            return
+        failed: str | None = None
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                version = str(read_manifest(model_dir)["version"])
+            except (ValueError, KeyError) as exc:
+                if failed != "manifest":
+                    log.warning("model watch: %s", exc)
+                failed = "manifest"
+                continue
+            if version in (self.bundle.version, failed):
+                continue
+            try:
+                old, new, took = await self.reload()
+            except Exception as exc:  # noqa: BLE001 - the old model keeps serving
+                log.warning("model watch: version %s did not load, old model kept: %s",
+                            version, exc)
+                failed = version
+                continue
+            failed = None
+            log.info("model watch: %s -> %s in %.2f s", old.version, new.version, took)
 
     async def reload(self) -> tuple[ModelBundle, ModelBundle, float]:
         """Load a new bundle in a worker thread and swap it in; ``(old, new, seconds)``."""
