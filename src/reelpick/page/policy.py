@@ -530,7 +530,20 @@ def train_page_policies(impressions: pd.DataFrame, outcomes: pd.DataFrame | None
     :func:`train_page_policy` trains with that config on these tables; the logs are read once
     and the history snapshots, fitted sources and artwork bandit are shared where the configs
     agree on them (candidates that differ in a few settings cost one training each for the
-    ranker only)."""
+    ranker only).
+
+    Example
+    -------
+    >>> from reelpick.world import PromotionPolicy, World, WorldConfig
+    >>> world = World(WorldConfig.preset("small"), seed=0)
+    >>> log = world.simulate(PromotionPolicy(), 1500)
+    >>> base = PagePolicyConfig(n_rows=2, n_positions=5, trees=10)
+    >>> a, b = train_page_policies(log.impressions(), log.outcomes(), world.titles(),
+    ...     {"ranker": base, "no-context": dataclasses.replace(base, context=False)},
+    ...     interactions=log.interactions())
+    >>> a.name, b.name, b.config.context, a.composer.history is b.composer.history
+    ('ranker', 'no-context', False, True)
+    """
     if not configs:
         raise ValueError("configs: give at least one name: PagePolicyConfig")
     say = progress or (lambda step: None)
