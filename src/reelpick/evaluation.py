@@ -25,8 +25,15 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reelpick.data.splits import TTSplit, leave_last_out, rolling_cutoffs, time_cutoff
-from reelpick.metrics.ranking import ranking_metrics, truth_matrix
+from reelpick.data.splits import (
+    TTSplit,
+    leave_last_out,
+    publishing_delay,
+    resolve_cutoff,
+    rolling_cutoffs,
+    time_cutoff,
+)
+from reelpick.metrics.ranking import RankingResult, ranking_metrics, truth_matrix
 from reelpick.models.base import Recommender, make_model
 
 #: The light hyperparameter grids searched by ``--tune`` (on validation data only).
@@ -38,6 +45,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
             "weighting": ["none", "bm25"]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05],
             "regularization": [0.001, 0.01], "iterations": [100, 300]},
+    "blend": {"weight": [0.0, 0.5, 0.8, 0.9, 1.0], "prior_half_life_days": [7.0, 15.0]},
 }
 
 
@@ -72,6 +80,35 @@ def _progress(enabled: bool) -> Progress:
                     "{task.total}"), TimeElapsedColumn(), disable=not enabled, transient=True)
 
 
+def score_model(
+    model: Recommender,
+    split: TTSplit,
+    *,
+    ks: Sequence[int] = (10, 20),
+    exclude: pd.DataFrame | None = None,
+) -> RankingResult:
+    """Rank the catalogue with a fitted ``model`` for every test member of ``split`` (their
+    training titles and ``exclude`` rows removed) and score against ``split.test``.
+
+    The result's ``per_member`` frame is indexed by ``member_id`` (members whose test titles are
+    all unknown to the model are left out), so two models scored on one split pair by member.
+    """
+    if len(split.test) == 0:
+        raise ValueError("the split leaves no test rows (with a time cut-off: no member active "
+                         "after the cut-off was seen before it); choose another cut-off")
+    members = split.test["member_id"].unique()
+    recs = model.recommend(members, k=max(ks), exclude=exclude)
+    m_idx = pd.Index(members).get_indexer(split.test["member_id"])
+    t_idx = model.title_vocab_.index(split.test["title_id"], missing="negative")
+    truth = truth_matrix(m_idx, t_idx, len(members), len(model.title_vocab_))
+    n_train_members = max(len(model.member_vocab_), 1)
+    popularity = np.asarray(model.user_items_.sum(axis=0)).ravel() / n_train_members
+    result = ranking_metrics(recs.title_idx, truth, ks=ks, item_popularity=popularity)
+    evaluated = np.asarray(truth.getnnz(axis=1)).ravel() > 0
+    per_member = result.per_member.set_axis(pd.Index(members[evaluated], name="member_id"))
+    return RankingResult(per_member=per_member, summary=result.summary)
+
+
 def run_model(
     name: str,
     params: dict[str, Any],
@@ -82,7 +119,8 @@ def run_model(
     exclude: pd.DataFrame | None = None,
 ) -> tuple[dict[str, float], float, float, Recommender]:
     """Fit ``name(**params)`` on ``split.train``, rank the catalogue for every test member (their
-    training titles and ``exclude`` rows removed) and score against ``split.test``.
+    training titles and ``exclude`` rows removed) and score against ``split.test``
+    (:func:`score_model`).
 
     Returns ``(metrics, fit_seconds, recommend_seconds, model)``.
     """
@@ -93,15 +131,8 @@ def run_model(
     t0 = time.perf_counter()
     model.fit(split.train, titles=catalogue)
     t1 = time.perf_counter()
-    members = split.test["member_id"].unique()
-    recs = model.recommend(members, k=max(ks), exclude=exclude)
+    result = score_model(model, split, ks=ks, exclude=exclude)
     t2 = time.perf_counter()
-    m_idx = pd.Index(members).get_indexer(split.test["member_id"])
-    t_idx = model.title_vocab_.index(split.test["title_id"], missing="negative")
-    truth = truth_matrix(m_idx, t_idx, len(members), len(model.title_vocab_))
-    n_train_members = max(len(model.member_vocab_), 1)
-    popularity = np.asarray(model.user_items_.sum(axis=0)).ravel() / n_train_members
-    result = ranking_metrics(recs.title_idx, truth, ks=ks, item_popularity=popularity)
     return result.summary, t1 - t0, t2 - t1, model
 
 
@@ -239,6 +270,7 @@ def _evaluate(
     progress: bool,
     split_info: dict[str, Any],
     tune_metric: str = "NDCG@10",
+    exclude: pd.DataFrame | None = None,
 ) -> list[EvalRecord]:
     records = []
     models = list(models)
@@ -251,7 +283,7 @@ def _evaluate(
                 chosen, trials = tune(name, inner, catalogue=catalogue, base_params=chosen,
                                       metric=tune_metric, progress=bar)
             metrics, fit_s, rec_s, model = run_model(name, chosen, outer, catalogue=catalogue,
-                                                     ks=ks)
+                                                     ks=ks, exclude=exclude)
             records.append(EvalRecord(name, protocol, metrics, fit_s, rec_s, _peak_rss_mb(),
                                       model.get_params(), split_info, trials))
             bar.advance(task)
@@ -321,6 +353,7 @@ def evaluate_backtest(
     *,
     quantiles: Sequence[float] = (0.6, 0.7, 0.8, 0.9),
     horizon: float | None = 0.1,
+    delay_days: float = 0.0,
     ks: Sequence[int] = (10, 20),
     params: dict[str, dict[str, Any]] | None = None,
     catalogue: Sequence[str] | None = None,
@@ -328,19 +361,168 @@ def evaluate_backtest(
 ) -> tuple[list[EvalRecord], pd.DataFrame]:
     """Rolling-origin backtest: one time cut-off evaluation per quantile (test window
     ``horizon`` wide). Returns every record and a summary frame with the mean and standard
-    deviation of each metric over cut-offs, per model."""
+    deviation of each metric over cut-offs, per model.
+
+    ``delay_days`` simulates a training and publishing delay: each model is trained at the
+    cut-off ``t`` and serves from ``t + d`` (:func:`~reelpick.data.splits.publishing_delay`;
+    the window keeps its width); what a member played in the gap ``[t, t + d)`` is excluded
+    from their ranking, as a server that knows it would.
+    """
+    if delay_days < 0:
+        raise ValueError(f"delay_days must be >= 0, got {delay_days}")
     catalogue = _catalogue(interactions, catalogue)
     records: list[EvalRecord] = []
     models = list(models)
+    ts = interactions["timestamp"].to_numpy()
     for q, split in zip(sorted(quantiles), rolling_cutoffs(interactions, quantiles,
                                                           horizon=horizon)):
         if len(split.test) == 0:
             continue
+        exclude = None
+        if delay_days > 0 and split.cutoff is not None:
+            t = split.cutoff
+            width = (None if horizon is None or q + horizon >= 1.0 else
+                     (resolve_cutoff(interactions, quantile=q + horizon) - t) / 86400.0)
+            split = publishing_delay(interactions, t, delay_days=delay_days, window_days=width)
+            gap = (ts >= t) & (ts < t + delay_days * 86400.0)
+            exclude = interactions.loc[gap, ["member_id", "title_id"]]
+            if len(split.test) == 0:
+                continue
         records += _evaluate("backtest", split, None, models, catalogue=catalogue, ks=ks,
-                             params=params, progress=progress,
-                             split_info=_split_info(split, quantile=q))
+                             params=params, progress=progress, exclude=exclude,
+                             split_info=_split_info(split, quantile=q, delay_days=delay_days))
     rows = [{"model": r.model, "quantile": r.split["quantile"], **r.metrics} for r in records]
     frame = pd.DataFrame(rows)
     metric_cols = [c for c in frame.columns if "@" in c]
     summary = frame.groupby("model")[metric_cols].agg(["mean", "std"]) if rows else frame
     return records, summary
+
+
+@dataclass(frozen=True)
+class PairedCI:
+    """A paired difference (model − baseline) with its percentile bootstrap interval.
+
+    ``mean``: the observed mean difference; ``low`` / ``high``: the ``1 - alpha`` percentile
+    interval; ``se``: the standard deviation of the bootstrap replicates; ``n``: rows (members,
+    or member x cut-off pairs); ``n_clusters``: cut-offs resampled (``0`` without clusters).
+    """
+
+    mean: float
+    low: float
+    high: float
+    se: float
+    n: int
+    n_clusters: int = 0
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0.0 or self.high < 0.0
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} (95% CI {self.low:+.4f} … {self.high:+.4f})"
+
+
+def paired_bootstrap(
+    diff: Sequence[float] | np.ndarray | pd.Series,
+    *,
+    clusters: Sequence[Any] | np.ndarray | pd.Series | None = None,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    random_state: int = 0,
+) -> PairedCI:
+    r"""Percentile bootstrap CI of the mean of paired differences ``diff`` (one per member:
+    the model's metric minus the baseline's on the same member and split).
+
+    Without ``clusters`` members are resampled with replacement. With ``clusters`` (one label
+    per row, e.g. the cut-off of a pooled backtest) the bootstrap is two-stage: cut-offs are
+    resampled with replacement, then members within each drawn cut-off; the statistic is the
+    mean over all drawn rows. With :math:`C` equal clusters of :math:`m` rows, cluster means
+    :math:`\mu_c` and within variances :math:`\sigma_c^2`, the replicate variance is
+    :math:`\frac{1}{C}\big(\mathrm{Var}_c(\mu_c) + \overline{\sigma_c^2}/m\big)`, so the
+    interval reflects how much the gain changes from one cut-off to the next, not only
+    member noise.
+
+    >>> ci = paired_bootstrap([0.1, 0.2, 0.0, 0.3], n_boot=500)
+    >>> round(ci.mean, 3), ci.low <= ci.mean <= ci.high
+    (0.15, True)
+    """
+    d = np.asarray(diff, dtype=np.float64)
+    if d.ndim != 1 or len(d) == 0:
+        raise ValueError(f"diff must be a non-empty 1-D array, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("diff has NaN or infinite values")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    rng = np.random.default_rng(random_state)
+    if clusters is None:
+        reps = np.empty(n_boot)
+        for start in range(0, n_boot, 256):
+            b = min(256, n_boot - start)
+            reps[start:start + b] = d[rng.integers(0, len(d), (b, len(d)))].mean(axis=1)
+        n_clusters = 0
+    else:
+        labels = np.asarray(clusters)
+        if labels.shape != d.shape:
+            raise ValueError(f"clusters must have one label per diff row ({len(d)}), got "
+                             f"shape {labels.shape}")
+        groups = [d[labels == c] for c in pd.unique(labels)]
+        n_clusters = len(groups)
+        reps = np.empty(n_boot)
+        for b in range(n_boot):
+            total, count = 0.0, 0
+            for c in rng.integers(0, n_clusters, n_clusters):
+                g = groups[c]
+                total += g[rng.integers(0, len(g), len(g))].sum()
+                count += len(g)
+            reps[b] = total / count
+    low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return PairedCI(float(d.mean()), float(low), float(high), float(reps.std()), len(d),
+                    n_clusters)
+
+
+def tune_blend(
+    folds: Sequence[TTSplit],
+    *,
+    catalogue: Sequence[str],
+    base: str = "als",
+    base_grid: Sequence[dict[str, Any]] = ({},),
+    grid: Sequence[dict[str, float]] | None = None,
+    metrics: Sequence[str] = ("NDCG@10", "Recall@20"),
+    seeds: Sequence[int] = (0,),
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Tune a :class:`~reelpick.models.blend.TrendBlend` on validation cut-offs ``folds``.
+
+    Each base configuration (``base_grid``) is fitted once per fold (and seed); the blend's
+    ``weight`` and ``prior_half_life_days`` (``grid``, default
+    :func:`~reelpick.models.blend.blend_grid`, which includes ``weight=0``, the base alone) are
+    then swept over that fit. A trial's score is the mean of ``metrics`` over folds and seeds.
+    Returns the best ``make_model("blend", **params)`` parameters and every trial.
+    """
+    from reelpick.models.blend import TrendBlend, blend_grid
+
+    folds = list(folds)
+    if not folds:
+        raise ValueError("tune_blend needs at least one validation split")
+    ks = sorted({_metric_k(m) for m in metrics})
+    grid = list(grid) if grid is not None else blend_grid()
+    has_seed = "random_state" in make_model(base).get_params()
+    trials: list[dict[str, Any]] = []
+    for bp in base_grid:
+        scores = np.zeros((len(grid), len(folds)))
+        for f, fold in enumerate(folds):
+            for s in (seeds if has_seed else seeds[:1]):
+                params = {**bp, "random_state": s} if has_seed else dict(bp)
+                fitted = make_model(base, **params).fit(fold.train, titles=catalogue)
+                for g, point in enumerate(grid):
+                    model = TrendBlend.from_fitted(fitted, fold.train, **point)
+                    summary = score_model(model, fold, ks=ks).summary
+                    scores[g, f] += np.mean([summary[m] for m in metrics])
+            scores[:, f] /= len(seeds) if has_seed else 1
+        for g, point in enumerate(grid):
+            trials.append({"params": {"base": base, "base_params": dict(bp), **point},
+                           "score": float(scores[g].mean()),
+                           "folds": scores[g].tolist()})
+    best = max(trials, key=lambda t: t["score"])
+    return best["params"], trials

@@ -21,7 +21,8 @@ FAST = {"als": {"factors": 8, "iterations": 10, "regularization": 0.1},
         "itemknn": {"neighbors": 20}, "popular": {},
         "seq": {"hidden": 16, "n_blocks": 1, "max_len": 16, "max_epochs": 20, "eval_every": 5,
                 "learning_rate": 5e-3, "dropout": 0.1, "batch_size": 32}}
-PERSONALISED = ["itemknn", "als", "bpr", "seq"]
+FAST["blend"] = {"base": "als", "base_params": FAST["als"], "weight": 0.3}
+PERSONALISED = ["itemknn", "als", "bpr", "seq", "blend"]
 
 
 @pytest.fixture(params=available_models())

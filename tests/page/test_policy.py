@@ -16,7 +16,12 @@ from reelpick.page import (
     train_page_policies,
     train_page_policy,
 )
-from reelpick.page.evaluate import evaluate_candidates, promotion_decision, served_value
+from reelpick.page.evaluate import (
+    evaluate_candidates,
+    explored_pages,
+    promotion_decision,
+    served_value,
+)
 from reelpick.policies import PopularPolicy
 from reelpick.world import World, WorldConfig
 
@@ -114,14 +119,38 @@ def test_a_policy_evaluated_on_its_own_logs_matches_its_greedy_slots(trained) ->
     s = res["snips"]
     assert s["lo"] - 0.05 <= per[greedy_pages].mean() <= s["hi"] + 0.05
     assert served_value(pages)["n"] == 2_000
+    # without the exploration bucket marked, the page-level estimate is flagged unreliable
+    assert not res["pbm_dr"]["reliable"] and "exploration bucket" in res["pbm_dr"]["reason"]
+
+
+def test_page_level_estimate_of_a_policy_on_its_own_logs_is_its_served_value(trained) -> None:
+    """The logs mark the policy's uniform pages (``page_source``); the candidate as served
+    (its page with its own epsilon) is the logger, so the page-level estimate from the
+    exploration bucket alone must agree with the on-policy value of all logged visits."""
+    world, _, policy, _ = trained
+    bound = policy.for_members(world.members()["member_id"], world.config.countries)
+    log = world.simulate(bound, 2_000, seed=11)
+    imp = log.impressions()
+    pages = policy.logged_pages(imp, log.outcomes())
+    explored = explored_pages(imp, pages)
+    assert explored is not None and 0.2 < explored.mean() < 0.4  # epsilon = 0.3
+    res = evaluate_candidates(pages, [policy], explored=explored)[0]
+    base = served_value(pages)
+    for k in ("pbm_ips", "pbm_snips", "pbm_dr", "pbm_sndr"):
+        e = res[k]
+        assert e["reliable"] and e["bucket_visits"] == int(explored.sum())
+        # both are estimates of one value: their difference within its combined 95% band
+        assert abs(e["value"] - base["value"]) < 1.96 * np.hypot(e["se"], base["se"]), k
+    assert res["pbm_dr"]["hi"] - res["pbm_dr"]["lo"] < res["pbm_ips"]["hi"] - res["pbm_ips"]["lo"]
 
 
 def test_promotion_rule() -> None:
     base = {"value": 1.0, "lo": 0.95, "hi": 1.05}
 
-    def cand(name, v, lo, ess=1_000.0, matched=2.0):
-        return {"name": name, "snips": {"value": v, "lo": lo, "hi": 2 * v - lo, "ess": ess,
-                                        "matched": matched}}
+    def cand(name, v, lo, ess=1_000.0, matched=2.0, reliable=True):
+        return {"name": name, "pbm_dr": {"value": v, "lo": lo, "hi": 2 * v - lo, "ess": ess,
+                                         "matched": matched, "reliable": reliable,
+                                         "reason": "" if reliable else "too few explored"}}
 
     d = promotion_decision([cand("a", 1.2, 1.1), cand("b", 1.3, 1.15)], base)
     assert d.promote and d.winner == "b" and d.eligible == ("a", "b")
@@ -136,6 +165,13 @@ def test_promotion_rule() -> None:
     d = promotion_decision([cand("a", 1.2, 1.1)], base, margin=0.2)
     assert not d.promote
     assert not promotion_decision([], base).promote
+    # an unreliable estimate is never chosen, and the refusal says why
+    d = promotion_decision([cand("a", 1.2, 1.1), cand("b", 9.0, 8.0, reliable=False)], base)
+    assert d.promote and d.winner == "a"
+    d = promotion_decision([cand("b", 9.0, 8.0, reliable=False)], base)
+    assert not d.promote and "unreliable" in d.reason and "too few explored" in d.reason
+    with pytest.raises(ValueError, match="estimator: 'dr'"):
+        promotion_decision([cand("a", 1.2, 1.1)], base, estimator="dr")
 
 
 def test_policies_trained_together_equal_policies_trained_alone(trained) -> None:

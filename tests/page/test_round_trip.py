@@ -117,6 +117,10 @@ def test_served_loop_trains_promotes_and_serves_the_winner(first_version: dict) 
         manifest = read_manifest(model_dir)
         assert manifest["version"] == winner["version"] != fv["v1_version"]
         assert manifest["promotion"]["winner"] == winner["name"]
+        # the logs mark the service's uniform pages and the model dir's current version (v1)
+        # served them: the page-level estimate used its exact marginals on every visit
+        est = manifest["promotion"]["estimate"]
+        assert est["reliable"] and est["logger"] == "served policy", est["note"]
         page = httpx.get(srv.url + "/v1/homepage", params={"member": "m3"}).json()
         assert page["model_version"] == winner["version"]
 

@@ -2,22 +2,26 @@
 
 Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute; its
 page-policy candidates are saved in ``OUT/candidates``), writes ``OUT/report.html`` and
-``OUT/results.json`` (the report is a pure function of it), estimates the last release's
-candidates on the last logged day and publishes the loop's A/B winner (the functions behind
-``reelpick ope --candidates`` and ``reelpick promote``: :func:`ship_from_logs`) into
-``OUT/model`` and, unless ``--no-serve``, serves that page policy directory (the function
-behind ``reelpick serve``) until Ctrl-C.
+``OUT/results.json`` (the report is a pure function of it), prints the release-day agreement
+of each offline estimator with the candidates' true values (:func:`release_day_agreement`,
+also ``OUT/release_day.json``), estimates the last release's candidates on the last logged
+day and publishes the loop's A/B winner (the functions behind ``reelpick ope --candidates``
+and ``reelpick promote``: :func:`ship_from_logs`) into ``OUT/model`` and, unless
+``--no-serve``, serves that page policy directory (the function behind ``reelpick serve``)
+until Ctrl-C.
 
 Example: ``reelpick demo --quick --no-serve --out runs/demo-quick``
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.progress import (
     BarColumn,
@@ -113,6 +117,12 @@ def demo(
                       f"{[a['name'] for a in rel['ab']['arms']]}, A/B winner "
                       f"[bold]{rel['shipped']}[/bold] (+{d['value']:.3f} plays/visit, "
                       f"95% CI [{d['lo']:.3f}, {d['hi']:.3f}])")
+    agreement = release_day_agreement(results)
+    for a in agreement:
+        console.print(f"release after day {a['day'] + 1}, {a['estimator']} vs true value: "
+                      f"Spearman {_fmt(a['spearman'])}, coverage {_fmt(a['coverage'])}; "
+                      f"{a['verdict']}")
+    (out / "release_day.json").write_text(json.dumps(agreement, indent=1))
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
     console.print(f"report: {report.resolve()}")
     console.print(f"results: {(out / 'results.json').resolve()}")
@@ -127,11 +137,50 @@ def demo(
                   log_level="warning")
 
 
+#: the loop's offline estimators (release records) and the true value each one estimates
+RELEASE_ESTIMATORS: dict[str, str] = {"dr": "plays", "sndr": "plays", "snips": "plays",
+                                      "replay": "plays", "slot_dr": "page_plays",
+                                      "pbm_dr": "page_plays", "pbm_snips": "page_plays"}
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def release_day_agreement(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """For every release of :func:`reelpick.loop.run_loop`'s ``results`` and every offline
+    estimator of :data:`RELEASE_ESTIMATORS`: :func:`reelpick.ope.pages.rank_agreement` of the
+    candidates' offline estimates with their true values (the Spearman against the world's
+    value of each candidate on fresh visits of the next day, what the A/B test samples;
+    coverage and bias against the estimand, the truth on the same logged visits), and
+    whether the candidates can be told apart at all (true gaps against interval widths)."""
+    from reelpick.ope.pages import rank_agreement
+
+    out = []
+    for rel in results["releases"]:
+        cands = rel["candidates"]
+        for est, measure in RELEASE_ESTIMATORS.items():
+            if not all(est in c["offline"] for c in cands):
+                continue
+            offline = [c["offline"][est] for c in cands]
+            fresh = rank_agreement(offline, [c["online"][measure]["value"] for c in cands])
+            same = rank_agreement(offline, [c["offline"]["truth_logged"][measure]["value"]
+                                            for c in cands])
+            out.append({"day": rel["day"], "estimator": est, "measure": measure,
+                        "candidates": [c["name"] for c in cands],
+                        "spearman": fresh["spearman"], "apart_pairs": fresh["apart_pairs"],
+                        "apart_concordant": fresh["apart_concordant"],
+                        "verdict": fresh["verdict"], "coverage": same["coverage"],
+                        "bias": same["bias"], "spearman_same_visits": same["spearman"],
+                        "ab_winner": rel["ab"]["winner"]})
+    return out
+
+
 def ship_from_logs(out: Path, results: dict[str, Any]) -> Path:
     """Publish the closed loop's A/B winner into ``OUT/model`` with the commands' own pieces.
 
     The loop's page-policy candidates (``OUT/candidates/release-<n>/<name>``: trained by
-    :func:`reelpick.page.train_page_policy` on the production logs before the release, the
+    :func:`reelpick.page.train_page_policies` on the production logs before the release, the
     directories ``reelpick train --policy page`` writes, A/B-tested in the world) of the last
     release are estimated on the last logged day (``reelpick ope --candidates``, the
     release-day report, with the promotion rule's verdict) and the last release's A/B winner
@@ -139,8 +188,6 @@ def ship_from_logs(out: Path, results: dict[str, Any]) -> Path:
     When that winner is no page policy (``popular``, ``uplift``: nothing the service serves),
     the page policy with the best offline estimate is published as the first version and the
     manifest says so (``promotion.bootstrap``). Returns the model directory."""
-    import json
-
     from reelpick.cli.page import evaluate, read_page_logs, report_table, window
     from reelpick.page.evaluate import promotion_decision
     from reelpick.serve.model_dir import publish_policy
@@ -157,18 +204,19 @@ def ship_from_logs(out: Path, results: dict[str, Any]) -> Path:
     last = int(tables["impressions"]["timestamp"].max()) // day * day
     report = evaluate(window(tables, since=last), [Path(r["path"]) for r in records])
     console.print(report_table(report))
-    decision = promotion_decision(report["candidates"], report["baseline"])
+    decision = promotion_decision(report["candidates"], report["baseline"], estimator="pbm_dr")
     console.print(f"the promotion rule on the last day's logs: {decision.reason}")
     shipped = next((r for r in records if r["shipped"]), None)
     by_name = {r["name"]: r for r in report["candidates"]}
     if shipped is None:
-        shipped = max(records, key=lambda r: by_name[r["name"]]["snips"]["value"])
+        shipped = max(records, key=lambda r: np.nan_to_num(
+            by_name[r["name"]]["pbm_dr"]["value"], nan=-np.inf))
     ab = rel["ab"]
     bootstrap = ab["winner"] != shipped["name"]
     manifest = publish_policy(model_dir, shipped["path"], extra={"promotion": {
         "rule": "closed-loop A/B test", "release_day": release, "winner": shipped["name"],
-        "ab": ab, "bootstrap": bootstrap, "ope": decision.to_dict(),
-        "estimate": by_name[shipped["name"]]["snips"], "baseline": report["baseline"]}})
+        "ab": ab, "bootstrap": bootstrap, "ope": decision.to_dict(), "estimator": "pbm_dr",
+        "estimate": by_name[shipped["name"]]["pbm_dr"], "baseline": report["baseline"]}})
     how = (f"promoted: the A/B winner of the release after day {release + 1}" if not bootstrap
            else f"first version (bootstrap: the A/B winner {ab['winner']} is no page policy; "
                 "the best page policy offline)")

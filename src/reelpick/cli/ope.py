@@ -265,6 +265,10 @@ def ope(
     since: Annotated[int | None, typer.Option(
         help="With --candidates: only the pages served from this Unix time on (e.g. the "
              "current version's traffic)")] = None,
+    served: Annotated[Path | None, typer.Option(
+        help="With --candidates: the saved page policy that served --logs; when it "
+             "reproduces the logged propensities every logged visit is used, else only the "
+             "exploration bucket")] = None,
     estimators: Annotated[str, typer.Option(help="Comma-separated: " + ",".join(ESTIMATORS))]
     = "ips,snips,dr",
     ci: Annotated[str, typer.Option(help="analytic or bootstrap")] = "analytic",
@@ -287,7 +291,7 @@ def ope(
     """Estimate how a target policy (or page policy candidates) would do online, from logs
     alone, with intervals."""
     if candidates is not None:
-        ope_candidates(logs, candidates, since=since, json_path=json_path)
+        ope_candidates(logs, candidates, since=since, json_path=json_path, served=served)
         return
     if target is None:
         fail("give --target (a policy's action probabilities) or --candidates (saved page "
@@ -328,14 +332,17 @@ def ope(
 
 
 def ope_candidates(logs: Path, candidates: Path, *, since: int | None = None,
-                   json_path: Path | None = None) -> dict[str, Any]:
+                   json_path: Path | None = None, served: Path | None = None
+                   ) -> dict[str, Any]:
     """``reelpick ope --candidates``: every saved page policy estimated on the logged pages
-    (:func:`reelpick.page.evaluate.evaluate_candidates`), the served value beside them."""
+    (:func:`reelpick.page.evaluate.evaluate_candidates`; ``served`` the saved page policy
+    that served them, if known), the served value beside them."""
     from reelpick.cli.page import check_paths, evaluate, read_page_logs, report_table, window
 
     paths = check_paths(logs, candidates)
     try:
-        report = evaluate(window(read_page_logs(logs, paths[0]), since=since), paths)
+        report = evaluate(window(read_page_logs(logs, paths[0]), since=since), paths,
+                          served=served)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
         raise  # unreachable: fail exits; keeps the type checker's flow

@@ -176,17 +176,23 @@ def find_candidates(path: Path) -> list[Path]:
     return found
 
 
-def evaluate(tables: dict[str, Any], candidates: list[Path]) -> dict[str, Any]:
-    """Every candidate estimated on the logged pages, and the served baseline."""
+def evaluate(tables: dict[str, Any], candidates: list[Path], served: Path | None = None
+             ) -> dict[str, Any]:
+    """Every candidate estimated on the logged pages (page-level on the logs' exploration
+    bucket when they mark it; on every visit when ``served``, the saved policy that served
+    them, reproduces the logged propensities), and the served baseline."""
     from reelpick.page import PagePolicy
-    from reelpick.page.evaluate import evaluate_candidates, served_value
+    from reelpick.page.evaluate import evaluate_candidates, explored_pages, served_value
 
     policies = [PagePolicy.load(p) for p in candidates]
     pages = policies[0].logged_pages(tables["impressions"], tables["outcomes"])
-    results = evaluate_candidates(pages, policies)
+    explored = explored_pages(tables["impressions"], pages)
+    logger = PagePolicy.load(served) if served is not None else None
+    results = evaluate_candidates(pages, policies, explored=explored, served=logger)
     for r, p in zip(results, candidates, strict=True):
         r["path"] = str(p)
     return {"baseline": served_value(pages), "candidates": results,
+            "served": None if served is None else str(served),
             "n_pages": int(pages.n_pages), "n_impressions": int(len(pages))}
 
 
@@ -194,13 +200,15 @@ def report_table(report: dict[str, Any]) -> Table:
     b = report["baseline"]
     table = Table(title=f"page plays per visit on {report['n_pages']:,} logged pages "
                   f"(served: {b['value']:.4f} [{b['lo']:.4f}, {b['hi']:.4f}])")
-    for col in ("candidate", "version", "SNIPS", "95% CI", "IPS", "ESS", "matched/visit"):
+    for col in ("candidate", "version", "page DR", "95% CI", "page IPS", "ESS",
+                "matched/visit", "slot SNIPS", "slot ESS"):
         table.add_column(col, justify="left" if col in ("candidate", "version") else "right")
     for r in report["candidates"]:
-        s, i = r["snips"], r["ips"]
-        table.add_row(r["name"], r["version"], f"{s['value']:.4f}",
-                      f"[{s['lo']:.4f}, {s['hi']:.4f}]", f"{i['value']:.4f}",
-                      f"{s['ess']:,.0f}", f"{s['matched']:.2f}")
+        d, i, s = r["pbm_dr"], r["pbm_ips"], r["snips"]
+        dr = f"{d['value']:.4f}" if d.get("reliable", True) else "unreliable"
+        table.add_row(r["name"], r["version"], dr, f"[{d['lo']:.4f}, {d['hi']:.4f}]",
+                      f"{i['value']:.4f}", f"{d['ess']:,.0f}", f"{d['matched']:.2f}",
+                      f"{s['value']:.4f}", f"{s['ess']:,.0f}")
     return table
 
 

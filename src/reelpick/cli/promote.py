@@ -1,11 +1,15 @@
 """``reelpick promote``: ship the best candidate page policy by a stated rule, or refuse.
 
 Every candidate (``--candidates``: a saved page policy or a folder of them) is estimated on the
-served logs (``--logs``, as ``reelpick ope --candidates``), and
-:func:`reelpick.page.evaluate.promotion_decision` applies the rule: a candidate needs an
-effective sample size of at least ``--min-ess`` and ``--min-matched`` matched slots per visit;
-the best eligible SNIPS estimate ships when its 95% lower bound beats the served logs' own
-value plus ``--margin``. On success the winner is published as the current version of
+served logs (``--logs``, as ``reelpick ope --candidates``; with exact marginals on every
+visit when ``--served``, by default ``--model-dir``'s current version, reproduces the logged
+propensities, else on the logs' exploration bucket), and
+:func:`reelpick.page.evaluate.promotion_decision` applies the rule on ``--estimator`` (default
+``pbm_dr``: the page-level position-based DR on the logs' exploration bucket): a candidate
+needs a reliable estimate (the logs must mark their exploration bucket), an effective sample
+size of at least ``--min-ess`` and ``--min-matched`` matched titles per visit; the best
+eligible estimate ships when its 95% lower bound beats the served logs' own value plus
+``--margin``. On success the winner is published as the current version of
 ``--model-dir`` (atomically; the decision is written into the manifest) and, with ``--reload``,
 a running service is told to swap it in. On refusal nothing changes and the command exits 3.
 
@@ -38,8 +42,14 @@ def promote(
     min_ess: Annotated[float, typer.Option(help="Least effective sample size", min=0)] = 200.0,
     min_matched: Annotated[float, typer.Option(help="Least matched slots per visit", min=0)]
     = 0.5,
+    estimator: Annotated[str, typer.Option(help="The estimate the rule reads: pbm_dr, "
+                                           "pbm_sndr, pbm_snips, pbm_ips (page-level) or "
+                                           "snips, ips (exact slot match)")] = "pbm_dr",
     margin: Annotated[float, typer.Option(help="How much the winner's lower bound must beat "
                                           "the served value by (plays per visit)")] = 0.0,
+    served: Annotated[Path | None, typer.Option(
+        help="The saved page policy that served --logs (default: --model-dir's current "
+             "version); used when it reproduces the logged propensities")] = None,
     since: Annotated[int | None, typer.Option(help="Only the pages served from this Unix "
                                               "time on")] = None,
     reload: Annotated[str | None, typer.Option(help="Base URL of a running service to reload "
@@ -52,12 +62,16 @@ def promote(
 ) -> None:
     """Promote the best candidate page policy when the offline estimate supports it."""
     from reelpick.cli.ope import ope_candidates
-    from reelpick.page.evaluate import promotion_decision
+    from reelpick.page.evaluate import PAGE_ESTIMATORS, promotion_decision
     from reelpick.serve.model_dir import publish_policy
 
-    report = ope_candidates(logs, candidates, since=since)
+    if estimator not in PAGE_ESTIMATORS + ("snips", "ips"):
+        fail(f"--estimator {estimator!r}: use one of {list(PAGE_ESTIMATORS) + ['snips', 'ips']}")
+    if served is None:
+        served = _current_version(model_dir)
+    report = ope_candidates(logs, candidates, since=since, served=served)
     decision = promotion_decision(report["candidates"], report["baseline"], min_ess=min_ess,
-                                  min_matched=min_matched, margin=margin)
+                                  min_matched=min_matched, margin=margin, estimator=estimator)
     report["decision"] = decision.to_dict()
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +82,8 @@ def promote(
     winner = next(r for r in report["candidates"] if r["name"] == decision.winner)
     try:
         manifest = publish_policy(model_dir, winner["path"], extra={
-            "promotion": {**decision.to_dict(), "estimate": winner["snips"],
+            "promotion": {**decision.to_dict(), "estimator": estimator,
+                          "estimate": winner[estimator],
                           "baseline": report["baseline"]}})
     except (OSError, ValueError) as exc:
         fail(str(exc))
@@ -76,6 +91,20 @@ def promote(
     console.print(f"published {winner['name']} {manifest['version']} to {model_dir}")
     if reload is not None:
         _reload(reload, api_key)
+
+
+def _current_version(model_dir: Path) -> Path | None:
+    """The page policy directory ``model_dir`` serves now (``None`` when it has none)."""
+    from reelpick.serve.model_dir import POLICY_KIND, read_manifest
+
+    try:
+        manifest = read_manifest(model_dir)
+    except ValueError:
+        return None
+    path = model_dir / str(manifest.get("path", ""))
+    if manifest.get("kind") != POLICY_KIND or not (path / "policy.json").exists():
+        return None
+    return path
 
 
 def _reload(base_url: str, api_key: str | None) -> None:

@@ -126,3 +126,38 @@ def rolling_cutoffs(
                 split = TTSplit(split.train, split.test[split.test["timestamp"] < t_end],
                                 split.cutoff)
         yield split
+
+
+def publishing_delay(
+    interactions: pd.DataFrame,
+    cutoff: int,
+    *,
+    delay_days: float = 0.0,
+    window_days: float | None = None,
+    test_members: str = "seen",
+) -> TTSplit:
+    """Train at ``t``, serve from ``t + d``: train is ``timestamp < t`` (``t = cutoff``), test is
+    ``t + d <= timestamp < t + d + window`` (to the end without ``window_days``).
+
+    The plays in the gap ``[t, t + d)`` are in neither part: the model was trained and
+    published before them; a server still knows them (select them with
+    ``(ts >= t) & (ts < t + d)`` to exclude them from the ranking). ``test_members="seen"``
+    keeps members who appear in train.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"member_id": list("aaaa"), "title_id": list("wxyz"),
+    ...                    "timestamp": [0, 86400, 2 * 86400, 9 * 86400]})
+    >>> publishing_delay(df, 86400, delay_days=7).test["title_id"].tolist()
+    ['z']
+    """
+    if delay_days < 0:
+        raise ValueError(f"delay_days must be >= 0, got {delay_days}")
+    if window_days is not None and window_days <= 0:
+        raise ValueError(f"window_days must be positive or None, got {window_days}")
+    start = int(cutoff) + delay_days * 86400.0
+    split = time_cutoff(interactions, int(cutoff), test_members=test_members)
+    ts = split.test["timestamp"].to_numpy()
+    keep = ts >= start
+    if window_days is not None:
+        keep &= ts < start + window_days * 86400.0
+    return TTSplit(split.train, split.test[keep], split.cutoff)

@@ -67,7 +67,13 @@ from reelpick.loop.simulator import (
     page_truth,
     truth_of_log,
 )
-from reelpick.ope.pages import slot_match, whole_page
+from reelpick.ope.pages import (
+    PageMarginals,
+    examination_curve,
+    position_based,
+    slot_match,
+    whole_page,
+)
 from reelpick.policies import GreedyPolicy, PopularityScorer
 from reelpick.ranking import Requests
 from reelpick.world import SimulationLog, VisitBatch, World
@@ -238,6 +244,17 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
 
     offline: dict[str, dict[str, Any]] = {}
     K = pool.shape[1]
+    # page-level position-based estimates (slot plays): the logger's exact marginals on every
+    # visit (base + pool + uniform), the examination from the uniform pages of these visits
+    sh = today.log.shown
+    pos_eval = np.full(n_today, -1)
+    pos_eval[eval_idx] = np.arange(eval_idx.size)
+    ex_imp = today.explored[sh.visit] & (pos_eval[sh.visit] >= 0)
+    e_hat = examination_curve(sh.row_index[ex_imp], sh.position[ex_imp], sh.play[ex_imp],
+                              wc.page_rows, wc.page_positions).ravel()
+    logger_m = PageMarginals.pool_exploring(base, pool, logger.epsilon, logger.pool_epsilon,
+                                            avail)
+    q_logged = q_dense(logged)
     with progress.task(f"release after day {day + 1}: offline evaluation", len(cands)) as task:
         for ci, c in enumerate(cands):
             target = pool[:, ci]  # the candidate's pages, recorded when it was in the pool
@@ -249,7 +266,11 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
             page = whole_page(total, match, mu_page, q_target=qt.sum(axis=1) + c_hat)
             n_same = (pool == target[:, None, :]).all(axis=2).sum(axis=1)
             rp = whole_page(total[pooled], match[pooled], n_same[pooled] / K)["snips"]
+            target_m = PageMarginals(target[:, None, :], np.ones(1), 0.0, avail)
+            pbm = position_based(logged, plays, target_m, logger_m, examination=e_hat,
+                                 q_logged=q_logged, dm=qt.sum(axis=1))
             offline[c.name] = {
+                "pbm_dr": pbm["dr"].to_dict(), "pbm_snips": pbm["snips"].to_dict(),
                 "replay": {**rp.to_dict(), "method": "replay (pool share)"},
                 "ips": page["ips"].to_dict(), "snips": page["snips"].to_dict(),
                 "dr": page["dr"].to_dict(), "sndr": page["sndr"].to_dict(),

@@ -9,6 +9,7 @@ from reelpick.models.base import (
     load_model,
     make_model,
 )
+from reelpick.models.blend import TrendBlend
 from reelpick.models.factorization import ALS, BPR
 from reelpick.models.knn import ItemKNN
 from reelpick.models.popular import MostPopular
@@ -34,6 +35,7 @@ __all__ = [
     "Recommender",
     "SequenceConfig",
     "SequenceRecommender",
+    "TrendBlend",
     "UnknownMemberError",
     "available_models",
     "load_model",

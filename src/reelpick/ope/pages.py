@@ -64,11 +64,15 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
-__all__ = ["PageEstimate", "examination_curve", "onpage_match", "slot_match", "title_on_page",
+__all__ = ["PageEstimate", "PageMarginals", "examination_curve", "expected_weight",
+           "onpage_match", "position_based", "rank_agreement", "slot_match", "title_on_page",
            "whole_page"]
 
 Z95 = 1.959963984540054
@@ -286,3 +290,315 @@ def _ess(w: np.ndarray, L: np.ndarray) -> float:
     if s2 <= 0:
         return 0.0
     return float(w.sum() ** 2 / s2 / max(L.mean(), 1.0))
+
+
+# ---------------------------------------------------------------------- exploring policies
+@dataclass(frozen=True, eq=False)
+class PageMarginals:
+    r"""The exact marginal probabilities :math:`\pi(t \text{ at } s \mid v)` of a policy that
+    serves one of ``K`` deterministic pages or a uniformly random page: ``pages`` ``(n, K, S)``
+    (``-1`` empty) with shares ``share`` ``(K,)``, and a share ``uniform`` of uniformly random
+    pages of the visit's ``available`` ``(n,)`` titles (``sum(share) + uniform == 1``):
+
+    .. math::
+
+        \pi(t \text{ at } s \mid v) = \frac{u}{A_v} + \sum_k \sigma_k [t = c_{k,s}(v)].
+
+    An :class:`~reelpick.policies.ExploringPolicy` is :meth:`exploring`; the loop's
+    :class:`~reelpick.policies.PoolExploringPolicy` is ``[base, pool...]`` with shares
+    ``[1 - eu - ep, ep / K, ...]`` and ``uniform = eu``; the exploration bucket alone is
+    :meth:`uniform_page`.
+
+    >>> import numpy as np
+    >>> m = PageMarginals.exploring(np.array([[3, 4]]), 0.2, np.array([10]))
+    >>> m.at(np.array([[3, 4, 5]]), np.array([[0, 0, 1]])).round(2).tolist()
+    [[0.82, 0.02, 0.02]]
+    """
+
+    pages: np.ndarray
+    share: np.ndarray
+    uniform: float
+    available: np.ndarray
+
+    def __post_init__(self) -> None:
+        pages = np.asarray(self.pages, np.int64)
+        share = np.asarray(self.share, float).ravel()
+        avail = np.asarray(self.available, float).ravel()
+        if pages.ndim != 3 or pages.shape[1] != share.size or avail.size != pages.shape[0]:
+            raise ValueError(f"pages/share/available: need (n, K, S), (K,), (n,); got "
+                             f"{pages.shape}, {share.shape}, {avail.shape}")
+        if (share < 0).any() or not 0 <= self.uniform <= 1 \
+                or abs(share.sum() + self.uniform - 1) > 1e-9:
+            raise ValueError(f"share/uniform: need non-negative shares summing to 1, got "
+                             f"{share.tolist()} + {self.uniform}")
+        if self.uniform > 0 and (avail < 1).any():
+            raise ValueError("available: a uniform share needs >= 1 available title per visit")
+        object.__setattr__(self, "pages", pages)
+        object.__setattr__(self, "share", share)
+        object.__setattr__(self, "available", np.maximum(avail, 1.0))
+
+    @classmethod
+    def exploring(cls, page: np.ndarray, epsilon: float, available: np.ndarray
+                  ) -> PageMarginals:
+        """``page`` ``(n, S)`` with probability ``1 - epsilon``, a uniform page otherwise."""
+        page = np.asarray(page, np.int64)
+        return cls(page[:, None, :], np.array([1.0 - epsilon]), float(epsilon), available)
+
+    @classmethod
+    def pool_exploring(cls, base: np.ndarray, pool: np.ndarray, epsilon: float,
+                       pool_epsilon: float, available: np.ndarray) -> PageMarginals:
+        """:class:`~reelpick.policies.PoolExploringPolicy`'s marginals: ``base`` ``(n, S)``
+        with probability ``1 - epsilon - pool_epsilon``, a uniform page with ``epsilon`` and
+        each of the ``K`` pool pages ``pool`` ``(n, K, S)`` with ``pool_epsilon / K`` (an
+        empty pool serves its share uniformly, as the policy does)."""
+        base, pool = np.asarray(base, np.int64), np.asarray(pool, np.int64)
+        K = pool.shape[1]
+        eu, ep = (epsilon, pool_epsilon) if K else (epsilon + pool_epsilon, 0.0)
+        pages = np.concatenate([base[:, None, :], pool], axis=1)
+        share = np.concatenate([[1.0 - eu - ep], np.full(K, ep / max(K, 1))])
+        return cls(pages, share, float(eu), available)
+
+    @classmethod
+    def uniform_page(cls, available: np.ndarray, n_slots: int) -> PageMarginals:
+        """A uniformly random page of ``n_slots`` of the ``available`` ``(n,)`` titles."""
+        available = np.asarray(available)
+        return cls(np.zeros((available.size, 0, n_slots), np.int64), np.zeros(0), 1.0,
+                   available)
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.pages.shape[2])
+
+    def take(self, rows: np.ndarray) -> PageMarginals:
+        """The marginals of the visits ``rows`` (a mask or indices)."""
+        return PageMarginals(self.pages[rows], self.share, self.uniform, self.available[rows])
+
+    def at(self, titles: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """``(n, m)`` probability of each ``titles[i, j]`` in slot ``slots[i, j]`` (0 where
+        ``titles < 0``)."""
+        titles, slots = np.asarray(titles, np.int64), np.asarray(slots, np.int64)
+        p = np.broadcast_to(self.uniform / self.available[:, None], titles.shape).copy()
+        for k in range(self.share.size):
+            p += self.share[k] * (np.take_along_axis(self.pages[:, k], slots, axis=1) == titles)
+        return np.where(titles >= 0, p, 0.0)
+
+    def examined(self, titles: np.ndarray, examination: np.ndarray) -> np.ndarray:
+        r"""``(n, m)`` examination-weighted probability of each title being on the page,
+        :math:`\sum_s \pi(t \text{ at } s \mid v)\, e_s` (0 where ``titles < 0``)."""
+        titles = np.asarray(titles, np.int64)
+        e = np.asarray(examination, float).ravel()[: self.n_slots]
+        p = np.broadcast_to(self.uniform * e.sum() / self.available[:, None],
+                            titles.shape).copy()
+        for k in range(self.share.size):
+            eq = (titles[:, :, None] == self.pages[:, k][:, None, :]) & (titles[:, :, None] >= 0)
+            p += self.share[k] * (eq * e[None, None, :]).sum(axis=2)
+        return np.where(titles >= 0, p, 0.0)
+
+    def model_value(self, theta_pages: np.ndarray, theta_mean: np.ndarray,
+                    examination: np.ndarray) -> np.ndarray:
+        r"""``(n,)`` value of the policy under a position-based reward model
+        :math:`\hat q(v, t, s) = e_s \hat\theta(v, t)`: ``theta_pages`` ``(n, K, S)`` the
+        attraction of each deterministic page's title, ``theta_mean`` ``(n,)`` the mean
+        attraction of the visit's available titles (what a uniform page draws)."""
+        e = np.asarray(examination, float).ravel()[: self.n_slots]
+        th = np.where(self.pages >= 0, np.asarray(theta_pages, float), 0.0)
+        det = (th * e[None, None, :]).sum(axis=2) @ self.share
+        return det + self.uniform * e.sum() * np.asarray(theta_mean, float)
+
+
+def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals,
+                   logger: PageMarginals, *, examination: np.ndarray,
+                   rows: np.ndarray | None = None, q_logged: np.ndarray | None = None,
+                   dm: np.ndarray | None = None) -> dict[str, PageEstimate]:
+    r"""Position-based (PBM) IPS and DR of a *stochastic* target page policy from its exact
+    marginals (Li et al. 2018's PBM estimator, examination-weighted):
+
+    .. math::
+
+        w_{v,t} = \frac{\sum_s \pi_e(t \text{ at } s \mid v)\, e_s}
+                       {\sum_s \pi_0(t \text{ at } s \mid v)\, e_s}, \qquad
+        \hat V_{\mathrm{IPS}} = \frac{1}{n_b} \sum_{v \in b} \sum_{s'} w_{v, t_{v s'}}\,
+            y_{v s'},
+
+    unbiased when :math:`E[y \mid t \text{ in } s', v] = e_{s'} \theta(v, t)` and the target
+    has support only where the logger has (every title the target may show has a positive
+    :math:`\pi_0`). A title counts wherever it was shown, so a target explored like the logger
+    has support on every logged slot. With a reward model :math:`\hat q = e_s \hat\theta`
+    (``q_logged`` at the logged slots, ``dm`` the model's value of the target per visit,
+    :meth:`PageMarginals.model_value`) DR is
+    :math:`\frac1n\sum_v \widehat{dm}_v + \frac{1}{n_b}\sum_{v\in b}\sum_{s'} w (y - \hat q)`,
+    exact when the model is right whatever the weights.
+
+    ``rows`` ``(n,)`` bool: the visits logged by ``logger`` (default all; e.g. the
+    exploration bucket, drawn independently of the visit, with
+    :meth:`PageMarginals.uniform_page`): the correction averages over them and the model term
+    over all visits. ``snips``/``sndr`` divide the weighted sums by the weights' mean over
+    their exact expectation per visit (:func:`expected_weight`).
+
+    Returns ``{"ips", "snips"[, "dr", "sndr"]}`` :class:`PageEstimate`, per-visit values,
+    intervals from per-visit influence terms; ``ess`` is Kish's effective number of visits
+    over the per-visit weight sums of ``rows`` (equal to the visits of ``rows`` on-policy),
+    ``matched`` the mean number of logged titles per
+    visit of ``rows`` on one of the target's deterministic pages.
+
+    >>> import numpy as np
+    >>> logged, plays = np.array([[0, 1], [2, 3]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> avail = np.array([4, 4])
+    >>> est = position_based(logged, plays, PageMarginals.uniform_page(avail, 2),
+    ...                      PageMarginals.uniform_page(avail, 2), examination=np.ones(2))
+    >>> est["ips"].value, est["snips"].value    # on-policy: the mean page plays
+    (1.0, 1.0)
+    """
+    logged = np.asarray(logged, np.int64)
+    reward = np.asarray(reward, float)
+    e = np.asarray(examination, float).ravel()
+    n, S = logged.shape
+    if reward.shape != logged.shape or target.pages.shape[0] != n \
+            or logger.pages.shape[0] != n:
+        raise ValueError("logged/reward/target/logger: need (n, S) pages for the same visits "
+                         f"({logged.shape}, {reward.shape}, {target.pages.shape[0]}, "
+                         f"{logger.pages.shape[0]})")
+    if e.size < S or (e <= 0).any() or not np.isfinite(e).all():
+        raise ValueError("examination: need a positive value for every slot")
+    b = np.ones(n, bool) if rows is None else np.asarray(rows, bool)
+    if b.shape != (n,) or b.sum() < 2:
+        raise ValueError("rows: need a (n,) mask with at least 2 logged visits")
+    shown = (logged >= 0) & b[:, None]
+    den = logger.examined(logged, e)
+    if ((den <= 0) & shown).any():
+        raise ValueError("logger: a logged title has zero probability under the logger's "
+                         "marginals (they are not the logging policy's)")
+    _check_support(target, logger, e, b)
+    w = np.where(shown, target.examined(logged, e) / np.where(shown, den, 1.0), 0.0)
+    ew = expected_weight(target, logger, e)
+    y = np.where(shown, reward, 0.0)
+    p = b.mean()
+    W = w.sum(axis=1)[b]  # visit-level Kish ESS: each visit contributes one statistic
+    ess = float(W.sum() ** 2 / (W ** 2).sum()) if (W ** 2).sum() > 0 else 0.0
+    hit = np.zeros(logged.shape, bool)
+    for k in range(target.share.size):
+        hit |= (logged[:, :, None] == target.pages[:, k][:, None, :]).any(axis=2)
+    matched = float((hit & shown).sum(axis=1)[b].mean())
+
+    def combined(base: np.ndarray, corr: np.ndarray) -> PageEstimate:
+        psi = base + b * corr / p
+        return _mean(psi, ess, matched)
+
+    def self_normalised(base: np.ndarray, corr: np.ndarray) -> PageEstimate:
+        # corr / (mean weight / its mean expectation) on the rows, delta method; base over all
+        wb, cb, lb = w[b].sum(axis=1), corr[b], ew[b]
+        rw = wb.mean() / lb.mean()
+        if rw <= 0:
+            return PageEstimate(*(float("nan"),) * 4, n, 0.0, matched)
+        c = cb.mean() / rw
+        infl = np.zeros(n)
+        infl[b] = (cb - c * (wb / lb.mean() - rw * (lb - lb.mean()) / lb.mean())) / rw / p
+        psi = base - base.mean() + infl
+        v = float(base.mean() + c)
+        se = float(psi.std(ddof=1) / np.sqrt(n))
+        return PageEstimate(v, v - Z95 * se, v + Z95 * se, se, n, ess, matched)
+
+    zero = np.zeros(n)
+    a = (w * y).sum(axis=1)
+    out = {"ips": combined(zero, a), "snips": self_normalised(zero, a)}
+    if q_logged is not None or dm is not None:
+        if q_logged is None or dm is None:
+            raise ValueError("q_logged, dm: DR needs both the model at the logged slots and "
+                             "its value of the target")
+        q = np.asarray(q_logged, float)
+        d = np.asarray(dm, float).ravel()
+        if q.shape != logged.shape or d.shape != (n,):
+            raise ValueError(f"q_logged/dm: expected shapes {logged.shape} and ({n},), got "
+                             f"{q.shape} and {d.shape}")
+        c = (w * (y - np.where(shown, q, 0.0))).sum(axis=1)
+        out["dr"] = combined(d, c)
+        out["sndr"] = self_normalised(d, c)
+    return out
+
+
+def _check_support(target: PageMarginals, logger: PageMarginals, e: np.ndarray,
+                   rows: np.ndarray) -> None:
+    if target.uniform > 0 and logger.uniform <= 0:
+        raise ValueError("logger: the target explores uniformly but the logger never shows a "
+                         "uniform page: no support for the target's exploration")
+    if logger.uniform > 0:
+        return
+    tp = target.pages[rows].reshape(int(rows.sum()), -1)
+    if ((logger.examined(tp, e) <= 0) & (tp >= 0)).any():
+        raise ValueError("logger: a title the target may show has zero probability under the "
+                         "logger (no support)")
+
+
+def expected_weight(target: PageMarginals, logger: PageMarginals, examination: np.ndarray
+                    ) -> np.ndarray:
+    r"""``(n,)`` the exact expectation under the logger of a visit's weight sum
+    :math:`\sum_{s'} w_{v, t_{v s'}}` in :func:`position_based`:
+    :math:`\sum_t P_0(t \text{ on the page} \mid v)\, E_e(t) / E_0(t)` (:math:`E` the
+    examination-weighted marginals), summed exactly over the titles of either policy's
+    deterministic pages and in closed form over the rest (each contributes
+    :math:`S u_e / A_v`). It is the number of slots when the logger is a uniform page."""
+    e = np.asarray(examination, float).ravel()
+    n, S = logger.pages.shape[0], logger.n_slots
+    special = np.concatenate([logger.pages.reshape(n, -1), target.pages.reshape(n, -1)], axis=1)
+    srt = np.sort(special, axis=1)
+    first = np.ones(srt.shape, bool)
+    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    valid = first & (srt >= 0)
+    p_on = np.broadcast_to(logger.uniform * S / logger.available[:, None], srt.shape).copy()
+    for k in range(logger.share.size):
+        p_on += logger.share[k] * (srt[:, :, None] == logger.pages[:, k][:, None, :]).any(axis=2)
+    e_t, e_0 = target.examined(srt, e), logger.examined(srt, e)
+    contrib = np.where(valid & (e_0 > 0), p_on * e_t / np.where(e_0 > 0, e_0, 1.0), 0.0)
+    rest = np.maximum(logger.available - valid.sum(axis=1), 0) * S * target.uniform \
+        / logger.available
+    return contrib.sum(axis=1) + (rest if logger.uniform > 0 else 0.0)
+
+
+def rank_agreement(estimates: Sequence[dict[str, Any]], truth: Sequence[float]
+                   ) -> dict[str, Any]:
+    """How well offline ``estimates`` (``value``, ``lo``, ``hi`` per candidate) rank the
+    candidates' ``truth`` (their true or A/B values): ``spearman`` over all candidates,
+    ``coverage`` (share of intervals holding the truth), ``bias`` (mean estimate - truth),
+    and which pairs can be told apart: a pair is **apart** when its true gap exceeds the mean
+    width of its two intervals; ``apart_concordant`` is the share of those pairs the
+    estimates order rightly, ``spearman_apart`` the rank correlation over the candidates in
+    at least one such pair (``None`` when fewer than 3), and ``verdict`` one sentence.
+
+    >>> r = rank_agreement([{"value": 1.0, "lo": 0.9, "hi": 1.1},
+    ...                     {"value": 2.0, "lo": 1.9, "hi": 2.1},
+    ...                     {"value": 3.1, "lo": 3.0, "hi": 3.2}], [1.05, 2.0, 2.95])
+    >>> r["spearman"], r["coverage"], r["apart_pairs"], r["apart_concordant"]
+    (1.0, 0.6666666666666666, 3, 1.0)
+    """
+    v = np.array([float(e["value"]) for e in estimates])
+    lo = np.array([float(e["lo"]) for e in estimates])
+    hi = np.array([float(e["hi"]) for e in estimates])
+    t = np.asarray(truth, float)
+    if t.shape != v.shape:
+        raise ValueError(f"truth: need one value per estimate ({v.size}), got {t.size}")
+    ok = np.isfinite(v) & np.isfinite(t)
+    width = hi - lo
+
+    def rho(idx: np.ndarray) -> float | None:
+        if idx.size < 3 or np.ptp(v[idx]) == 0 or np.ptp(t[idx]) == 0:
+            return None
+        return float(spearmanr(v[idx], t[idx]).statistic)
+
+    pairs = [(i, j) for i in range(v.size) for j in range(i + 1, v.size)
+             if ok[i] and ok[j] and abs(t[i] - t[j]) > (width[i] + width[j]) / 2]
+    conc = [np.sign(v[i] - v[j]) == np.sign(t[i] - t[j]) for i, j in pairs]
+    members = np.unique(np.array(pairs, np.int64).ravel()) if pairs else np.zeros(0, np.int64)
+    idx = np.flatnonzero(ok)
+    if not pairs:
+        verdict = ("cannot be told apart: no two candidates' true values differ by more than "
+                   "their intervals' width")
+    else:
+        verdict = (f"{sum(conc)} of {len(pairs)} pairs whose true gap exceeds their interval "
+                   f"width are ordered rightly")
+    return {"n": int(idx.size), "spearman": rho(idx),
+            "coverage": float(((lo <= t) & (t <= hi))[ok].mean()) if ok.any() else None,
+            "bias": float((v - t)[ok].mean()) if ok.any() else None,
+            "mean_width": float(width[ok].mean()) if ok.any() else None,
+            "apart_pairs": len(pairs),
+            "apart_concordant": float(np.mean(conc)) if conc else None,
+            "spearman_apart": rho(members), "verdict": verdict}

@@ -1,26 +1,45 @@
 r"""Candidate page policies evaluated on the served logs, and the rule that promotes one.
 
-:func:`evaluate_candidates` replays every logged visit through each candidate's deterministic
-page (:meth:`PagePolicy.greedy <reelpick.page.PagePolicy.greedy>`) and estimates its page
-plays per visit with the slot-level estimators of :mod:`reelpick.ope.pages` (IPS and SNIPS:
-a logged slot counts when it shows the candidate's title there, weighted by the inverse of the
-exact logged propensity; per-visit clustered 95% intervals). The on-policy value of the served
-logs (their mean page plays per visit, with its interval) is the baseline.
+:func:`evaluate_candidates` replays every logged visit through each candidate and estimates
+its page plays per visit two ways:
+
+* **page-level, position-based** (``pbm_ips``, ``pbm_snips``, ``pbm_dr``, ``pbm_sndr``; the
+  default for promotion is ``pbm_dr``): the candidate *as it would be served* — its composed
+  page with probability :math:`1 - \epsilon_c` and a uniformly random page otherwise, exact
+  marginals :class:`~reelpick.ope.pages.PageMarginals` — estimated by
+  :func:`~reelpick.ope.pages.position_based` on the logger's **exploration bucket** (the
+  visits served a uniformly random page, drawn independently of the visit, so the logger's
+  marginals there are exactly :math:`1 / A_v` per title and slot; the logs mark them with an
+  ``explored`` or ``page_source == "explore"`` column). A logged title counts wherever it was
+  shown, rescaled by the examination of the slots (:func:`~reelpick.ope.pages.examination_curve`
+  on the same bucket); the DR model is a position-based title model
+  :math:`\hat q(v, t, s) = \hat e_s \hat\theta_t` cross-fitted by visit (each visit predicted
+  by the play rates of the other folds' impressions) whose value of the candidate averages
+  over all logged visits;
+* **exact slot match** of the composed page (``ips``, ``snips``: a logged slot counts when it
+  shows the candidate's title there, :func:`~reelpick.ope.pages.slot_match`), kept for
+  comparison: its effective sample size collapses when candidate pages differ from the
+  served one.
+
+Each page-level estimate carries ``reliable`` and ``reason`` (unreliable without a marked
+exploration bucket or with fewer than ``min_bucket`` explored visits). The on-policy value of
+the served logs (their mean page plays per visit, with its interval) is the baseline.
 
 :func:`promotion_decision` is the stated rule:
 
-1. a candidate is **eligible** when its estimate rests on enough logged evidence:
-   effective sample size ``ess >= min_ess`` and matched slots per visit
-   ``matched >= min_matched`` (the logging policy explored enough where the candidate goes);
-2. among the eligible, the one with the highest SNIPS estimate is the **winner**;
+1. a candidate is **eligible** when its estimate is ``reliable`` and rests on enough logged
+   evidence: effective sample size ``ess >= min_ess`` and matched titles per visit
+   ``matched >= min_matched``;
+2. among the eligible, the one with the highest estimate is the **winner**;
 3. it is **promoted** when the lower end of its interval beats the served baseline's value
    (``margin`` may demand more); otherwise nothing ships and the reason says why.
 
 Example
 -------
 >>> decision = promotion_decision(
-...     [{"name": "a", "snips": {"value": 1.3, "lo": 1.2, "hi": 1.4, "ess": 900.0,
-...       "matched": 3.1}}], baseline={"value": 1.0, "lo": 0.95, "hi": 1.05})
+...     [{"name": "a", "pbm_dr": {"value": 1.3, "lo": 1.2, "hi": 1.4, "ess": 900.0,
+...       "matched": 3.1, "reliable": True, "reason": ""}}],
+...     baseline={"value": 1.0, "lo": 0.95, "hi": 1.05})
 >>> decision.promote, decision.winner
 (True, 'a')
 """
@@ -35,11 +54,22 @@ import numpy as np
 
 from reelpick.decision import VisitBatch
 from reelpick.decision.tables import LoggedPages
-from reelpick.ope.pages import Z95, slot_match
+from reelpick.ope.pages import (
+    Z95,
+    PageEstimate,
+    PageMarginals,
+    examination_curve,
+    position_based,
+    slot_match,
+)
+from reelpick.ope.propensity import kfold_indices
 from reelpick.page.policy import PagePolicy
 
-__all__ = ["PromotionDecision", "evaluate_candidates", "logged_visits", "promotion_decision",
-           "served_value"]
+__all__ = ["PAGE_ESTIMATORS", "PromotionDecision", "evaluate_candidates", "explored_pages",
+           "logged_visits", "promotion_decision", "served_value"]
+
+#: the page-level estimates of :func:`evaluate_candidates` (``pbm_dr`` is the default)
+PAGE_ESTIMATORS = ("pbm_ips", "pbm_snips", "pbm_dr", "pbm_sndr")
 
 DAY = 86_400
 
@@ -64,14 +94,6 @@ def logged_visits(policy: PagePolicy, pages: LoggedPages) -> list[tuple[np.ndarr
     return out
 
 
-def _target_pages(policy: PagePolicy, pages: LoggedPages) -> np.ndarray:
-    target = np.full((pages.n_pages, pages.n_slots), -1, np.int64)
-    rng = np.random.default_rng(0)  # unused: the greedy page is deterministic
-    for idx, vb in logged_visits(policy, pages):
-        target[idx] = policy.greedy(vb, rng).titles
-    return target
-
-
 def served_value(pages: LoggedPages) -> dict[str, float]:
     """The served logs' own value: mean page plays per visit with a 95% interval."""
     per = np.bincount(pages.visit, weights=pages.play, minlength=pages.n_pages)
@@ -80,26 +102,179 @@ def served_value(pages: LoggedPages) -> dict[str, float]:
     return {"value": m, "lo": m - Z95 * se, "hi": m + Z95 * se, "se": se, "n": int(per.size)}
 
 
+def explored_pages(impressions: Any, pages: LoggedPages) -> np.ndarray | None:
+    """``(n_pages,)`` whether each logged page was the logger's uniformly random page (every
+    impression of it marked by an ``explored`` (bool) or ``page_source == "explore"`` column
+    of ``impressions``, as the exploring page policies log it); ``None`` when the table has
+    neither column."""
+    cols = set(impressions.columns)
+    if "explored" in cols:
+        flag = impressions["explored"].fillna(False).astype(bool).to_numpy()
+    elif "page_source" in cols:
+        flag = (impressions["page_source"].astype(str) == "explore").to_numpy()
+    else:
+        return None
+    index = {p: i for i, p in enumerate(np.asarray(pages.page_id).astype(str))}
+    rows = np.array([index.get(p, -1) for p in impressions["page_id"].astype(str)], np.int64)
+    ok = rows >= 0
+    seen = np.bincount(rows[ok], minlength=pages.n_pages)
+    marked = np.bincount(rows[ok], weights=flag[ok], minlength=pages.n_pages)
+    return (seen > 0) & (marked == seen)
+
+
+def _title_model(pages: LoggedPages, e: np.ndarray, folds: np.ndarray, n_folds: int,
+                 prior: float) -> np.ndarray:
+    """``(n_folds, T)`` examination-adjusted play rate of every title on the other folds'
+    impressions, shrunk towards the overall rate by ``prior`` examined impressions."""
+    T = len(pages.title_ids)
+    ex = e[pages.slot]
+    f = folds[pages.visit]
+    out = np.empty((n_folds, T))
+    for k in range(n_folds):
+        m = f != k
+        plays = np.bincount(pages.title[m], weights=pages.play[m], minlength=T)
+        exposure = np.bincount(pages.title[m], weights=ex[m], minlength=T)
+        r0 = plays.sum() / max(exposure.sum(), 1e-12)
+        out[k] = (plays + prior * r0) / (exposure + prior)
+    return out
+
+
+def _unreliable(reason: str, n: int) -> dict[str, Any]:
+    nan = float("nan")
+    return {**PageEstimate(nan, nan, nan, nan, n, 0.0, 0.0).to_dict(), "reliable": False,
+            "reason": reason}
+
+
+def served_marginals(served: PagePolicy, pages: LoggedPages
+                     ) -> tuple[PageMarginals | None, np.ndarray, str]:
+    """The logging policy's exact marginals on the logged visits when ``served`` (the page
+    policy that served them) reproduces the logged propensities: ``(marginals, agree, note)``
+    with ``agree`` ``(n_pages,)`` the visits whose every logged propensity it reproduces;
+    ``marginals`` is ``None`` (and ``note`` says why) when fewer than 99% do."""
+    n, S = pages.n_pages, pages.n_slots
+    if list(served.titles["title_id"].astype(str)) != list(pages.title_ids):
+        return None, np.zeros(n, bool), "the served policy's titles differ from the logs'"
+    base = np.full((n, S), -1, np.int64)
+    avail = np.ones(n)
+    rng = np.random.default_rng(0)
+    for idx, vb in logged_visits(served, pages):
+        base[idx] = served.greedy(vb, rng).titles
+        avail[idx] = vb.n_available()
+    m = PageMarginals.exploring(base, float(served.config.epsilon), avail)
+    logged = pages.slot_matrix("title")
+    mu = pages.slot_matrix("propensity", fill=1.0)
+    prop = m.at(logged, np.broadcast_to(np.arange(S), (n, S)))
+    ok = np.isclose(prop, mu, rtol=1e-6, atol=1e-12) | (logged < 0)
+    agree = ok.all(axis=1)
+    if agree.mean() < 0.99:
+        return None, agree, (f"the served policy reproduces the logged propensities on only "
+                             f"{agree.mean():.1%} of the visits (< 99%)")
+    return m, agree, ""
+
+
 def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
-                        names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                        names: Sequence[str] | None = None, explored: np.ndarray | None = None,
+                        served: PagePolicy | None = None, n_folds: int = 5,
+                        min_bucket: int = 30, prior: float = 5.0,
+                        seed: int = 0) -> list[dict[str, Any]]:
     """Each candidate's estimated page plays per visit on ``pages`` (module docstring).
-    Returns one record per candidate: ``name``, ``version``, ``ips`` and ``snips``
-    (``value``, ``lo``, ``hi``, ``se``, ``n``, ``ess``, ``matched``)."""
+
+    ``explored`` ``(n_pages,)``: the logger's exploration bucket (:func:`explored_pages`);
+    without it the page-level estimates are unreliable. ``served``: the page policy that
+    served the logs; when it reproduces the logged propensities (:func:`served_marginals`)
+    the estimates use every logged visit with its exact marginals (a title shown on the
+    served page counts too), else the bucket alone (``logger`` in the records says which,
+    ``note`` why). ``n_folds`` of visits cross-fit the
+    reward model (``prior``: its shrinkage, in examined impressions). Returns one record per
+    candidate: ``name``, ``version``, ``epsilon``, ``ips``/``snips`` (exact slot match of the
+    composed page) and :data:`PAGE_ESTIMATORS` (each ``value``, ``lo``, ``hi``, ``se``, ``n``,
+    ``ess``, ``matched``, ``reliable``, ``reason``, ``bucket_visits``)."""
     if pages.n_pages < 2:
         raise ValueError("need at least 2 logged pages")
     logged = pages.slot_matrix("title")
     reward = pages.slot_matrix("play", fill=0).astype(float)
     mu = pages.slot_matrix("propensity", fill=1.0)
+    n, S = logged.shape
+    reason = ""
+    if explored is None:
+        reason = ("the logs do not mark the exploration bucket (no `explored` or "
+                  "`page_source` column): the page-level estimate needs it")
+    else:
+        explored = np.asarray(explored, bool)
+        if explored.shape != (n,):
+            raise ValueError(f"explored: expected shape ({n},), got {explored.shape}")
+        nb = int(explored.sum())
+        if nb < max(min_bucket, 2):
+            reason = (f"only {nb} explored visits in the logs (< {max(min_bucket, 2)}): too "
+                      "few uniformly random pages to estimate a page from")
+        else:
+            sb = explored[pages.visit]
+            if pages.play[sb].sum() <= 0:
+                reason = "no plays in the exploration bucket"
+    full: PageMarginals | None = None
+    agree = np.ones(n, bool)
+    note = "" if served is not None else "no served policy given: the exploration bucket alone"
+    if served is not None:
+        full, agree, note = served_marginals(served, pages)
+        if full is not None and not agree.all():
+            note = (f"{int((~agree).sum())} visits whose propensities the served policy does "
+                    "not reproduce are left out")
+    e = folds = theta = None
+    if not reason:
+        assert explored is not None
+        sb = explored[pages.visit]
+        e = examination_curve(pages.row_index[sb], pages.position[sb], pages.play[sb],
+                              pages.n_rows, pages.n_positions).ravel()
+        folds = kfold_indices(n, min(n_folds, n), seed)
+        theta = _title_model(pages, e, folds, min(n_folds, n), prior)
     out = []
     for i, pol in enumerate(candidates):
         if pol.n_titles != len(pages.title_ids) or list(
                 pol.titles["title_id"].astype(str)) != list(pages.title_ids):
             raise ValueError(f"candidate {i}: its titles differ from the logs' catalogue")
-        target = _target_pages(pol, pages)
+        target = np.full((n, S), -1, np.int64)
+        avail = np.ones(n)
+        theta_mean = np.zeros(n)
+        rng = np.random.default_rng(0)  # unused: the composed page is deterministic
+        for idx, vb in logged_visits(pol, pages):
+            target[idx] = pol.greedy(vb, rng).titles
+            avail[idx] = vb.n_available()
+            if theta is not None and folds is not None:
+                a = vb.available[vb.country]  # (n_b, T)
+                th = theta[folds[idx]]
+                theta_mean[idx] = (th * a).sum(axis=1) / np.maximum(a.sum(axis=1), 1)
         est = slot_match(logged, reward, target, mu)
-        out.append({"name": names[i] if names is not None else pol.name,
-                    "version": pol.version,
-                    **{k: v.to_dict() for k, v in est.items()}})
+        eps = float(pol.config.epsilon)
+        rec: dict[str, Any] = {"name": names[i] if names is not None else pol.name,
+                               "version": pol.version, "epsilon": eps,
+                               **{k: v.to_dict() for k, v in est.items()}}
+        if reason:
+            for k in PAGE_ESTIMATORS:
+                rec[k] = _unreliable(reason, n)
+        else:
+            assert e is not None and theta is not None and folds is not None
+            assert explored is not None
+            tm = PageMarginals.exploring(target, eps, avail)
+            th_logged = theta[folds[:, None], np.maximum(logged, 0)]
+            q_logged = np.where(logged >= 0, e[None, :S] * th_logged, 0.0)
+            th_target = theta[folds[:, None], np.maximum(target, 0)][:, None, :]
+            dm = tm.model_value(th_target, theta_mean, e)
+            if full is not None:
+                keep = agree
+                pe = position_based(logged[keep], reward[keep], tm.take(keep), full.take(keep),
+                                    examination=e, q_logged=q_logged[keep], dm=dm[keep])
+                how = "served policy"
+            else:
+                pe = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
+                                    examination=e, rows=explored, q_logged=q_logged, dm=dm)
+                how = "exploration bucket"
+            nb = int(explored.sum())
+            for k in PAGE_ESTIMATORS:
+                d = pe[k.removeprefix("pbm_")].to_dict()
+                ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
+                rec[k] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
+                          "note": note, "reason": "" if ok else "the estimate is not finite"}
+        out.append(rec)
     return out
 
 
@@ -119,22 +294,29 @@ class PromotionDecision:
 
 
 def promotion_decision(results: Sequence[dict[str, Any]], baseline: dict[str, float], *,
-                       estimator: str = "snips", min_ess: float = 200.0,
+                       estimator: str = "pbm_dr", min_ess: float = 200.0,
                        min_matched: float = 0.5, margin: float = 0.0) -> PromotionDecision:
     """The promotion rule of the module docstring over :func:`evaluate_candidates` records
-    and the served baseline (:func:`served_value`)."""
+    and the served baseline (:func:`served_value`), on the estimate ``estimator`` (one of
+    :data:`PAGE_ESTIMATORS`, or the slot-match ``snips``/``ips``)."""
     rule = {"min_ess": min_ess, "min_matched": min_matched, "margin": margin}
     if not results:
         return PromotionDecision(False, None, "no candidates", (), rule)
     eligible, why_not = [], []
     for r in results:
+        if estimator not in r:
+            have = sorted(k for k, v in r.items() if isinstance(v, dict))
+            raise ValueError(f"estimator: {estimator!r} is not in the candidate records "
+                             f"(they have {have})")
         e = r[estimator]
-        if not np.isfinite(e["value"]):
+        if not e.get("reliable", True):
+            why_not.append(f"{r['name']}: unreliable estimate ({e.get('reason') or 'flagged'})")
+        elif not np.isfinite(e["value"]):
             why_not.append(f"{r['name']}: no estimate")
         elif e["ess"] < min_ess:
             why_not.append(f"{r['name']}: ESS {e['ess']:.0f} < {min_ess:g}")
         elif e["matched"] < min_matched:
-            why_not.append(f"{r['name']}: {e['matched']:.2f} matched slots per visit "
+            why_not.append(f"{r['name']}: {e['matched']:.2f} matched titles per visit "
                            f"< {min_matched:g}")
         else:
             eligible.append(r)
