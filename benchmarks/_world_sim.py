@@ -142,15 +142,16 @@ def target_policies(world: World, train_log=None, *, quick: bool = False,
     })
     if train_log is not None:
         T = world.config.n_titles
+        train_pages = train_log.logged_pages(n_titles=T)
         e = tuple(world.dynamics.examination(np.arange(world.config.n_slots)
                                              // world.config.page_positions,
                                              np.arange(world.config.n_slots)
                                              % world.config.page_positions))
         out["linucb (learned)"] = LinUCBPolicy(n_titles=T, alpha=0.5,
-                                               position_weights=e).fit_log(train_log)
+                                               position_weights=e).fit_pages(train_pages)
         if thompson:  # exact marginals per distinct context: seconds per 1000 visits
             out["thompson (learned)"] = ThompsonSamplingPolicy(
-                n_titles=T, noise=0.5, n_candidates=40, position_weights=e).fit_log(train_log)
+                n_titles=T, noise=0.5, n_candidates=40, position_weights=e).fit_pages(train_pages)
     return out
 
 

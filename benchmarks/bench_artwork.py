@@ -103,7 +103,8 @@ def explore_with_variant_truth(world: World, cat: ArtworkCatalog, visits: dict, 
             p = world.play_probability(vb, titles, np.minimum(v, nv - 1), row=row,
                                        position=pos, state=before)
             pv[:, v] = np.where(v < nv[s.visit, s.slot], p[s.visit, s.slot], 0.0)
-        rows = ArtworkRows.from_log(log, cat.art_offset)
+        rows = ArtworkRows.from_pages(log.logged_pages(), cat.art_offset,
+                                      world.members()["member_id"])
         if not np.allclose(pv[np.arange(len(rows)), rows.variant], s.p_play, rtol=0,
                            atol=1e-12):
             raise RuntimeError("per-variant play probabilities disagree with the log")
@@ -126,9 +127,10 @@ def run_seed(seed: int, preset: str, n_train: int, n_eval: int, sticky_eval: boo
     cat = ArtworkCatalog.from_world(world)
     M = world.config.n_members
     t0 = time.perf_counter()
-    train = ArtworkRows.from_log(
-        world.simulate(image_explore(UniformPolicy(), seed=seed), n_train, seed=1000 + seed),
-        cat.art_offset)
+    train = ArtworkRows.from_pages(
+        world.simulate(image_explore(UniformPolicy(), seed=seed), n_train,
+                       seed=1000 + seed).logged_pages(), cat.art_offset,
+        world.members()["member_id"])
     visits = world.draw_visits(n_eval, np.random.default_rng([2000 + seed, 1]))
     ev, p_var, _ = explore_with_variant_truth(
         world, cat, visits, image_explore(UniformPolicy(), seed=seed + 77, sticky=sticky_eval),
@@ -174,8 +176,9 @@ def page_timing(preset: str, n_titles: int, reps: int) -> dict[str, dict[str, fl
     thread): median and 95th percentile over ``reps`` calls, policies interleaved."""
     world = World(WorldConfig.preset(preset), seed=0)
     cat = ArtworkCatalog.from_world(world)
-    rows = ArtworkRows.from_log(world.simulate(image_explore(UniformPolicy()), 3_000, seed=5),
-                                cat.art_offset)
+    rows = ArtworkRows.from_pages(
+        world.simulate(image_explore(UniformPolicy()), 3_000, seed=5).logged_pages(),
+        cat.art_offset, world.members()["member_id"])
     pols = make_policies(cat, world.config.n_members)
     vb = world.make_visits([7], world.config.start + 10 * 86_400 + 20 * 3600)
     titles = np.flatnonzero(vb.available[vb.country[0]])[:n_titles][None, :]

@@ -46,7 +46,7 @@ from reelpick.ranking import (  # noqa: E402
     Ranker,
     Requests,
     TrendingSource,
-    requests_from_log,
+    requests_from_pages,
     training_set,
 )
 from reelpick.world import World, WorldConfig  # noqa: E402
@@ -133,13 +133,14 @@ def run_quality(args, report: dict) -> list[str]:
     t = time.perf_counter()
     log = world.simulate(UniformPolicy(artwork="first"), args.visits, seed=args.seed)
     inter = log.interactions()
+    pages = log.logged_pages(n_titles=cfg.n_titles)
     sim_s = time.perf_counter() - t
     cat = Catalogue.from_frame(world.titles(), countries=cfg.countries)
     members = world.members()["member_id"].tolist()
     names = world.titles()["name"]
     c1, c2 = cfg.start + 40 * DAY, cfg.start + 50 * DAY
     rng = np.random.default_rng(args.seed)
-    req = requests_from_log(log)
+    req = requests_from_pages(pages, members)
     held = np.flatnonzero(req.timestamp >= c2)
     held = np.sort(rng.choice(held, min(args.eval_visits, held.size), replace=False))
     state = replay_state(world, log, c2)
@@ -155,7 +156,7 @@ def run_quality(args, report: dict) -> list[str]:
         tag = "context" if use_context else "context-free"
         s1 = Snapshot(inter, cat, members, c1, use_context=use_context, seq=args.seq)
         t = time.perf_counter()
-        X, y, _ = training_set(log, s1.features, s1.sources, start=c1, end=c2,
+        X, y, _ = training_set(pages, members, s1.features, s1.sources, start=c1, end=c2,
                                max_rows=args.train_rows, rng=rng)
         feat_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -292,18 +293,19 @@ def run_latency(args, report: dict) -> list[str]:
     world = World(cfg, seed=args.seed)
     log = world.simulate(UniformPolicy(artwork="first"), args.latency_visits, seed=args.seed)
     inter = log.interactions()
+    pages = log.logged_pages(n_titles=cfg.n_titles)
     cat = Catalogue.from_frame(world.titles(), countries=cfg.countries)
     members = world.members()["member_id"].tolist()
     c1, c2 = cfg.start + 20 * DAY, cfg.start + 27 * DAY
     s1 = Snapshot(inter, cat, members, c1, seq=False)
-    X, y, _ = training_set(log, s1.features, s1.sources, start=c1, end=c2,
+    X, y, _ = training_set(pages, members, s1.features, s1.sources, start=c1, end=c2,
                            max_rows=args.train_rows // 2)
     s2 = Snapshot(inter, cat, members, c2, seq=False)
-    Xh, yh, _ = training_set(log, s2.features, s2.sources, start=c2,
+    Xh, yh, _ = training_set(pages, members, s2.features, s2.sources, start=c2,
                              max_rows=args.train_rows // 4)
     variants = {"full (300 trees, lr 0.05)": dict(n_estimators=300, learning_rate=0.05),
                 "compact (40 trees, lr 0.2)": dict(n_estimators=40, learning_rate=0.2)}
-    req = requests_from_log(log)
+    req = requests_from_pages(pages, members)
     idx = np.flatnonzero(req.timestamp >= c2)[: args.latency_n]
     rows, lat_all = [], {}
     base_ll = _logloss(yh, np.full(yh.size, y.mean()))

@@ -35,7 +35,8 @@ def catalog(world) -> ArtworkCatalog:
 @pytest.fixture(scope="session")
 def explore_rows(world, catalog) -> ArtworkRows:
     log = world.simulate(image_explore(UniformPolicy(), seed=1), 8_000, seed=21)
-    return ArtworkRows.from_log(log, catalog.art_offset)
+    return ArtworkRows.from_pages(log.logged_pages(), catalog.art_offset,
+                                  world.members()["member_id"])
 
 
 def make_selectors(catalog, n_members):

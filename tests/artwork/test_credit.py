@@ -43,7 +43,8 @@ def test_title_rows_identical_whatever_the_image_policy(world, catalog, explore_
 
 def test_rows_carry_the_artwork_propensity_only(world, catalog):
     log = world.simulate(image_explore(PopularPolicy(epsilon=0.3)), 300, seed=4)
-    rows = ArtworkRows.from_log(log, catalog.art_offset)
+    rows = ArtworkRows.from_pages(log.logged_pages(), catalog.art_offset,
+                                  world.members()["member_id"])
     np.testing.assert_array_equal(rows.pscore, log.shown.artwork_propensity)
     np.testing.assert_array_equal(rows.title_propensity, log.shown.propensity)
     assert len(rows) == log.n_impressions                       # one row per impression
@@ -58,7 +59,8 @@ def test_ips_with_image_weights_recovers_the_online_take_fraction(fitted, world,
     the title choice) does not."""
     title_policy = PopularPolicy(epsilon=0.3)
     log = world.simulate(image_explore(title_policy, seed=3), 3_000, seed=31)
-    rows = ArtworkRows.from_log(log, catalog.art_offset)
+    rows = ArtworkRows.from_pages(log.logged_pages(), catalog.art_offset,
+                                  world.members()["member_id"])
     target = fitted["egreedy"]
     p = target.row_probabilities(rows)
     est = evaluate_artwork_policy(rows, p, ["ips"])["ips"]

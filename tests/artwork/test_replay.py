@@ -84,7 +84,8 @@ def test_replay_and_dr_within_ci_of_online_truth(fitted, world, catalog):
     visits (frozen, history from training)."""
     from reelpick.artwork import image_explore
     log = world.simulate(image_explore(UniformPolicy(), seed=5), 4_000, seed=77)
-    rows = ArtworkRows.from_log(log, catalog.art_offset)
+    rows = ArtworkRows.from_pages(log.logged_pages(), catalog.art_offset,
+                                  world.members()["member_id"])
     pol = fitted["egreedy"]
     p = pol.row_probabilities(rows)
     res = evaluate_artwork_policy(rows, p, ["replay", "ips", "dr"],

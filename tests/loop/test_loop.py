@@ -19,7 +19,8 @@ TINY = dict(days=4, release_every=2, visits_per_day=150, ab_visits=120, ope_visi
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("loop")
-    res = run_loop(LoopConfig.quick(**TINY), logs_out=out / "logs")
+    res = run_loop(LoopConfig.quick(**TINY), logs_out=out / "logs",
+                   policies_out=out / "candidates")
     return res, out / "logs"
 
 
@@ -54,6 +55,35 @@ def test_shipped_policy_is_the_ab_winner(tiny):
     # the production arm serves the shipped policy the day after the release
     prod = [d for d in res["daily"] if d["arm"] == "production"]
     assert prod[2]["policy"] == res["releases"][0]["shipped"]
+
+
+def test_page_policy_candidates_are_saved_directories(tiny):
+    """The ranker candidates are PagePolicy directories trained on the production logs'
+    tables; candidates.json lists them, and a release whose A/B winner is one names its
+    directory (what the demo publishes and serves)."""
+    from reelpick.page import PagePolicy
+
+    res, logs = tiny
+    listed = json.loads((logs.parent / "candidates" / "candidates.json").read_text())
+    rel = res["releases"][0]
+    pages = [c for c in rel["candidates"] if c["name"].startswith("ranker")]
+    assert {c["name"] for c in pages} == {"ranker", "ranker-no-context"}
+    assert {(r["name"], r["version"]) for r in listed} == {
+        (c["name"], c["info"]["version"]) for c in pages}
+    for c in pages:
+        loaded = PagePolicy.load(c["info"]["path"])
+        assert loaded.version == c["info"]["version"] and loaded.name == c["name"]
+        assert loaded.config.context == (c["name"] == "ranker")
+        assert (loaded.config.n_rows, loaded.config.n_positions) == tuple(res["world"]["page"])
+        # trained on the days before the release day (its logs are the offline evaluation's)
+        assert loaded.info["c2"] <= LoopConfig.quick(**TINY).world_config().start + \
+            rel["day"] * 86_400
+    shipped = [r for r in listed if r["shipped"]]
+    if rel["shipped"].startswith("ranker"):
+        assert [r["name"] for r in shipped] == [rel["shipped"]]
+        assert rel["shipped_path"] == shipped[0]["path"]
+    else:
+        assert not shipped and "shipped_path" not in rel
 
 
 def test_offline_and_online_numbers_are_sane(tiny):

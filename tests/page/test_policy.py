@@ -9,7 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from reelpick.page import COLD, PagePolicy, PagePolicyConfig, train_page_policy
+from reelpick.page import (
+    COLD,
+    PagePolicy,
+    PagePolicyConfig,
+    train_page_policies,
+    train_page_policy,
+)
 from reelpick.page.evaluate import (
     evaluate_candidates,
     explored_pages,
@@ -166,3 +172,58 @@ def test_promotion_rule() -> None:
     assert not d.promote and "unreliable" in d.reason and "too few explored" in d.reason
     with pytest.raises(ValueError, match="estimator: 'dr'"):
         promotion_decision([cand("a", 1.2, 1.1)], base, estimator="dr")
+
+
+def test_policies_trained_together_equal_policies_trained_alone(trained) -> None:
+    """train_page_policies shares the logs, histories, sources and artwork bandit between
+    configs; each policy composes the pages train_page_policy gives it alone."""
+    world, log, policy, _ = trained
+    other = dataclasses.replace(policy.config, context=False, trees=10)
+    tables = (log.impressions(), log.outcomes(), world.titles())
+    kw = dict(artworks=world.artworks(), interactions=log.interactions())
+    both = train_page_policies(*tables, {"p": policy.config, "q": other}, **kw)
+    alone = train_page_policy(*tables, config=other, name="q", **kw)
+    assert [p.name for p in both] == ["p", "q"]
+    members, countries = world.members()["member_id"], world.config.countries
+    vb = world.make_visits(np.arange(50), world.config.start + 22 * 86_400)
+    for a, b in ((both[0], policy), (both[1], alone)):
+        pa = a.for_members(members, countries).choose(vb, np.random.default_rng(3))
+        pb = b.for_members(members, countries).choose(vb, np.random.default_rng(3))
+        np.testing.assert_array_equal(pa.titles, pb.titles)
+        np.testing.assert_array_equal(pa.artworks, pb.artworks)
+        np.testing.assert_allclose(pa.propensity, pb.propensity)
+    # the context-free ranker has no context features, and its trending is by country only
+    names = both[1].composer.features.names
+    assert "hour" not in names and "hour" in both[0].composer.features.names
+    trending = {s.name: s for s in both[1].composer.sources}["trending"]
+    assert trending.by_context is False
+    with pytest.raises(ValueError, match="configs"):
+        train_page_policies(*tables, {}, **kw)
+
+
+def test_the_sequence_source_saves_without_pickle_and_composes_the_same_pages(
+        trained, tmp_path) -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="PagePolicyConfig.seq_epochs"):
+        PagePolicyConfig(sequence=True, seq_epochs=0)
+    world, log, policy, _ = trained
+    cfg = dataclasses.replace(policy.config, sequence=True, seq_epochs=1)
+    seq = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
+                            artworks=world.artworks(), interactions=log.interactions(),
+                            config=cfg, name="seq")
+    assert "seq" in [s.name for s in seq.composer.sources]
+    assert "src=seq" in seq.composer.features.names
+    path = seq.save(tmp_path / "seq")
+    assert (path / "sources" / "seq.npz").exists()
+    assert not [p for p in path.rglob("*") if p.suffix in (".pkl", ".pickle", ".pt")]
+    with np.load(path / "sources" / "seq.npz", allow_pickle=False) as z:
+        assert len(z.files) > 0
+    loaded = PagePolicy.load(path)
+    assert loaded.config.sequence and "seq" in [s.name for s in loaded.composer.sources]
+    members, countries = world.members()["member_id"], world.config.countries
+    vb = world.make_visits(np.arange(40), world.config.start + 21 * 86_400)
+    a = seq.for_members(members, countries).choose(vb, np.random.default_rng(8))
+    b = loaded.for_members(members, countries).choose(vb, np.random.default_rng(8))
+    np.testing.assert_array_equal(a.titles, b.titles)
+    np.testing.assert_allclose(a.propensity, b.propensity)
+    np.testing.assert_array_equal(a.artworks, b.artworks)

@@ -55,7 +55,7 @@ class NoisyScorer:
 def _trained_bandit(cls, world: World, **kw):
     pol = cls(n_titles=world.config.n_titles, **kw)
     log = world.simulate(EpsilonGreedyPolicy(epsilon=1.0), 300, seed=1)
-    return pol.fit_log(log)
+    return pol.fit_pages(log.logged_pages())
 
 
 def _policies(world: World) -> list:

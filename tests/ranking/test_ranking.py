@@ -24,7 +24,7 @@ from reelpick.ranking import (
     RankerPagePolicy,
     RankerScorer,
     TrendingSource,
-    requests_from_log,
+    requests_from_pages,
     training_set,
 )
 from reelpick.world import World, WorldConfig
@@ -46,9 +46,10 @@ class Setup:
         self.cat = Catalogue.from_frame(world.titles(), countries=cfg.countries)
         self.members = world.members()["member_id"].tolist()
         self.c1, self.c2 = cfg.start + 6 * DAY, cfg.start + 9 * DAY
-        self.req = requests_from_log(log)
+        self.pages = log.logged_pages(n_titles=cfg.n_titles)
+        self.req = requests_from_pages(self.pages, self.members)
         h1, s1, fb1 = self.snapshot(self.c1)
-        X, y, _ = training_set(log, fb1, s1, start=self.c1, end=self.c2)
+        X, y, _ = training_set(self.pages, self.members, fb1, s1, start=self.c1, end=self.c2)
         self.ranker = Ranker(n_estimators=60, min_child_samples=50).fit(
             X, y, feature_names=fb1.names, categorical=fb1.categorical)
         self.h2, self.s2, self.fb2 = self.snapshot(self.c2)
@@ -109,7 +110,7 @@ def test_ranker_beats_trivial_baselines_on_later_window(setup) -> None:
     constant rate and ranking by observable popularity (AUC)."""
     from scipy.stats import mannwhitneyu
 
-    X, y, _ = training_set(setup.log, setup.fb2, setup.s2, start=setup.c2)
+    X, y, _ = training_set(setup.pages, setup.members, setup.fb2, setup.s2, start=setup.c2)
     p = np.clip(setup.ranker.predict(X), 1e-6, 1 - 1e-6)
     base = np.clip(y.mean(), 1e-6, 1 - 1e-6)
     ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
@@ -124,7 +125,8 @@ def test_ranker_beats_trivial_baselines_on_later_window(setup) -> None:
 
 
 def test_explanations_add_up_to_the_prediction(setup) -> None:
-    X, _, _ = training_set(setup.log, setup.fb2, setup.s2, start=setup.c2, max_rows=50)
+    X, _, _ = training_set(setup.pages, setup.members, setup.fb2, setup.s2, start=setup.c2,
+                           max_rows=50)
     phi = setup.ranker.contributions(X)
     p = setup.ranker.predict(X)
     np.testing.assert_allclose(phi.sum(axis=1), np.log(p / (1 - p)), atol=1e-6)
@@ -136,7 +138,8 @@ def test_explanations_add_up_to_the_prediction(setup) -> None:
 
 
 def test_ranker_save_load_round_trip(setup, tmp_path) -> None:
-    X, _, _ = training_set(setup.log, setup.fb2, setup.s2, start=setup.c2, max_rows=100)
+    X, _, _ = training_set(setup.pages, setup.members, setup.fb2, setup.s2, start=setup.c2,
+                           max_rows=100)
     setup.ranker.save(tmp_path / "rk")
     assert not list((tmp_path / "rk").glob("*.pkl"))
     r2 = Ranker.load(tmp_path / "rk")
@@ -213,7 +216,7 @@ INVALID = [
     (lambda s: PageConfig(position_decay=0), ValueError, "position_decay"),
     (lambda s: ContinueWatchingSource(window_days=0), ValueError, "window_days"),
     (lambda s: BecauseYouWatchedSource(n_anchors=0), ValueError, "n_anchors"),
-    (lambda s: training_set(s.log, s.fb2, s.s2, start=s.c1), ValueError, "future"),
+    (lambda s: training_set(s.pages, s.members, s.fb2, s.s2, start=s.c1), ValueError, "future"),
     (lambda s: PageComposer(s.h2, s.s2, FeatureBuilder(s.h2, source_names=()), s.ranker),
      ValueError, "other features"),
     (lambda s: History.build(pd.DataFrame({"member_id": ["m0"]}), s.cat), ValueError,

@@ -74,7 +74,7 @@ def test_every_policy_meets_the_contract(name, visits):
 def test_a_learned_bandit_meets_the_contract():
     log = WORLD.simulate(P.UniformPolicy(), n_visits=300, seed=2)
     for cls in (P.LinUCBPolicy, P.ThompsonSamplingPolicy):
-        policy = cls(n_titles=WORLD.config.n_titles).fit_log(log)
+        policy = cls(n_titles=WORLD.config.n_titles).fit_pages(log.logged_pages())
         check_policy(policy, WORLD.make_visits(np.arange(8), WORLD.config.start + 3600))
 
 

@@ -48,7 +48,8 @@ Example
 >>> from reelpick.artwork import ArtworkCatalog, ArtworkRows
 >>> world = World(WorldConfig.preset("small"), seed=0)
 >>> cat = ArtworkCatalog.from_world(world)
->>> rows = ArtworkRows.from_log(world.simulate(UniformPolicy(), 300), cat.art_offset)
+>>> pages = world.simulate(UniformPolicy(), 300).logged_pages()
+>>> rows = ArtworkRows.from_pages(pages, cat.art_offset, world.members()["member_id"])
 >>> ts = ThompsonArtwork(cat, world.config.n_members).fit(rows)
 >>> vb = world.make_visits([0, 1], world.config.start + 3600)
 >>> p = ts.probabilities(vb, np.array([[0, 1], [2, -1]]))
@@ -61,6 +62,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +72,8 @@ from reelpick.artwork.catalog import ArtworkCatalog
 from reelpick.artwork.features import ArtworkHistory, FeatureConfig
 from reelpick.artwork.feedback import ArtworkRows
 from reelpick.artwork.selector import ArtworkSelectorBase
+from reelpick.data.vocab import Vocabulary
+from reelpick.decision.tables import LoggedPages
 
 
 @dataclass(frozen=True)
@@ -184,9 +188,11 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
             self._solve()
         return self
 
-    def fit_log(self, log: object, *, partial: bool = False) -> _LinearArtworkBandit:
-        """Learn from a :class:`~reelpick.world.SimulationLog` (every impression)."""
-        rows = ArtworkRows.from_log(log, self.catalog.art_offset)
+    def fit_pages(self, pages: LoggedPages, members: Vocabulary | Sequence[str], *,
+                  partial: bool = False) -> _LinearArtworkBandit:
+        """Learn from logged pages (every shown slot with a known artwork;
+        :meth:`ArtworkRows.from_pages`, ``members`` the bandit's member order)."""
+        rows = ArtworkRows.from_pages(pages, self.catalog.art_offset, members)
         return self.partial_fit(rows) if partial else self.fit(rows)
 
     # ------------------------------------------------------------------ prediction

@@ -42,7 +42,8 @@ Example
 >>> from reelpick.artwork import ArtworkRows, UniformArtwork, image_explore
 >>> world = World(WorldConfig.preset("small"), seed=0)
 >>> log = world.simulate(image_explore(UniformPolicy()), n_visits=300)
->>> rows = ArtworkRows.from_log(log, world.entities.art_offset)
+>>> rows = ArtworkRows.from_pages(log.logged_pages(), world.entities.art_offset,
+...                               world.members()["member_id"])
 >>> est = replay_take_fraction(rows, UniformArtwork().row_probabilities(rows))
 >>> bool(abs(est.value - rows.play.mean()) < 1e-12)      # replaying the logger: its own rate
 True

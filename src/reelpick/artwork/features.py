@@ -41,7 +41,8 @@ Example
 >>> from reelpick.artwork import ArtworkCatalog, ArtworkRows
 >>> world = World(WorldConfig.preset("small"), seed=0)
 >>> cat = ArtworkCatalog.from_world(world)
->>> rows = ArtworkRows.from_log(world.simulate(UniformPolicy(), 200), cat.art_offset)
+>>> pages = world.simulate(UniformPolicy(), 200).logged_pages()
+>>> rows = ArtworkRows.from_pages(pages, cat.art_offset, world.members()["member_id"])
 >>> hist = ArtworkHistory(cat, world.config.n_members).update(rows)
 >>> phi = hist.features(np.array([0]), np.array([1]), np.array([[0, 1, 2]]))
 >>> phi.shape == (1, 3, len(hist.feature_names))

@@ -28,7 +28,8 @@ Example
 >>> from reelpick.policies import UniformPolicy
 >>> world = World(WorldConfig.preset("small"), seed=0)
 >>> log = world.simulate(UniformPolicy(artwork="random"), n_visits=100)
->>> rows = ArtworkRows.from_log(log, world.entities.art_offset)
+>>> rows = ArtworkRows.from_pages(log.logged_pages(), world.entities.art_offset,
+...                               world.members()["member_id"])
 >>> len(rows) == log.n_impressions, bool((rows.pscore == 1 / rows.n_variants).all())
 (True, True)
 >>> rows.feedback(max_variants=8).n_actions
@@ -37,10 +38,13 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from reelpick.data.vocab import Vocabulary
+from reelpick.decision.tables import LoggedPages
 from reelpick.ope.feedback import LoggedFeedback
 
 _FIELDS = ("visit", "member", "device", "hour", "day_of_week", "title", "artwork", "variant",
@@ -88,17 +92,23 @@ class ArtworkRows:
         return int(self.visit.size)
 
     @classmethod
-    def from_log(cls, log: object, art_offset: np.ndarray) -> ArtworkRows:
-        """Every impression of a :class:`~reelpick.world.SimulationLog` (``art_offset`` of its
-        world's artworks, e.g. ``world.entities.art_offset`` or ``ArtworkCatalog.art_offset``)."""
-        s, v = log.shown, log.visits  # type: ignore[attr-defined]
+    def from_pages(cls, pages: LoggedPages, art_offset: np.ndarray,
+                   members: Vocabulary | Sequence[str]) -> ArtworkRows:
+        """Every shown slot of ``pages`` whose artwork is known (``artwork >= 0``):
+        ``art_offset`` ``(n_titles + 1,)`` the first global artwork index of each title in
+        ``pages.title_ids`` order (e.g. ``ArtworkCatalog.art_offset``), ``members`` the member
+        order of ``member`` (``-1`` outside it). ``visit`` is the page index."""
+        vocab = members if isinstance(members, Vocabulary) else Vocabulary(list(members))
         off = np.asarray(art_offset)
-        return cls(visit=s.visit, member=v.member[s.visit], device=v.device[s.visit],
-                   hour=v.hour[s.visit], day_of_week=v.day_of_week[s.visit], title=s.title,
-                   artwork=s.artwork, variant=s.artwork - off[s.title],
-                   n_variants=np.diff(off)[s.title], slot=s.slot,
-                   play=s.play.astype(np.int8), watch_seconds=s.watch_seconds,
-                   pscore=s.artwork_propensity, title_propensity=s.propensity)
+        ok = pages.artwork >= 0
+        v, title, variant = pages.visit[ok], pages.title[ok], pages.artwork[ok]
+        return cls(visit=v, member=vocab.index(pages.member_id, missing="negative")[v],
+                   device=pages.device[v], hour=pages.hour[v],
+                   day_of_week=pages.day_of_week[v], title=title,
+                   artwork=off[title] + variant, variant=variant,
+                   n_variants=np.diff(off)[title], slot=pages.slot[ok],
+                   play=pages.play[ok].astype(np.int8), watch_seconds=pages.watch_seconds[ok],
+                   pscore=pages.artwork_propensity[ok], title_propensity=pages.propensity[ok])
 
     def take(self, index: np.ndarray | slice) -> ArtworkRows:
         """The rows at ``index``."""

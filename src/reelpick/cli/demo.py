@@ -1,13 +1,14 @@
 """``reelpick demo``: the closed loop on the embedded world, its report, then the service.
 
-Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute), writes
-``OUT/report.html`` and ``OUT/results.json`` (the report is a pure function of it), prints the
-release-day agreement of each offline estimator with the candidates' true values
-(:func:`release_day_agreement`, also ``OUT/release_day.json``), runs
-train -> ope -> promote on the loop's exported production logs (the functions
-behind ``reelpick train --policy page``, ``reelpick ope --candidates`` and ``reelpick promote``:
-:func:`ship_from_logs`) into ``OUT/model`` and, unless ``--no-serve``, serves the shipped page
-policy directory (the function behind ``reelpick serve``) until Ctrl-C.
+Runs :func:`reelpick.loop.run_loop` (``--quick``: the small world, under a minute; its
+page-policy candidates are saved in ``OUT/candidates``), writes ``OUT/report.html`` and
+``OUT/results.json`` (the report is a pure function of it), prints the release-day agreement
+of each offline estimator with the candidates' true values (:func:`release_day_agreement`,
+also ``OUT/release_day.json``), estimates the last release's candidates on the last logged
+day and publishes the loop's A/B winner (the functions behind ``reelpick ope --candidates``
+and ``reelpick promote``: :func:`ship_from_logs`) into ``OUT/model`` and, unless
+``--no-serve``, serves that page policy directory (the function behind ``reelpick serve``)
+until Ctrl-C.
 
 Example: ``reelpick demo --quick --no-serve --out runs/demo-quick``
 """
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.progress import (
     BarColumn,
@@ -104,7 +106,8 @@ def demo(
     with threadpool_limits(1), Progress(TextColumn("{task.description}"), BarColumn(),
                                         MofNCompleteColumn(), TimeElapsedColumn(),
                                         console=console, transient=True) as bar:
-        results = run_loop(cfg, RichProgress(bar), logs_out=out / "logs")
+        results = run_loop(cfg, RichProgress(bar), logs_out=out / "logs",
+                           policies_out=out / "candidates")
         task = bar.add_task("writing the report", total=1)
         report = write_report(results, out)
         bar.advance(task)
@@ -123,7 +126,7 @@ def demo(
     console.print(f"done in {time.perf_counter() - t0:.1f} s")
     console.print(f"report: {report.resolve()}")
     console.print(f"results: {(out / 'results.json').resolve()}")
-    shipped = ship_from_logs(out, seed=seed, n_rows=w.page_rows, n_positions=w.page_positions)
+    shipped = ship_from_logs(out, results)
     if not serve:
         return
     from reelpick.cli.serve import serve as serve_command
@@ -173,35 +176,49 @@ def release_day_agreement(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def ship_from_logs(out: Path, *, seed: int, n_rows: int, n_positions: int) -> Path:
-    """The loop on the demo's exported logs with the commands' own pieces: page policy
-    candidates trained on all days but the last (``reelpick train --policy page --until``),
-    estimated on the last day (``reelpick ope --candidates``), the winner published by the
-    promotion rule (``reelpick promote``) into ``OUT/model``. The first version has nothing
-    served before it: when the rule refuses, the default candidate is published and the
+def ship_from_logs(out: Path, results: dict[str, Any]) -> Path:
+    """Publish the closed loop's A/B winner into ``OUT/model`` with the commands' own pieces.
+
+    The loop's page-policy candidates (``OUT/candidates/release-<n>/<name>``: trained by
+    :func:`reelpick.page.train_page_policies` on the production logs before the release, the
+    directories ``reelpick train --policy page`` writes, A/B-tested in the world) of the last
+    release are estimated on the last logged day (``reelpick ope --candidates``, the
+    release-day report, with the promotion rule's verdict) and the last release's A/B winner
+    is published (``reelpick promote``'s :func:`~reelpick.serve.model_dir.publish_policy`).
+    When that winner is no page policy (``popular``, ``uplift``: nothing the service serves),
+    the page policy with the best offline estimate is published as the first version and the
     manifest says so (``promotion.bootstrap``). Returns the model directory."""
-    from reelpick.cli.page import evaluate, read_page_logs, report_table, train_candidates, window
+    from reelpick.cli.page import evaluate, read_page_logs, report_table, window
     from reelpick.page.evaluate import promotion_decision
     from reelpick.serve.model_dir import publish_policy
 
-    logs, model_dir = out / "logs", out / "model"
+    model_dir = out / "model"
+    records = json.loads((out / "candidates" / "candidates.json").read_text())
+    if not records:
+        fail("the loop trained no page policy (add 'ranker' to its candidates)")
+    release = max(r["release"] for r in records)
+    records = [r for r in records if r["release"] == release]
+    rel = next(r for r in results["releases"] if r["day"] == release)
     day = 86_400
-    tables = read_page_logs(logs)
+    tables = read_page_logs(out / "logs")
     last = int(tables["impressions"]["timestamp"].max()) // day * day
-    settings = [f"n_rows={n_rows}", f"n_positions={n_positions}", "epsilon=0.1",
-                "trees=20,60", "artwork=thompson", f"seed={seed}"]
-    records = train_candidates(window(tables, until=last), out / "candidates", settings)
-    paths = [Path(r["path"]) for r in records]
-    report = evaluate(window(tables, since=last), paths)
+    report = evaluate(window(tables, since=last), [Path(r["path"]) for r in records])
     console.print(report_table(report))
     decision = promotion_decision(report["candidates"], report["baseline"], estimator="pbm_dr")
-    console.print(decision.reason)
-    name = decision.winner if decision.promote else records[0]["name"]
-    winner = next(r for r in report["candidates"] if r["name"] == name)
-    manifest = publish_policy(model_dir, winner["path"], extra={"promotion": {
-        **decision.to_dict(), "bootstrap": not decision.promote, "estimator": "pbm_dr",
-        "estimate": winner["pbm_dr"],
-        "baseline": report["baseline"]}})
-    how = "promoted" if decision.promote else "first version (bootstrap: the rule refused)"
-    console.print(f"shipped {name} {manifest['version']} -> {model_dir} ({how})")
+    console.print(f"the promotion rule on the last day's logs: {decision.reason}")
+    shipped = next((r for r in records if r["shipped"]), None)
+    by_name = {r["name"]: r for r in report["candidates"]}
+    if shipped is None:
+        shipped = max(records, key=lambda r: np.nan_to_num(
+            by_name[r["name"]]["pbm_dr"]["value"], nan=-np.inf))
+    ab = rel["ab"]
+    bootstrap = ab["winner"] != shipped["name"]
+    manifest = publish_policy(model_dir, shipped["path"], extra={"promotion": {
+        "rule": "closed-loop A/B test", "release_day": release, "winner": shipped["name"],
+        "ab": ab, "bootstrap": bootstrap, "ope": decision.to_dict(), "estimator": "pbm_dr",
+        "estimate": by_name[shipped["name"]]["pbm_dr"], "baseline": report["baseline"]}})
+    how = (f"promoted: the A/B winner of the release after day {release + 1}" if not bootstrap
+           else f"first version (bootstrap: the A/B winner {ab['winner']} is no page policy; "
+                "the best page policy offline)")
+    console.print(f"shipped {shipped['name']} {manifest['version']} -> {model_dir} ({how})")
     return model_dir

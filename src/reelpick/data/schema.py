@@ -170,7 +170,8 @@ def _coerce(s: pd.Series, col: Column, source: str, offset: int) -> pd.Series:
                 raise _bad(s, nonint, col, source, offset, "expected an id, found a fraction")
             vals = s.map(lambda v: None if pd.isna(v) else str(int(v)))
         else:
-            vals = s.map(lambda v: None if pd.isna(v) else str(v))
+            # vectorised str(v); missing values stay missing
+            vals = s.astype("string") if isna.any() else s.astype(str)
         out = vals.astype("string" if col.nullable else object)
         if col.kind == "id":
             empty = (out.fillna("x").str.len() == 0).to_numpy()

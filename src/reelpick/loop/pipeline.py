@@ -3,15 +3,17 @@
 Four arms serve the same visits of one simulated world (common random numbers), each with its
 own member state:
 
-* ``production`` — the pipeline: serve the shipped policy with a uniform exploration bucket
-  and a candidate-pool bucket (:class:`~reelpick.loop.policies.PoolExploringPolicy`: the page
-  of a uniformly drawn candidate of the next release), log impressions and plays with exact
-  propensities; the day before a release train the candidates (sources, ranker, uplift) so
-  that they explore on the release day; at the release evaluate them offline on that day's
-  logs (:mod:`reelpick.ope.pages`: replay on the pool share, SNIPS, DR, SNDR on all plays per
-  visit; per-slot DR on page plays; clustered CIs; each compared with the world's truth on the
-  same logged visits), measure each one's true value on fresh visits of the next day, A/B test
-  the best offline candidates on split fresh traffic, ship the A/B winner (artwork bandit
+* ``production`` — the pipeline: serve the shipped policy with a uniform exploration bucket and
+  a candidate-pool bucket (:class:`~reelpick.loop.policies.PoolExploringPolicy`: the page of a
+  uniformly drawn candidate of the next release), log impressions and plays with exact
+  propensities; the day before a release train the candidates (page policies:
+  :func:`reelpick.page.train_page_policies` on the logged tables, saved as directories; uplift
+  models) so that they explore on the release day; at the release evaluate them offline on that
+  day's logs (:mod:`reelpick.ope.pages`: replay on the pool share, SNIPS, DR, SNDR on all plays
+  per visit; per-slot DR on page plays; clustered CIs; each compared with the world's truth on
+  the same logged visits), measure each one's true value on fresh visits of the next day, A/B
+  test the best offline candidates on split fresh traffic, ship the A/B winner (a page policy's
+  saved directory when it is one: what ``reelpick demo`` publishes and serves; artwork bandit
   lift when :mod:`reelpick.artwork` is installed);
 * ``greedy`` — a purely correlational recommender (plays per segment and title,
   :class:`~reelpick.loop.policies.PlayCountScorer`) retrained every day on its own logs, never
@@ -34,7 +36,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -43,7 +47,14 @@ import numpy as np
 
 from reelpick.causal import SegmentUpliftModel, UpliftPolicy
 from reelpick.decision import PageBatch
-from reelpick.loop.candidates import Candidate, explore_logs, seq_available, train_candidates
+from reelpick.loop.candidates import (
+    Candidate,
+    ComposedPages,
+    explore_logs,
+    seq_available,
+    train_candidates,
+    write_candidates_json,
+)
 from reelpick.loop.config import LoopConfig
 from reelpick.loop.evaluation import ab_test, mean_ci, naive_hit_rate
 from reelpick.loop.policies import ExploringPolicy, PlayCountScorer, PoolExploringPolicy
@@ -119,20 +130,22 @@ def day_metrics(world: World, day: DayLog) -> dict[str, float]:
 
 
 def _reward_model(cands: list[Candidate], train: SimulationLog, S: int):
-    """q(visits batch, pairs) from the ``ranker`` candidate (trained on older days), else the
-    per-slot play rate of the training logs."""
-    comp = next((c.composer for c in cands if c.name == "ranker" and c.composer), None)
-    if comp is None:
-        comp = next((c.composer for c in cands if c.composer is not None), None)
+    """q(visits batch, pairs) from the ``ranker`` page policy's ranker (trained on older days),
+    else the per-slot play rate of the training logs."""
+    pages = [c for c in cands if isinstance(c.policy, ComposedPages) and c.page is not None]
+    best = next((c for c in pages if c.name == "ranker"), pages[0] if pages else None)
+    comp = best.page.composer if best is not None and best.page is not None else None
+    bound = best.policy.bound if best is not None and isinstance(best.policy,
+                                                                 ComposedPages) else None
     s = train.shown
     rate = np.bincount(s.slot, weights=s.play, minlength=S) / np.maximum(
         np.bincount(s.slot, minlength=S), 1)
 
     def q(vb, r: np.ndarray, t: np.ndarray, row: np.ndarray, pos: np.ndarray,
           slot: np.ndarray) -> np.ndarray:
-        if comp is None:
+        if comp is None or bound is None:
             return rate[slot]
-        req = Requests.from_visits(vb)
+        req = Requests.from_visits(bound.map_visits(vb))  # the policy's member indices
         scores = comp.source_scores(req)
         X = comp.features.build(req, r, t, scores, row=row, position=pos)
         return comp.ranker.predict(X)
@@ -141,19 +154,19 @@ def _reward_model(cands: list[Candidate], train: SimulationLog, S: int):
 
 
 def _train(cfg: LoopConfig, world: World, prod: _Arm, day: int, progress: Progress,
-           timings: dict[str, float]) -> list[Candidate]:
+           timings: dict[str, float], out: Path) -> list[Candidate]:
     """Train the candidates of the release after ``day`` on the logs of days ``0..day-1``
-    (called at the end of day ``day - 1``: on day ``day`` they form the exploration pool)."""
-    wc = world.config
+    (called at the end of day ``day - 1``: on day ``day`` they form the exploration pool);
+    page policies are saved in ``out/release-<day + 1>/<name>``."""
     assert prod.log is not None
-    c2 = wc.start + day * DAY
-    c1 = wc.start + (day // 2) * DAY
     names = [c for c in cfg.candidates if c != "ranker+seq" or seq_available()]
     t0 = time.perf_counter()
     with progress.task(f"release after day {day + 1}: training candidates", len(names)) as task:
-        cands = train_candidates(world, prod.log, prod.explored, names, c1=c1, c2=c2,
-                                 trees=cfg.ranker_trees, train_rows=cfg.train_rows,
-                                 seed=cfg.seed + day, on_done=lambda _n: task.advance())
+        cands = train_candidates(world, prod.log, prod.explored, names,
+                                 out=out / f"release-{day + 1}", trees=cfg.ranker_trees,
+                                 train_rows=cfg.train_rows, seed=cfg.seed + day,
+                                 epsilon=cfg.epsilon, artwork=cfg.artwork,
+                                 on_done=lambda _n: task.advance())
     timings["train"] = timings.get("train", 0.0) + time.perf_counter() - t0
     return cands
 
@@ -315,6 +328,8 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
              "online": online[c.name], **({"info": c.info} if c.info else {})}
             for c in cands],
         "ab": ab, "shipped": winner.name, "lifts": lifts,
+        **({"shipped_version": winner.info["version"], "shipped_path": winner.info["path"]}
+           if winner.page is not None else {}),
         "shipped_before": getattr(logger.base, "name", None),
     }
     return rel, winner.policy
@@ -326,7 +341,8 @@ def _artwork_lift(cfg: LoopConfig, world: World, train: SimulationLog, winner: C
 
     with progress.task(f"release after day {day + 1}: artwork bandit", 2) as task:
         cat = ArtworkCatalog.from_world(world)
-        rows = ArtworkRows.from_log(train, cat.art_offset)
+        rows = ArtworkRows.from_pages(train.logged_pages(n_titles=world.config.n_titles),
+                                      cat.art_offset, world.members()["member_id"])
         if len(rows) > cfg.artwork_rows:
             idx = np.sort(np.random.default_rng([cfg.seed, 51, day]).choice(
                 len(rows), cfg.artwork_rows, replace=False))
@@ -378,14 +394,26 @@ def write_logs(world: World, arm: _Arm, out: str | Path) -> Path:
 
 
 def run_loop(config: LoopConfig, progress: Progress | None = None, *,
-             logs_out: str | Path | None = None) -> dict[str, Any]:
+             logs_out: str | Path | None = None, policies_out: str | Path | None = None
+             ) -> dict[str, Any]:
     """Run the closed loop (module docstring) and return the results object.
 
     ``logs_out``: also write the production arm's logs there (``impressions`` with an
     ``explored`` column, ``outcomes``, ``interactions``, ``titles``, ``members``, ``artworks``
-    as Parquet, schema-valid) — what ``reelpick train`` reads."""
+    as Parquet, schema-valid) — what ``reelpick train`` reads. ``policies_out``: where the
+    page-policy candidates are saved (``release-<n>/<name>``, with ``candidates.json``; the
+    results name each one's ``version`` and ``path``, and the release's ``shipped_path``
+    when the A/B winner is one); default a temporary folder removed at the end."""
     if not isinstance(config, LoopConfig):
         raise TypeError(f"config: expected a LoopConfig, got {type(config).__name__}")
+    with contextlib.ExitStack() as stack:
+        if policies_out is None:
+            policies_out = stack.enter_context(tempfile.TemporaryDirectory(prefix="loop-"))
+        return _run(config, progress, logs_out, Path(policies_out))
+
+
+def _run(config: LoopConfig, progress: Progress | None, logs_out: str | Path | None,
+         policies_out: Path) -> dict[str, Any]:
     progress = progress or NullProgress()
     t_start = time.perf_counter()
     cfg = config
@@ -445,11 +473,15 @@ def run_loop(config: LoopConfig, progress: Progress | None = None, *,
                           "policy": shipped if name == "production" else name,
                           **day_metrics(world, served[name]), **learned[name]})
         if day + 1 in cfg.releases:
-            pending = _train(cfg, world, prod, day + 1, progress, timings)
+            pending = _train(cfg, world, prod, day + 1, progress, timings, policies_out)
         prod.policy = PoolExploringPolicy(shipped_policy, cfg.epsilon, cfg.pool_epsilon,
                                           [c.policy for c in pending])
     if logs_out is not None:
         write_logs(world, prod, logs_out)
+    write_candidates_json(policies_out, [
+        {"name": c["name"], "path": c["info"]["path"], "version": c["info"]["version"],
+         "release": rel["day"], "shipped": c["name"] == rel["shipped"]}
+        for rel in releases for c in rel["candidates"] if "version" in c.get("info", {})])
     timings["total"] = time.perf_counter() - t_start
     return {
         "format": RESULTS_FORMAT,

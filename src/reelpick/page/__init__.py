@@ -7,8 +7,9 @@ from reelpick.page.policy import (
     BoundPagePolicy,
     PagePolicy,
     PagePolicyConfig,
+    train_page_policies,
     train_page_policy,
 )
 
 __all__ = ["BoundPagePolicy", "COLD", "KIND", "PagePolicy", "PagePolicyConfig",
-           "train_page_policy"]
+           "train_page_policies", "train_page_policy"]

@@ -73,9 +73,11 @@ from reelpick.data.schema import DEVICES, INTERACTIONS, TITLES
 from reelpick.data.vocab import Vocabulary
 from reelpick.decision import Catalog, PageBatch, VisitBatch
 from reelpick.decision.tables import LoggedPages, logged_pages
+from reelpick.models import available_models
 from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.exploring import ExploringPolicy
 from reelpick.ranking import (
+    DAILY_SEQ_PARAMS,
     BecauseYouWatchedSource,
     Catalogue,
     ContinueWatchingSource,
@@ -86,9 +88,8 @@ from reelpick.ranking import (
     PageConfig,
     Ranker,
     RankerPagePolicy,
-    Requests,
     TrendingSource,
-    training_rows,
+    training_set,
 )
 
 FORMAT = 1
@@ -97,7 +98,8 @@ KIND = "reelpick.page-policy"
 COLD = "__cold__"
 ARTWORK_MODES = ("thompson", "uniform", "first")
 
-__all__ = ["COLD", "FORMAT", "KIND", "PagePolicy", "PagePolicyConfig", "train_page_policy"]
+__all__ = ["COLD", "FORMAT", "KIND", "PagePolicy", "PagePolicyConfig", "train_page_policies",
+           "train_page_policy"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,14 @@ class PagePolicyConfig:
     ``knn_neighbors`` the model sources; ``trees``, ``train_rows`` (impressions sampled for the
     ranker) and ``ranker_window`` (the latest share of the logged period the ranker learns
     from; the sources and features see only what came before it); ``per_source`` candidates
-    per source; ``seed``.
+    per source; ``context`` (context features in the ranker and trending by country, device
+    and daypart; ``False``: neither, trending by country only); ``sequence`` adds the
+    sequence model (:mod:`reelpick.models.sequence`, torch) as a candidate source trained for
+    ``seq_epochs`` epochs (saved as ``sources/seq.npz``, no pickle). It is off by default:
+    its serving cost fits a 50 ms p99 page budget (``BENCHMARKS.md``, section
+    ``page-sources``), but it adds a torch training to every fit and, in the closed loop's
+    world, the ``ranker+seq`` candidate's true plays per visit are below ``ranker``'s
+    (``results.json``: ``releases[].lifts.seq``); ``seed``.
     """
 
     n_rows: int = 10
@@ -123,6 +132,9 @@ class PagePolicyConfig:
     train_rows: int = 200_000
     ranker_window: float = 0.5
     per_source: int = 100
+    context: bool = True
+    sequence: bool = False
+    seq_epochs: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -133,7 +145,10 @@ class PagePolicyConfig:
                   ("knn_neighbors", self.knn_neighbors >= 1), ("trees", self.trees >= 1),
                   ("train_rows", self.train_rows >= 1),
                   ("ranker_window", 0 < self.ranker_window < 1),
-                  ("per_source", self.per_source >= 1), ("seed", self.seed >= 0))
+                  ("per_source", self.per_source >= 1),
+                  ("context", isinstance(self.context, bool)),
+                  ("sequence", isinstance(self.sequence, bool)),
+                  ("seq_epochs", self.seq_epochs >= 1), ("seed", self.seed >= 0))
         for name, ok in checks:
             if not ok:
                 extra = f" (use one of {ARTWORK_MODES})" if name == "artwork" else ""
@@ -376,7 +391,9 @@ class BoundPagePolicy:
         self.policy, self.member_map, self.country_map = policy, member_map, country_map
         self.name, self.version = policy.name, policy.version
 
-    def _mapped(self, visits: VisitBatch) -> VisitBatch:
+    def map_visits(self, visits: VisitBatch) -> VisitBatch:
+        """``visits`` in the policy's member, country and catalogue terms (what
+        :meth:`choose` hands the policy)."""
         if visits.catalog.n_titles != self.policy.n_titles:
             raise ValueError(f"visits: {visits.catalog.n_titles} titles, the policy knows "
                              f"{self.policy.n_titles}")
@@ -392,10 +409,10 @@ class BoundPagePolicy:
                                    catalog=self.policy.catalog)
 
     def choose(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
-        return self.policy.choose(self._mapped(visits), rng)
+        return self.policy.choose(self.map_visits(visits), rng)
 
     def greedy(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
-        return self.policy.greedy(self._mapped(visits), rng)
+        return self.policy.greedy(self.map_visits(visits), rng)
 
 
 class _FirstArtwork:
@@ -411,18 +428,37 @@ class _FirstArtwork:
 
 # ---------------------------------------------------------------------- building blocks
 def _make_sources(config: PagePolicyConfig, history: History,
-                  fitted: dict[str, Any] | None = None) -> list[Any]:
+                  fitted: dict[str, Any] | None = None,
+                  cache: dict[tuple, Any] | None = None) -> list[Any]:
     """The candidate sources on ``history``; recommenders in ``fitted`` are attached as they
-    are (loaded from disk), the others fitted."""
+    are (loaded from disk), the others fitted (or taken from ``cache``, keyed by the history's
+    ``as_of`` and the source's settings: the same fit)."""
     fitted = fitted or {}
-    makers: list[Callable[[], Any]] = [
-        lambda: ModelSource("als", factors=config.als_factors,
-                            iterations=config.als_iterations, num_threads=1,
-                            random_state=config.seed),
-        lambda: ModelSource("itemknn", neighbors=config.knn_neighbors),
-        TrendingSource, ContinueWatchingSource, BecauseYouWatchedSource]
+    makers: list[tuple[tuple, Callable[[], Any]]] = [
+        (("als", config.als_factors, config.als_iterations, config.seed),
+         lambda: ModelSource("als", factors=config.als_factors,
+                             iterations=config.als_iterations, num_threads=1,
+                             random_state=config.seed)),
+        (("itemknn", config.knn_neighbors),
+         lambda: ModelSource("itemknn", neighbors=config.knn_neighbors)),
+        (("trending", config.context),
+         lambda: TrendingSource(by_context=config.context, name="trending")),
+        (("continue",), ContinueWatchingSource), (("because",), BecauseYouWatchedSource)]
+    if config.sequence:
+        if "seq" not in available_models():
+            raise ValueError("PagePolicyConfig.sequence: the sequence model is not available "
+                             "(torch is not importable)")
+        makers.append((("seq", config.seq_epochs, config.seed),
+                       lambda: ModelSource("seq", **DAILY_SEQ_PARAMS,
+                                           max_epochs=config.seq_epochs, validation=False,
+                                           random_state=config.seed)))
     out = []
-    for make in makers:
+    for key, make in makers:
+        ckey = (int(history.as_of), *key)
+        if cache is not None and ckey in cache:
+            if cache[ckey] is not None:
+                out.append(cache[ckey])
+            continue
         s = make()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -434,15 +470,19 @@ def _make_sources(config: PagePolicyConfig, history: History,
                 else:
                     s = s.fit(history)
             except (ValueError, RuntimeError):
-                continue  # e.g. an empty history: the source has no opinion yet
-        out.append(s)
+                s = None  # e.g. an empty history: the source has no opinion yet
+        if cache is not None:
+            cache[ckey] = s
+        if s is not None:
+            out.append(s)
     return out
 
 
 def _composer(config: PagePolicyConfig, history: History, sources: list[Any], ranker: Ranker,
               titles: pd.DataFrame) -> PageComposer:
     names = titles["name"].astype(str).tolist() if "name" in titles else None
-    fb = FeatureBuilder(history, source_names=[s.name for s in sources], use_context=True)
+    fb = FeatureBuilder(history, source_names=[s.name for s in sources],
+                        use_context=config.context)
     return PageComposer(history, sources, fb, ranker,
                         PageConfig(n_rows=config.n_rows, n_positions=config.n_positions,
                                    per_source=config.per_source,
@@ -462,13 +502,6 @@ def _plays_from_pages(pages: LoggedPages) -> pd.DataFrame:
         "hour": pages.hour[v], "day_of_week": pages.day_of_week[v]})
 
 
-def _requests(pages: LoggedPages, members: Vocabulary, countries: Sequence[str]) -> Requests:
-    k = pd.Index(list(countries)).get_indexer(np.asarray(pages.countries)[pages.country])
-    return Requests(member=members.index(pages.member_id, missing="negative"),
-                    timestamp=pages.timestamp, device=pages.device,
-                    country=np.maximum(k, 0), hour=pages.hour, day_of_week=pages.day_of_week)
-
-
 def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
                       titles: pd.DataFrame, *, artworks: pd.DataFrame | None = None,
                       interactions: pd.DataFrame | None = None,
@@ -483,7 +516,36 @@ def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
     ``interactions`` all plays (page and organic; default: the page plays of the
     impressions). ``progress(step: str)`` is called before each step.
     """
-    config = config or PagePolicyConfig()
+    return train_page_policies(impressions, outcomes, titles,
+                               {name: config or PagePolicyConfig()}, artworks=artworks,
+                               interactions=interactions, progress=progress)[0]
+
+
+def train_page_policies(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
+                        titles: pd.DataFrame, configs: dict[str, PagePolicyConfig], *,
+                        artworks: pd.DataFrame | None = None,
+                        interactions: pd.DataFrame | None = None,
+                        progress: Any = None) -> list[PagePolicy]:
+    """One :class:`PagePolicy` per ``name: config`` of ``configs``, each the policy
+    :func:`train_page_policy` trains with that config on these tables; the logs are read once
+    and the history snapshots, fitted sources and artwork bandit are shared where the configs
+    agree on them (candidates that differ in a few settings cost one training each for the
+    ranker only).
+
+    Example
+    -------
+    >>> from reelpick.world import PromotionPolicy, World, WorldConfig
+    >>> world = World(WorldConfig.preset("small"), seed=0)
+    >>> log = world.simulate(PromotionPolicy(), 1500)
+    >>> base = PagePolicyConfig(n_rows=2, n_positions=5, trees=10)
+    >>> a, b = train_page_policies(log.impressions(), log.outcomes(), world.titles(),
+    ...     {"ranker": base, "no-context": dataclasses.replace(base, context=False)},
+    ...     interactions=log.interactions())
+    >>> a.name, b.name, b.config.context, a.composer.history is b.composer.history
+    ('ranker', 'no-context', False, True)
+    """
+    if not configs:
+        raise ValueError("configs: give at least one name: PagePolicyConfig")
     say = progress or (lambda step: None)
     titles = TITLES.validate(titles, source="titles").reset_index(drop=True)
     artworks = _sort_artworks(artworks, titles)
@@ -505,43 +567,58 @@ def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
         inter["member_id"].astype(str), pd.Series(pages.member_id, dtype=str)]))) + [COLD])
     t_lo, t_hi = int(pages.timestamp.min()), int(pages.timestamp.max()) + 1
     c2 = max(t_hi, int(inter["timestamp"].max()) + 1 if len(inter) else t_hi)
-    c1 = int(t_hi - config.ranker_window * (t_hi - t_lo))
-    say("fitting the sources on the history before the ranker's window")
-    h1 = History.build(inter, catalogue, members=members.to_list(), as_of=c1)
-    src1 = _make_sources(config, h1)
-    fb1 = FeatureBuilder(h1, source_names=[s.name for s in src1], use_context=True)
-    req = _requests(pages, members, catalogue.countries)
-    say("building the ranker's training rows")
-    rng = np.random.default_rng([config.seed, 7])
-    X, y, _ = training_rows(req, pages.visit, pages.title, pages.row_index, pages.position,
-                            pages.play, fb1, src1, start=c1, end=c2,
-                            max_rows=config.train_rows, rng=rng)
-    if y.size == 0 or y.min() == y.max():
-        raise ValueError(f"impressions: the ranker's window [{c1}, {c2}) has "
-                         f"{int(y.size)} impressions and {int(y.sum())} plays; it needs both "
-                         "plays and non-plays (log more traffic or widen ranker_window)")
-    say("training the LightGBM ranker")
-    ranker = Ranker(n_estimators=config.trees, learning_rate=0.1, num_leaves=31,
-                    min_child_samples=100, random_state=config.seed).fit(
-        X, y, feature_names=fb1.names, categorical=fb1.categorical)
-    say("refitting the sources on the whole history")
-    h2 = History.build(inter, catalogue, members=members.to_list(), as_of=c2)
-    src2 = _make_sources(config, h2)
-    if [s.name for s in src2] != [s.name for s in src1]:
-        src2 = [s for s in src2 if s.name in {x.name for x in src1}]
-    composer = _composer(config, h2, src2, ranker, titles)
-    catalog = _decision_catalog(titles, artworks, catalogue)
-    selector = None
-    if config.artwork == "thompson" and artworks is not None:
-        say("fitting the artwork bandit")
-        selector = _fit_bandit(pages, artworks, titles, members, config)
-    info = {"impressions": int(len(pages)), "pages": int(pages.n_pages),
-            "plays": int(pages.play.sum()), "ranker_rows": int(y.size),
-            "ranker_plays": int(y.sum()), "c1": c1, "c2": c2,
-            "trained_on_policies": sorted(set(pages.policy.tolist()))}
-    return PagePolicy(config=config, composer=composer, titles=titles, artworks=artworks,
-                      catalog=catalog, members=members, selector=selector, info=info,
-                      name=name)
+    histories: dict[int, History] = {}
+    cache: dict[tuple, Any] = {}
+    bandit: list[Any] = []
+
+    def history(as_of: int) -> History:
+        if as_of not in histories:
+            histories[as_of] = History.build(inter, catalogue, members=members.to_list(),
+                                             as_of=as_of)
+        return histories[as_of]
+
+    out = []
+    for name, config in configs.items():
+        c1 = int(t_hi - config.ranker_window * (t_hi - t_lo))
+        say(f"{name}: fitting the sources on the history before the ranker's window")
+        h1 = history(c1)
+        src1 = _make_sources(config, h1, cache=cache)
+        fb1 = FeatureBuilder(h1, source_names=[s.name for s in src1],
+                             use_context=config.context)
+        say(f"{name}: building the ranker's training rows")
+        rng = np.random.default_rng([config.seed, 7])
+        X, y, _ = training_set(pages, members, fb1, src1, countries=catalogue.countries,
+                               start=c1, end=c2, max_rows=config.train_rows, rng=rng)
+        if y.size == 0 or y.min() == y.max():
+            raise ValueError(f"impressions: the ranker's window [{c1}, {c2}) has "
+                             f"{int(y.size)} impressions and {int(y.sum())} plays; it needs "
+                             "both plays and non-plays (log more traffic or widen "
+                             "ranker_window)")
+        say(f"{name}: training the LightGBM ranker")
+        ranker = Ranker(n_estimators=config.trees, learning_rate=0.1, num_leaves=31,
+                        min_child_samples=100, random_state=config.seed).fit(
+            X, y, feature_names=fb1.names, categorical=fb1.categorical)
+        say(f"{name}: refitting the sources on the whole history")
+        h2 = history(c2)
+        src2 = _make_sources(config, h2, cache=cache)
+        if [s.name for s in src2] != [s.name for s in src1]:
+            src2 = [s for s in src2 if s.name in {x.name for x in src1}]
+        composer = _composer(config, h2, src2, ranker, titles)
+        catalog = _decision_catalog(titles, artworks, catalogue)
+        selector = None
+        if config.artwork == "thompson" and artworks is not None:
+            if not bandit:  # the bandit has no setting in the config: one for all
+                say("fitting the artwork bandit")
+                bandit.append(_fit_bandit(pages, artworks, titles, members))
+            selector = bandit[0]
+        info = {"impressions": int(len(pages)), "pages": int(pages.n_pages),
+                "plays": int(pages.play.sum()), "ranker_rows": int(y.size),
+                "ranker_plays": int(y.sum()), "c1": c1, "c2": c2,
+                "trained_on_policies": sorted(set(pages.policy.tolist()))}
+        out.append(PagePolicy(config=config, composer=composer, titles=titles,
+                              artworks=artworks, catalog=catalog, members=members,
+                              selector=selector, info=info, name=name))
+    return out
 
 
 # ---------------------------------------------------------------------- artwork bandit
@@ -559,21 +636,11 @@ def _artwork_catalog(artworks: pd.DataFrame, titles: pd.DataFrame) -> Any:
 
 
 def _fit_bandit(pages: LoggedPages, artworks: pd.DataFrame, titles: pd.DataFrame,
-                members: Vocabulary, config: PagePolicyConfig) -> Any:
+                members: Vocabulary) -> Any:
     from reelpick.artwork import ArtworkRows, ThompsonArtwork
 
     cat = _artwork_catalog(artworks, titles)
-    ok = pages.artwork >= 0
-    v = pages.visit[ok]
-    title = pages.title[ok]
-    off = cat.art_offset
-    rows = ArtworkRows(
-        visit=v, member=members.index(pages.member_id[v], missing="negative"),
-        device=pages.device[v], hour=pages.hour[v], day_of_week=pages.day_of_week[v],
-        title=title, artwork=off[title] + pages.artwork[ok], variant=pages.artwork[ok],
-        n_variants=np.diff(off)[title], slot=pages.slot[ok], play=pages.play[ok],
-        watch_seconds=pages.watch_seconds[ok], pscore=pages.artwork_propensity[ok],
-        title_propensity=pages.propensity[ok])
+    rows = ArtworkRows.from_pages(pages, cat.art_offset, members)
     bandit = ThompsonArtwork(cat, len(members), name="artwork-thompson")
     return bandit.fit(rows) if len(rows) else bandit
 

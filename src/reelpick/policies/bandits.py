@@ -26,7 +26,8 @@ Thompson sampling (Agrawal and Goyal, ICML 2013)
     arms with the highest posterior mean (a deterministic pool).
 
 Both learn in batch (:meth:`fit`, which starts over) and online (:meth:`partial_fit`), from
-arrays or straight from a :class:`~reelpick.world.SimulationLog` (:meth:`fit_log`).
+arrays or straight from logged pages, the shared contract
+(:class:`~reelpick.decision.tables.LoggedPages`, :meth:`fit_pages`).
 
 Example
 -------
@@ -46,6 +47,7 @@ import numpy as np
 
 from reelpick.data.schema import DEVICES
 from reelpick.decision import Marginals, VisitBatch
+from reelpick.decision.tables import LoggedPages
 from reelpick.policies.base import AnnotatedPageBatch, greedy_pages, grid_page, onehot_marginal
 from reelpick.policies.order_stats import normal_rank_marginals
 
@@ -164,12 +166,13 @@ class _LinearArms:
         self._solve()
         return self
 
-    def fit_log(self, log: object, *, partial: bool = False) -> _LinearArms:
-        """Learn from a :class:`~reelpick.world.SimulationLog`'s impressions and plays."""
-        s, v = log.shown, log.visits  # type: ignore[attr-defined]
-        x = visit_context(v.device[s.visit], v.hour[s.visit], v.day_of_week[s.visit])
+    def fit_pages(self, pages: LoggedPages, *, partial: bool = False) -> _LinearArms:
+        """Learn from logged pages' shown slots and plays (the context of each page;
+        ``slot`` for ``position_weights``)."""
+        v = pages.visit
+        x = visit_context(pages.device[v], pages.hour[v], pages.day_of_week[v])
         fn = self.partial_fit if partial else self.fit
-        return fn(x, s.title, s.play.astype(float), s.slot)
+        return fn(x, pages.title, pages.play.astype(float), pages.slot)
 
     # ------------------------------------------------------------------ prediction
     def expected_reward(self, contexts: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ Layers: :mod:`~reelpick.ranking.history` (catalogue, history snapshot, requests)
 :mod:`~reelpick.ranking.sources` -> :mod:`~reelpick.ranking.features` ->
 :mod:`~reelpick.ranking.ranker` -> :mod:`~reelpick.ranking.page` ->
 :mod:`~reelpick.ranking.policy` (world policies); :mod:`~reelpick.ranking.training` builds
-training data from simulator logs.
+training data from logged pages.
 """
 
 from reelpick.ranking.features import FeatureBuilder
@@ -22,7 +22,7 @@ from reelpick.ranking.sources import (
     TrendingSource,
     default_sources,
 )
-from reelpick.ranking.training import requests_from_log, training_rows, training_set
+from reelpick.ranking.training import requests_from_pages, training_rows, training_set
 
 __all__ = [
     "BecauseYouWatchedSource",
@@ -44,7 +44,7 @@ __all__ = [
     "TrendingSource",
     "DAILY_SEQ_PARAMS",
     "default_sources",
-    "requests_from_log",
+    "requests_from_pages",
     "training_rows",
     "training_set",
 ]

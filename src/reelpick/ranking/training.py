@@ -1,18 +1,25 @@
-"""Training data for the ranker from logged impressions + outcomes, time-respecting.
+"""Training data for the ranker from logged pages (impressions + outcomes), time-respecting.
 
 The features of an impression at time ``tau`` come from a :class:`History` snapshot taken at
 ``as_of <= tau`` (e.g. the start of the training window), so no row sees its own future; the
 ranker is then evaluated on a later window with a later snapshot
-(``benchmarks/bench_ranker.py``).
+(``benchmarks/bench_ranker.py``). The logs are the shared contract,
+:class:`~reelpick.decision.tables.LoggedPages` (from the logged tables with
+:func:`~reelpick.decision.tables.logged_pages`).
 
 Example
 -------
->>> from reelpick.world import World, WorldConfig
->>> from reelpick.policies import UniformPolicy
->>> world = World(WorldConfig.preset("small"), seed=0)
->>> log = world.simulate(UniformPolicy(), 300)
->>> requests_from_log(log).member.shape
-(300,)
+>>> import pandas as pd
+>>> from reelpick.decision.tables import logged_pages
+>>> imp = pd.DataFrame({"decision_id": ["d0", "d1", "d2"], "page_id": ["p0", "p0", "p1"],
+...     "timestamp": [10, 10, 20], "member_id": ["ana", "ana", "bo"], "row": ["Top"] * 3,
+...     "row_index": [0, 0, 0], "position": [0, 1, 0], "title_id": ["up", "coco", "up"],
+...     "policy": ["uniform"] * 3, "propensity": [0.5, 0.5, 0.5], "device": ["tv"] * 3,
+...     "country": ["GB"] * 3, "hour": [20, 20, 21], "day_of_week": [4, 4, 4], "play": [0, 1, 0]})
+>>> pages = logged_pages(imp, title_ids=["up", "coco"])
+>>> req = requests_from_pages(pages, ["bo", "ana"])
+>>> req.member.tolist(), req.hour.tolist()
+([1, 0], [20, 21])
 """
 
 from __future__ import annotations
@@ -20,26 +27,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
+from reelpick.data.vocab import Vocabulary
+from reelpick.decision.tables import LoggedPages
 from reelpick.ranking.features import FeatureBuilder
 from reelpick.ranking.history import Requests
 from reelpick.ranking.sources import CandidateSource
 
 
-def requests_from_log(log: object) -> Requests:
-    """One request per logged visit of a :class:`~reelpick.world.SimulationLog`."""
-    return Requests.from_visits(log.visits)  # type: ignore[attr-defined]
+def requests_from_pages(pages: LoggedPages, members: Vocabulary | Sequence[str],
+                        countries: Sequence[str] | None = None) -> Requests:
+    """One request per logged page: ``member`` indexes ``members`` (the history's member
+    order; ``-1`` for a member outside it), ``country`` indexes ``countries`` (default: the
+    pages' own country order; a country outside it maps to 0)."""
+    vocab = members if isinstance(members, Vocabulary) else Vocabulary(list(members))
+    country = pages.country
+    if countries is not None and tuple(countries) != tuple(pages.countries):
+        k = pd.Index(list(countries)).get_indexer(np.asarray(pages.countries, dtype=object))
+        country = np.maximum(k, 0)[pages.country] if len(pages.countries) else country
+    return Requests(member=vocab.index(pages.member_id, missing="negative"),
+                    timestamp=pages.timestamp, device=pages.device, country=country,
+                    hour=pages.hour, day_of_week=pages.day_of_week)
 
 
-def training_set(log: object, features: FeatureBuilder, sources: Sequence[CandidateSource], *,
-                 start: int | None = None, end: int | None = None, max_rows: int | None = None,
+def training_set(pages: LoggedPages, members: Vocabulary | Sequence[str],
+                 features: FeatureBuilder, sources: Sequence[CandidateSource], *,
+                 countries: Sequence[str] | None = None, start: int | None = None,
+                 end: int | None = None, max_rows: int | None = None,
                  rng: np.random.Generator | None = None, chunk: int = 1024
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(X, y, visit)`` for the impressions of a simulation log (see :func:`training_rows`)."""
-    s = log.shown  # type: ignore[attr-defined]
-    return training_rows(requests_from_log(log), s.visit, s.title, s.row_index, s.position,
-                         s.play, features, sources, start=start, end=end, max_rows=max_rows,
-                         rng=rng, chunk=chunk)
+    """``(X, y, visit)`` for the shown slots of ``pages`` (:func:`training_rows`; requests
+    by :func:`requests_from_pages`, ``members`` and ``countries`` in the history's order)."""
+    return training_rows(requests_from_pages(pages, members, countries), pages.visit,
+                         pages.title, pages.row_index, pages.position, pages.play, features,
+                         sources, start=start, end=end, max_rows=max_rows, rng=rng,
+                         chunk=chunk)
 
 
 def training_rows(requests: Requests, visit: np.ndarray, title: np.ndarray,

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reelpick.data.schema import DEVICES
+from reelpick.decision.tables import LoggedPages
 
 #: Impressions per chunk (and row group) when writing Parquet: bounds the memory of a write.
 WRITE_CHUNK_ROWS = 1 << 20
@@ -376,6 +377,41 @@ class SimulationLog:
     def truth_arrow(self) -> pa.Table:
         """Hidden truth per impression: mood, P(organic), P(play | shown here), uplift."""
         return self._per_impression(self._truth_part)
+
+    # ------------------------------------------------------------------ the shared contract
+    def logged_pages(self, *, n_titles: int | None = None, n_rows: int | None = None,
+                     n_positions: int | None = None) -> LoggedPages:
+        """The observable part of the log as :class:`~reelpick.decision.tables.LoggedPages`
+        (what every reader outside the world learns from), built from the arrays: page ``v``
+        is visit ``v`` (``page_id`` ``p{v}``), members ``m{i}``, titles ``t{j}`` (``n_titles``
+        of them; default: the largest logged index + 1), ``artwork`` the variant within its
+        title. The same arrays :func:`~reelpick.decision.tables.logged_pages` reads from
+        :meth:`impressions` and :meth:`outcomes` (visits are in time order); organic plays
+        and the truth are not part of it."""
+        s, v = self.shown, self.visits
+        T = n_titles if n_titles is not None else 1 + max(int(s.title.max(initial=-1)),
+                                                          int(self.organic_title.max(initial=-1)))
+        P = int(n_positions) if n_positions is not None else int(s.position.max(initial=0)) + 1
+        R = int(n_rows) if n_rows is not None else int(s.row_index.max(initial=0)) + 1
+        n = self.n_visits
+        row_index, position = s.row_index.astype(np.int64), s.position.astype(np.int64)
+        return LoggedPages(
+            page_id=np.array([f"p{i}" for i in range(n)], dtype=object),
+            member_id=np.array([f"m{i}" for i in v.member], dtype=object),
+            timestamp=v.timestamp.astype(np.int64), device=v.device.astype(np.int64),
+            country=v.country.astype(np.int64), hour=v.hour.astype(np.int64),
+            day_of_week=v.day_of_week.astype(np.int64), cell=v.cell.astype(np.int64),
+            policy=np.full(n, self.policy, dtype=object),
+            model_version=np.full(n, self.model_version, dtype=object),
+            visit=s.visit.astype(np.int64), title=s.title.astype(np.int64),
+            artwork=self.artwork_rank[s.artwork].astype(np.int64), row_index=row_index,
+            position=position, slot=row_index * P + position,
+            propensity=s.propensity.astype(float),
+            artwork_propensity=s.artwork_propensity.astype(float), play=s.play.astype(np.int8),
+            watch_seconds=s.watch_seconds.astype(float),
+            row_label=np.asarray(self.row_labels, dtype=object)[s.row_code],
+            title_ids=tuple(f"t{j}" for j in range(T)), countries=tuple(self.countries),
+            n_rows=R, n_positions=P)
 
     # ------------------------------------------------------------------ pandas
     def impressions(self) -> pd.DataFrame:
