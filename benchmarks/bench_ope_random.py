@@ -167,9 +167,11 @@ def reward_hat_rows(fb: LoggedFeedback, folds: np.ndarray, models: list, lo: int
     return out
 
 
-def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int) -> dict:
+def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, logger) -> dict:
     """Every estimator on every target, visit batch by visit batch (bounded memory):
-    ``{target: {estimator: Estimate}}``; ``dr_iid`` = DR with independent-rounds intervals."""
+    ``{target: {estimator: Estimate}}``; ``dr_iid`` = DR with independent-rounds intervals.
+    The logger's exact per-slot distribution is passed as ``logging_dist`` (as a service that
+    logs its distribution can): the support check is then exact, round by round."""
     T, S = world.config.n_titles, world.config.n_slots
     folds, models = fit_reward_models(fb, seed)
     runs = {k: (OffPolicyEvaluation([IPS(), SNIPS(), DM(), DR(), SNDR()], n_actions=T,
@@ -187,10 +189,11 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int) ->
         part = fb.take(slice(lo, hi))
         q = reward_hat_rows(fb, folds, models, lo, hi)
         vi, si = sh.visit[lo:hi] - sl.start, sh.slot[lo:hi]
+        logging_dist = logger.marginals(vb).title_slot[vi, :, si]
         for k, pol in targets.items():
             dist = pol.marginals(vb).title_slot[vi, :, si]
-            runs[k][0].update(part, dist, q)
-            runs[k][1].update(part, dist, q)
+            runs[k][0].update(part, dist, q, logging_dist=logging_dist)
+            runs[k][1].update(part, dist, q, logging_dist=logging_dist)
     out = {}
     for k, (run, iid) in runs.items():
         with warnings.catch_warnings():
@@ -218,9 +221,9 @@ def one_world(i: int, sizes: list[int], truth_visits: int) -> dict:
         t0 = time.perf_counter()
         log = world.simulate(logger, n_visits=n_visits, seed=SEED + 300 + 17 * i + n_visits)
         fb = ws.slot_feedback(world, log)
-        res = evaluate(world, log, fb, targets, seed=SEED + i)
+        res = evaluate(world, log, fb, targets, seed=SEED + i, logger=logger)
         rows = {k: {e: dict(value=r.value, ci_low=r.ci_low, ci_high=r.ci_high, se=r.se,
-                            ess=r.ess, flags=list(r.flags), tail_share=r.tail_share)
+                            ess=r.ess, flags=list(r.flags))
                     for e, r in v.items()} for k, v in res.items()}
         diag = {k: v["dr"].diagnostics.to_dict() for k, v in res.items()}
         runs.append(dict(n_visits=n_visits, n_rounds=fb.n_rounds, rows=rows, diagnostics=diag,
@@ -297,21 +300,28 @@ def lines(res: dict) -> list[str]:
            f"{res['truth_visits']:,} fresh visits (truth SE median "
            f"{res['truth_se_median']:.1e}, max {res['truth_se_max']:.1e}); reward model "
            "cross-fitted by visit; 95% analytic intervals clustered by visit. `reliable` = no "
-           "`Estimate.flags` (no_support: > 1% of the target's mass on pairs the log never "
-           "showed; low_ess: weights' ESS < 100; heavy_tail: one visit carries > 5% of the "
-           "variance; model_based: DM). Seeds from "
-           f"`SEED = {SEED}`.", "",
-           "| visits | estimator | bias | RMSE | coverage (all) | flagged | coverage "
-           "(unflagged) | unflagged, truth SE added | Spearman median | p10 | share >= 0.90 |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "`Estimate.flags` (no_support: > 1% of the target's mass where the logger's "
+           "exact distribution, passed as `logging_dist`, is zero; low_ess: weights' ESS < 100 "
+           "or < 20 expected rewarded rounds; heavy_tail: "
+           "the largest weight holds > 5% of the weights' second moment; model_based: DM). "
+           f"Seeds from `SEED = {SEED}`.", "",
+           "| visits | estimator | bias | RMSE | coverage (all) | all, truth SE added | flagged | "
+           "coverage (unflagged) | unflagged, truth SE added | Spearman median | p10 | "
+           "share >= 0.90 | Spearman median, unflagged targets |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         for e in ESTIMATORS + ("dr_iid",):
             r = t[f"{n}/{e}"]
+            sp_ok = np.array(r["spearman_unflagged"], dtype=float)
+            sp_ok_med = float(np.median(sp_ok[np.isfinite(sp_ok)])) if np.isfinite(
+                sp_ok).any() else math.nan
             out.append(f"| {n:,} | {e} | {r['bias']:+.4f} | {r['rmse']:.4f} | "
-                       f"{r['coverage']:.1%} of {r['n_intervals']} | {r['flagged_share']:.1%} | "
+                       f"{r['coverage']:.1%} of {r['n_intervals']} | "
+                       f"{r['coverage_truth_se']:.1%} | {r['flagged_share']:.1%} | "
                        f"{r['coverage_unflagged']:.1%} of {r['n_unflagged']} | "
                        f"{r['coverage_unflagged_truth_se']:.1%} | {r['spearman_median']:.3f} | "
-                       f"{r['spearman_p10']:.3f} | {r['spearman_share_ge_090']:.0%} |")
+                       f"{r['spearman_p10']:.3f} | {r['spearman_share_ge_090']:.0%} | "
+                       f"{sp_ok_med:.3f} ({int(np.isfinite(sp_ok).sum())} worlds) |")
     out += ["", "Flags raised (count of intervals):", "",
             "| visits | estimator | flags |", "|---|---|---|"]
     for n in sizes:
@@ -340,18 +350,33 @@ def lines(res: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worlds", type=int, default=12)
+    ap.add_argument("--start", type=int, default=0, help="index of the first world")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="results JSON of earlier runs (other worlds, same sizes) to report with")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--truth-visits", type=int, default=4000)
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--no-write", action="store_true", help="print the section only")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    worlds = [one_world(i, args.sizes, args.truth_visits) for i in range(args.worlds)]
+    worlds = []
+    for path in args.merge:
+        earlier = json.loads(path.read_text())
+        if earlier["sizes"] != args.sizes or earlier["truth_visits"] != args.truth_visits:
+            ap.error(f"--merge {path}: other sizes or truth visits")
+        worlds += earlier["worlds"]
+    worlds += [one_world(i, args.sizes, args.truth_visits)
+               for i in range(args.start, args.start + args.worlds)]
+    worlds.sort(key=lambda w: w["world"])
+    if len({w["world"] for w in worlds}) != len(worlds):
+        ap.error("--merge: a world appears twice")
     ses = [v["se"] for w in worlds for v in w["truth"].values()]
     res = dict(sizes=args.sizes, truth_visits=args.truth_visits, worlds=worlds,
                n_targets=min(len(w["truth"]) for w in worlds),
                truth_se_median=float(np.median(ses)), truth_se_max=float(np.max(ses)),
-               table=summarise(worlds, args.sizes), seconds=time.perf_counter() - t0)
+               table=summarise(worlds, args.sizes), seconds=time.perf_counter() - t0,
+               commands=[c for p in args.merge for c in json.loads(p.read_text()).get(
+                   "commands", [])] + [" ".join(sys.argv[1:])])
     body = lines(res)
     print("\n".join(body))
     if args.no_write:
@@ -362,6 +387,8 @@ def main() -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(res, indent=1))
     cmd = "benchmarks/bench_ope_random.py " + " ".join(sys.argv[1:])
+    if args.merge:
+        cmd += f" (merged with earlier runs: {', '.join(c for c in res['commands'][:-1])})"
     text = [header("Off-policy evaluation over random worlds (`reelpick.ope`)",
                    f"nice .venv/bin/python {cmd}"), "",
             f"Total {res['seconds'] / 60:.1f} min on 2 shared cores, 1 thread.", ""] + body
