@@ -260,14 +260,19 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 for r in rows:
                     for f in r["flags"]:
                         flag_counts[f] = flag_counts.get(f, 0) + 1
-                rho = float(spearmanr(val, tv)[0])
+                fin = np.isfinite(val)   # SNIPS/SNDR: NaN when no logged round has weight
+                rho = float(spearmanr(val[fin], tv[fin])[0])
                 sp.append(rho)
-                ok = np.array([not r["flags"] for r in rows])
+                ok = np.array([not r["flags"] for r in rows]) & fin
                 sp_ok.append(float(spearmanr(val[ok], tv[ok])[0]) if ok.sum() >= 5 else math.nan)
             err_a, cov, fl = np.array(err), np.array(cover), np.array(flagged)
             cov_se = np.array(cover_se)
+            nan = ~np.isfinite(err_a)
+            err_a = np.where(nan, 0.0, err_a)
+            fin = ~nan
             table[f"{n}/{e}"] = dict(
-                bias=float(err_a.mean()), rmse=float(np.sqrt((err_a ** 2).mean())),
+                n_nan=int(nan.sum()), bias=float(err_a[fin].mean()),
+                rmse=float(np.sqrt((err_a[fin] ** 2).mean())),
                 coverage=float(cov.mean()), n_intervals=int(cov.size),
                 coverage_truth_se=float(cov_se.mean()),
                 flagged_share=float(fl.mean()),
@@ -275,8 +280,8 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 coverage_unflagged_truth_se=float(cov_se[~fl].mean()) if (~fl).any()
                 else math.nan,
                 n_unflagged=int((~fl).sum()),
-                rmse_unflagged=float(np.sqrt((err_a[~fl] ** 2).mean())) if (~fl).any()
-                else math.nan,
+                rmse_unflagged=float(np.sqrt((err_a[~fl & fin] ** 2).mean())) if (
+                    ~fl & fin).any() else math.nan,
                 spearman_median=float(np.median(sp)), spearman_p10=float(np.quantile(sp, 0.1)),
                 spearman_share_ge_090=float(np.mean(np.array(sp) >= 0.90)),
                 spearman_min=float(np.min(sp)), spearman=sp,
@@ -315,7 +320,8 @@ def lines(res: dict) -> list[str]:
             sp_ok = np.array(r["spearman_unflagged"], dtype=float)
             sp_ok_med = float(np.median(sp_ok[np.isfinite(sp_ok)])) if np.isfinite(
                 sp_ok).any() else math.nan
-            out.append(f"| {n:,} | {e} | {r['bias']:+.4f} | {r['rmse']:.4f} | "
+            nans = f" ({r['n_nan']} NaN)" if r.get("n_nan") else ""
+            out.append(f"| {n:,} | {e} | {r['bias']:+.4f}{nans} | {r['rmse']:.4f} | "
                        f"{r['coverage']:.1%} of {r['n_intervals']} | "
                        f"{r['coverage_truth_se']:.1%} | {r['flagged_share']:.1%} | "
                        f"{r['coverage_unflagged']:.1%} of {r['n_unflagged']} | "
@@ -359,9 +365,10 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print the section only")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    worlds = []
+    worlds, earlier_s = [], 0.0
     for path in args.merge:
         earlier = json.loads(path.read_text())
+        earlier_s += earlier["seconds"]
         if earlier["sizes"] != args.sizes or earlier["truth_visits"] != args.truth_visits:
             ap.error(f"--merge {path}: other sizes or truth visits")
         worlds += earlier["worlds"]
@@ -374,7 +381,8 @@ def main() -> None:
     res = dict(sizes=args.sizes, truth_visits=args.truth_visits, worlds=worlds,
                n_targets=min(len(w["truth"]) for w in worlds),
                truth_se_median=float(np.median(ses)), truth_se_max=float(np.max(ses)),
-               table=summarise(worlds, args.sizes), seconds=time.perf_counter() - t0,
+               table=summarise(worlds, args.sizes),
+               seconds=time.perf_counter() - t0 + earlier_s,
                commands=[c for p in args.merge for c in json.loads(p.read_text()).get(
                    "commands", [])] + [" ".join(sys.argv[1:])])
     body = lines(res)
@@ -385,13 +393,18 @@ def main() -> None:
     json_path = (ROOT / "benchmarks" / "results" / "ope_random.json" if default_out
                  else args.out.with_suffix(".json"))
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(res, indent=1))
+    keep = ("unsupported_mass", "support_method", "weight_max", "weight_second_moment", "ess")
+    for w in worlds:   # the diagnostics behind the flags only: the file stays small
+        for r in w["runs"]:
+            r["diagnostics"] = {k: {f: d[f] for f in keep} for k, d in r["diagnostics"].items()}
+    json_path.write_text(json.dumps(res, separators=(",", ":")))
     cmd = "benchmarks/bench_ope_random.py " + " ".join(sys.argv[1:])
     if args.merge:
         cmd += f" (merged with earlier runs: {', '.join(c for c in res['commands'][:-1])})"
     text = [header("Off-policy evaluation over random worlds (`reelpick.ope`)",
                    f"nice .venv/bin/python {cmd}"), "",
-            f"Total {res['seconds'] / 60:.1f} min on 2 shared cores, 1 thread.", ""] + body
+            f"Total {res['seconds'] / 60:.1f} min of wall time summed over the runs (each 1 "
+            "thread, on 2 shared cores).", ""] + body
     write_section(args.out, "ope-random", "\n".join(text))
 
 
