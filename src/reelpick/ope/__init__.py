@@ -20,6 +20,7 @@ from reelpick.ope.estimate import (
     ExtremeWeightWarning,
     OPEWarning,
     SupportWarning,
+    UnreliableEstimateWarning,
 )
 from reelpick.ope.estimators import DM, DR, IPS, SNDR, SNIPS, ClippedIPS, Replay, SwitchDR
 from reelpick.ope.feedback import LoggedFeedback
@@ -72,6 +73,7 @@ __all__ = [
     "ExtremeWeightWarning",
     "LoggedFeedback",
     "OPEWarning",
+    "UnreliableEstimateWarning",
     "OffPolicyEvaluation",
     "PositionBasedIPS",
     "PseudoInverse",

@@ -28,7 +28,9 @@ from reelpick.ope.estimate import (
     Moments,
     StatAccumulator,
     interval,
+    reliability_flags,
     warn_diagnostics,
+    warn_unreliable,
 )
 from reelpick.ope.feedback import (
     LoggedFeedback,
@@ -468,8 +470,13 @@ class OffPolicyEvaluation:
                 var = float(g @ acc.cov() @ g) / acc.n
             se = math.sqrt(var) if var >= 0 else math.nan
             lo, hi = interval(value, se, acc, est.value_from_means, self.alpha)
-            out[est.name] = Estimate(est.name, value, lo, hi, self.ci, self.alpha, se, acc.ess(),
-                                     acc.n, diag)
+            ess = acc.ess()
+            flags = reliability_flags(diag, ess=ess, se=se, weighted=acc.has_weights,
+                                      model_based=not est.needs_pscore)
+            out[est.name] = Estimate(est.name, value, lo, hi, self.ci, self.alpha, se, ess,
+                                     acc.n, diag, flags)
+        if warn:
+            warn_unreliable(list(out.values()), stacklevel=stacklevel + 1)
         return out
 
 

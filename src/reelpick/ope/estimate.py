@@ -45,6 +45,7 @@ __all__ = [
     "OPEWarning",
     "StatAccumulator",
     "SupportWarning",
+    "UnreliableEstimateWarning",
 ]
 
 CIMethod = Literal["analytic", "bootstrap"]
@@ -62,6 +63,29 @@ class SupportWarning(OPEWarning):
 
 class ExtremeWeightWarning(OPEWarning):
     """Importance weights are so uneven that few rounds carry the estimate (tiny ESS)."""
+
+
+class UnreliableEstimateWarning(OPEWarning):
+    """An estimate's interval cannot be trusted (:attr:`Estimate.flags` says why): do not ship
+    a policy on it."""
+
+
+#: ``no_support``: the target puts more than this share of its mass on (action, position) pairs
+#: outside the logging support (``Diagnostics.unsupported_mass``; with ``support_method =
+#: "empirical"``, pairs the log never showed: near-zero support counts as none)
+FLAG_UNSUPPORTED_MASS = 0.01
+#: ``low_ess``: the estimator's importance weights have an effective sample size
+#: :math:`(\sum w)^2 / \sum w^2` below this many rounds ...
+FLAG_MIN_ESS = 100.0
+#: ... or fewer expected non-zero rewards among them than this (ESS x the log's share of
+#: rounds with a non-zero reward): with rare plays, 100 weighted rounds hold a handful of plays
+FLAG_MIN_EVENTS = 20.0
+#: ``heavy_tail``: the largest importance weight holds more than this share of the weights'
+#: second moment, :math:`w_{max}^2 / \sum_i w_i^2`: one round can move the estimate by a
+#: share of its interval that the normal approximation does not see
+FLAG_WEIGHT_SHARE = 0.05
+#: the flags :func:`reliability_flags` can raise, in order
+FLAGS = ("no_support", "low_ess", "heavy_tail", "model_based", "no_variance")
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,8 @@ class Diagnostics:
     ess: float
     unsupported_mass: float
     support_method: str = "empirical"
+    #: share of the rounds with a non-zero reward (for the ``low_ess`` flag)
+    reward_nonzero_share: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +122,20 @@ class Estimate:
     ``ci_low``/``ci_high`` bound a ``1 - alpha`` interval computed by ``ci_method``; ``ess`` is
     the effective sample size :math:`(\\sum_i w_i)^2 / \\sum_i w_i^2` of the weights this
     estimator uses (``n_rounds`` for DM); ``se`` the analytic standard error.
+
+    ``flags`` names why the interval cannot be trusted (empty: :attr:`reliable`), from
+    :data:`FLAGS`: ``"no_support"`` (more than :data:`FLAG_UNSUPPORTED_MASS` of the target's
+    mass outside the logging support, or never shown in the log), ``"low_ess"`` (weights' ESS
+    under :data:`FLAG_MIN_ESS`, or under :data:`FLAG_MIN_EVENTS` expected non-zero rewards),
+    ``"heavy_tail"`` (the largest weight holds more than :data:`FLAG_WEIGHT_SHARE` of the
+    weights' second moment), ``"model_based"`` (DM: the interval ignores the reward model's
+    bias), ``"no_variance"`` (no finite, positive standard error). Every flag reads only the
+    weights, the support and the log's overall reward rate, never the target's rewarded
+    rounds, so keeping the unflagged estimates does not select lucky samples. A decision
+    (``reelpick promote``) should refuse an estimate that is not ``reliable``.
+
+    >>> Estimate("ips", 0.5, 0.4, 0.6, "analytic", 0.05, 0.05, 900.0, 1000).reliable
+    True
     """
 
     estimator: str
@@ -108,11 +148,18 @@ class Estimate:
     ess: float
     n_rounds: int
     diagnostics: Diagnostics | None = field(default=None, compare=False)
+    flags: tuple[str, ...] = ()
+
+    @property
+    def reliable(self) -> bool:
+        """No flag raised: the interval is one a decision may rest on."""
+        return not self.flags
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (
             "estimator", "value", "ci_low", "ci_high", "ci_method", "alpha", "se", "ess",
-            "n_rounds")}
+            "n_rounds", "reliable")}
+        out["flags"] = list(self.flags)
         out["diagnostics"] = None if self.diagnostics is None else self.diagnostics.to_dict()
         return out
 
@@ -574,6 +621,7 @@ class DiagnosticsAccumulator:
         self.all_seen = False
         self.unsupported_known = 0.0
         self.known = False
+        self.nonzero = 0
 
     def update(self, inp: Any, logging_dist: np.ndarray | None = None) -> None:
         """Add one batch (a :class:`~reelpick.ope.base.RoundInputs`).
@@ -585,6 +633,7 @@ class DiagnosticsAccumulator:
         fb = inp.feedback
         action, action_dist = fb.action, inp.action_dist
         self.n += action.shape[0]
+        self.nonzero += int(np.count_nonzero(fb.reward))
         if fb.pscore is not None:
             self.has_w = True
             p_min, p_max = fb.pscore_range
@@ -619,10 +668,10 @@ class DiagnosticsAccumulator:
             var = max(self.w2 / n - mean ** 2, 0.0)
             ess = self.w1 ** 2 / self.w2 if self.w2 > 0 else 0.0
             return Diagnostics(self.n, self.p_min, self.p_max, mean, math.sqrt(var), self.w_max,
-                               self.w2 / n, ess, unsupported, method)
+                               self.w2 / n, ess, unsupported, method, self.nonzero / n)
         nan = math.nan
         return Diagnostics(self.n, nan, nan, nan, nan, nan, nan, float(self.n), unsupported,
-                           method)
+                           method, self.nonzero / n)
 
 
 def _at_position(dist: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -648,6 +697,46 @@ def _mass_by_position(dist: np.ndarray, position: np.ndarray, n_pos: int) -> np.
     sel = sp.csr_matrix((np.ones(k.shape[0]), (k, np.arange(k.shape[0]))),
                         shape=(n_pos, k.shape[0]))
     return np.asarray((sel @ at).T)
+
+
+def reliability_flags(diag: Diagnostics | None, *, ess: float, se: float, weighted: bool,
+                      model_based: bool) -> tuple[str, ...]:
+    """The :data:`FLAGS` raised for one estimate (see :class:`Estimate`): ``ess`` of the
+    weights the estimator uses, ``weighted`` = it uses importance weights, ``model_based`` = it
+    rests on the reward model only.
+
+    >>> d = Diagnostics(1000, 0.01, 0.5, 1.0, 3.0, 40.0, 10.0, 90.0, 0.0, "empirical", 0.2)
+    >>> reliability_flags(d, ess=90.0, se=0.01, weighted=True, model_based=False)
+    ('low_ess', 'heavy_tail')
+    """
+    out: list[str] = []
+    if diag is not None and diag.unsupported_mass > FLAG_UNSUPPORTED_MASS:
+        out.append("no_support")
+    if weighted:
+        events = ess * diag.reward_nonzero_share if diag is not None else math.nan
+        if not ess >= FLAG_MIN_ESS or (math.isfinite(events) and events < FLAG_MIN_EVENTS):
+            out.append("low_ess")
+        if diag is not None and diag.n_rounds > 0 and diag.weight_second_moment > 0:
+            share = diag.weight_max ** 2 / (diag.weight_second_moment * diag.n_rounds)
+            if share > FLAG_WEIGHT_SHARE:
+                out.append("heavy_tail")
+    if model_based:
+        out.append("model_based")
+    if not (math.isfinite(se) and se > 0):
+        out.append("no_variance")
+    return tuple(out)
+
+
+def warn_unreliable(estimates: Sequence[Estimate], *, stacklevel: int = 3) -> None:
+    """One :class:`UnreliableEstimateWarning` naming the estimates flagged by the data
+    (``model_based`` alone is a property of DM, not of this log: no warning)."""
+    bad = [e for e in estimates if set(e.flags) - {"model_based"}]
+    if not bad:
+        return
+    what = "; ".join(f"{e.estimator}: {', '.join(e.flags)}" for e in bad)
+    warnings.warn(f"unreliable off-policy estimate ({what}): its interval cannot be trusted "
+                  "(see Estimate.flags); do not ship a policy on it",
+                  UnreliableEstimateWarning, stacklevel=stacklevel)
 
 
 def warn_diagnostics(diag: Diagnostics, *, stacklevel: int = 3) -> None:

@@ -300,7 +300,7 @@ def feed(run: OffPolicyEvaluation, batches: Iterable[LoggedFeedback], target: Ba
 _STAT_FIELDS = frozenset({"m", "ci", "B", "seed", "n", "shift", "total", "s1", "s2", "w1", "w2",
                           "has_weights", "boot_n", "boot_s"})
 _DIAG_FIELDS = frozenset({"n", "p_min", "p_max", "w1", "w2", "w_max", "has_w", "count", "mass",
-                          "all_seen", "unsupported_known", "known"})
+                          "all_seen", "unsupported_known", "known", "nonzero"})
 
 
 def _fields(obj: Any, expected: frozenset[str], what: str) -> dict[str, Any]:
@@ -408,7 +408,7 @@ class OPEStatistics:
             "has_w": a["has_w"] or b["has_w"], "shape": a["shape"], "unseen": unseen,
             "unseen_mass": a["unseen_mass"][ia] + b["unseen_mass"][ib],
             "unsupported_known": a["unsupported_known"] + b["unsupported_known"],
-            "known": a["known"] or b["known"],
+            "known": a["known"] or b["known"], "nonzero": a["nonzero"] + b["nonzero"],
         }
         return OPEStatistics(stats, diag)
 
