@@ -61,8 +61,14 @@ def test_page_memo_serves_repeat_pages_exactly_and_forgets(world, catalog, explo
     assert len(memo._page_memo) == 6
     # bounded: the oldest pages go first
     many = rng.integers(0, catalog.n_titles, (10, 9))
-    memo.probabilities_for(rng.integers(0, world.config.n_members, 10), np.zeros(10, int), many)
-    assert len(memo._page_memo) == 8
+    who = rng.integers(0, world.config.n_members, 10)
+    memo.probabilities_for(who, np.zeros(10, int), many)
+    assert len(memo._page_memo) == 6  # three quarters of the bound, the newest
+    assert (int(who[-1]), 0, many.dtype.str, many[-1].tobytes()) in memo._page_memo
+    for _ in range(30):  # many evictions stay bounded (and cheap: one rebuild each)
+        memo.probabilities_for(rng.integers(0, world.config.n_members, 3), np.zeros(3, int),
+                               rng.integers(0, catalog.n_titles, (3, 9)))
+        assert len(memo._page_memo) <= 8 and len(memo._memo) <= memo._memo_max
     memo.partial_fit(explore_rows)
     assert not memo._page_memo
     np.testing.assert_allclose(

@@ -62,8 +62,10 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -311,8 +313,8 @@ class ThompsonArtwork(_LinearArtworkBandit):
         if self._page_memo_max > 0:
             for i, k in enumerate(pkeys):
                 pm[k] = probs[i].copy()
-            while len(pm) > self._page_memo_max:
-                pm.pop(next(iter(pm)))
+            if len(pm) > self._page_memo_max:
+                self._page_memo = _newest(pm, self._page_memo_max)
         return probs
 
     def _triple_probabilities(self, member: np.ndarray, device: np.ndarray,
@@ -335,12 +337,21 @@ class ThompsonArtwork(_LinearArtworkBandit):
             for j, i in enumerate(miss):
                 rows[i] = p[j]
                 self._memo[int(uniq[i])] = p[j]
-            while len(self._memo) > self._memo_max:
-                self._memo.pop(next(iter(self._memo)))
+            if len(self._memo) > self._memo_max:
+                self._memo = _newest(self._memo, self._memo_max)
         probs = np.zeros((n, S, int(self.catalog.max_variants)))
         if rows:
             probs[shown] = np.stack([r for r in rows if r is not None])[inv]
         return probs
+
+
+def _newest(memo: dict[Any, np.ndarray], max_entries: int) -> dict[Any, np.ndarray]:
+    """The newest three quarters of ``max_entries`` of ``memo`` (in insertion order), as a new
+    dict: dropping the oldest entries in one rebuild costs O(1) per entry, where popping them
+    one by one from the front costs O(entries popped so far) each (a dict's iteration skips
+    the slots left by deletions), which made eviction most of a served page's CPU."""
+    keep = max(1, (3 * max_entries) // 4)
+    return dict(itertools.islice(memo.items(), len(memo) - keep, None))
 
 
 def _onehot_argmax(score: np.ndarray, valid: np.ndarray) -> np.ndarray:
