@@ -55,9 +55,8 @@ def read_page_logs(logs: Path, catalog: Path | None = None) -> dict[str, Any]:
     ``outcomes``, ``titles``, ``artworks`` (or None), ``interactions`` (or None), read once;
     :func:`window` keeps a time window of them."""
     imp_path, out_path = find_table(logs, "impressions"), find_table(logs, "outcomes")
-    if imp_path is None:
-        raise FileNotFoundError(f"{logs}: no impressions table (.parquet/.csv); expected the "
-                                "output of `reelpick logs export` or `reelpick simulate`")
+    if imp_path is None:  # plays only: the policy learns from pseudo-pages (page.implicit)
+        return _plays_only(logs, catalog)
     cat = _catalog_folder(catalog if catalog is not None else logs)
     titles_path = find_table(cat, "titles")
     if titles_path is None:
@@ -73,12 +72,45 @@ def read_page_logs(logs: Path, catalog: Path | None = None) -> dict[str, Any]:
                              if inter_path is not None else None)}
 
 
+def _plays_only(logs: Path, catalog: Path | None) -> dict[str, Any]:
+    """The tables of a folder without impressions: its plays (``interactions``, or a dataset
+    folder such as MovieLens) and titles; ``impressions`` and ``outcomes`` are ``None``."""
+    from reelpick.serve.model_dir import read_logs
+
+    try:
+        tables = read_logs(logs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise FileNotFoundError(f"{logs}: no impressions table (.parquet/.csv) and no plays to "
+                                f"learn from ({exc}); expected the output of `reelpick logs "
+                                "export` or `reelpick simulate`, or a dataset folder") from None
+    titles, artworks = tables["titles"], tables.get("artworks")
+    if catalog is not None:
+        cat = _catalog_folder(catalog)
+        titles_path, art_path = find_table(cat, "titles"), find_table(cat, "artworks")
+        if titles_path is not None:
+            titles = load_table(titles_path, "titles")
+        if art_path is not None:
+            artworks = pd.read_parquet(art_path)
+    return {"impressions": None, "outcomes": None, "titles": titles, "artworks": artworks,
+            "interactions": tables["interactions"]}
+
+
 def window(tables: dict[str, Any], *, since: int | None = None, until: int | None = None
            ) -> dict[str, Any]:
     """``tables`` (:func:`read_page_logs`) keeping the pages served in ``[since, until)`` (Unix
     seconds), their outcomes, and the interactions before ``until``."""
     if since is None and until is None:
         return tables
+    if tables["impressions"] is None:  # plays only
+        inter = tables["interactions"]
+        keep = np.ones(len(inter), dtype=bool)
+        if since is not None:
+            keep &= inter["timestamp"].to_numpy() >= since
+        if until is not None:
+            keep &= inter["timestamp"].to_numpy() < until
+        if not keep.any():
+            raise ValueError(f"interactions: no plays in the window [{since}, {until})")
+        return dict(tables, interactions=inter.loc[keep].reset_index(drop=True))
     imp = tables["impressions"]
     ts = imp["timestamp"].to_numpy()
     keep = np.ones(ts.size, dtype=bool)
@@ -184,6 +216,10 @@ def evaluate(tables: dict[str, Any], candidates: list[Path], served: Path | None
     from reelpick.page import PagePolicy
     from reelpick.page.evaluate import evaluate_candidates, explored_pages, served_value
 
+    if tables["impressions"] is None:
+        raise FileNotFoundError("no impressions table in the logs: off-policy evaluation needs "
+                                "the pages a policy served (`reelpick logs export`); on a "
+                                "first launch use `reelpick promote --first`")
     policies = [PagePolicy.load(p) for p in candidates]
     pages = policies[0].logged_pages(tables["impressions"], tables["outcomes"])
     explored = explored_pages(tables["impressions"], pages)

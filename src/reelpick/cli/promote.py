@@ -14,6 +14,9 @@ eligible estimate ships when its 95% lower bound beats the served logs' own valu
 a running service is told to swap it in. On refusal nothing changes and the command exits 3.
 
 Example: ``reelpick promote --logs runs/served --candidates runs/cand --model-dir runs/model``
+
+``--first`` (a first launch, nothing served yet, so no logs to estimate on) publishes the one
+candidate given without an estimate, and only into a model directory that serves nothing.
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ REFUSED = 3
 
 
 def promote(
-    logs: Annotated[Path, typer.Option(help="Served logs: impressions + outcomes tables "
-                                       "(`reelpick logs export` or `reelpick simulate`)")],
     candidates: Annotated[Path, typer.Option(help="A saved page policy or a folder of them "
                                              "(`reelpick train --policy page --out`)")],
     model_dir: Annotated[Path, typer.Option(help="The service's model directory to publish "
                                             "the winner into", file_okay=False)],
+    logs: Annotated[Path | None, typer.Option(help="Served logs: impressions + outcomes tables "
+                                              "(`reelpick logs export` or `reelpick "
+                                              "simulate`); not with --first")] = None,
+    first: Annotated[bool, typer.Option("--first", help="First launch: publish the one "
+                                        "candidate without an offline estimate (nothing has "
+                                        "been served yet, so there are no logs to estimate "
+                                        "on); refused when --model-dir already serves a "
+                                        "version")] = False,
     min_ess: Annotated[float, typer.Option(help="Least effective sample size", min=0)] = 200.0,
     min_matched: Annotated[float, typer.Option(help="Least matched slots per visit", min=0)]
     = 0.5,
@@ -67,6 +76,12 @@ def promote(
 
     if estimator not in PAGE_ESTIMATORS + ("snips", "ips"):
         fail(f"--estimator {estimator!r}: use one of {list(PAGE_ESTIMATORS) + ['snips', 'ips']}")
+    if first:
+        _first_launch(candidates, model_dir, logs, reload, api_key)
+        return
+    if logs is None:
+        fail("--logs: needed to estimate the candidates (on a first launch, --first)")
+        return
     if served is None:
         served = _current_version(model_dir)
     report = ope_candidates(logs, candidates, since=since, served=served)
@@ -89,6 +104,44 @@ def promote(
         fail(str(exc))
         return
     console.print(f"published {winner['name']} {manifest['version']} to {model_dir}")
+    if reload is not None:
+        _reload(reload, api_key)
+
+
+def _first_launch(candidates: Path, model_dir: Path, logs: Path | None, reload: str | None,
+                  api_key: str | None) -> None:
+    """``--first``: publish the single candidate with no estimate, into a model directory that
+    serves nothing yet (the manifest records ``promotion.first_launch``)."""
+    from reelpick.cli.page import find_candidates
+    from reelpick.serve.model_dir import publish_policy, read_manifest
+
+    if logs is not None:
+        fail("--first publishes without an offline estimate: drop --logs (or drop --first to "
+             "estimate on them)")
+    try:
+        read_manifest(model_dir)
+    except ValueError:
+        pass
+    else:
+        fail(f"--first: {model_dir} already serves a version; estimate the candidates on its "
+             "logs instead (--logs)")
+    try:
+        found = find_candidates(candidates)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        return
+    if len(found) != 1:
+        fail(f"--first: {candidates} holds {len(found)} candidates; with no logs to tell them "
+             "apart, give one (a saved page policy folder)")
+    try:
+        manifest = publish_policy(model_dir, found[0], extra={"promotion": {
+            "first_launch": True, "reason": "first launch: published without an offline "
+                                            "estimate (no served logs yet)"}})
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+        return
+    console.print(f"published {found[0].name} {manifest['version']} to {model_dir} (first "
+                  "launch, no offline estimate)")
     if reload is not None:
         _reload(reload, api_key)
 

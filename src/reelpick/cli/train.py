@@ -98,6 +98,12 @@ def _train_page(logs: Path, out: Path, settings: list[str], catalog: Path | None
     for r in records:
         console.print(f"saved {r['name']} {r['version']} to {r['path']} ({r['pages']:,} pages, "
                       f"{r['plays']:,} plays, {r['seconds']:.1f} s)")
+    if records and records[0].get("trained_on_policies") == ["implicit-negatives"]:
+        console.print(f"{len(records)} candidate(s) in {out}, trained on plays alone (no "
+                      "impressions logged: the ranker learnt from pseudo-pages of sampled "
+                      f"titles); first launch: reelpick promote --first --candidates {out} "
+                      "--model-dir <model dir>")
+        return
     console.print(f"{len(records)} candidate(s) in {out}; next: reelpick ope --logs <served "
                   f"logs> --candidates {out}")
 

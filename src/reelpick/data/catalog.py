@@ -8,7 +8,22 @@ import pandas as pd
 
 from reelpick.data.schema import DEVICES
 
-__all__ = ["catalog_json"]
+__all__ = ["DEFAULT_COUNTRY", "catalog_countries", "catalog_json"]
+
+#: The one country of a catalogue whose tables name none.
+DEFAULT_COUNTRY = "ZZ"
+
+
+def catalog_countries(titles: pd.DataFrame, inter: pd.DataFrame | None) -> list[str]:
+    """The catalogue's countries: the titles' licences (``countries``, ``|``-separated), else
+    the countries the plays were made in, else ``[DEFAULT_COUNTRY]``."""
+    if "countries" in titles.columns:
+        lic = titles["countries"].fillna("").astype(str).str.split("|")
+        countries = sorted({c for cs in lic for c in cs if c})
+    else:
+        countries = sorted(set(inter["country"].dropna().astype(str))) if (
+            inter is not None and "country" in inter.columns) else []
+    return countries or [DEFAULT_COUNTRY]
 
 
 def catalog_json(titles: pd.DataFrame, members: pd.DataFrame, artworks: pd.DataFrame | None,
@@ -22,15 +37,9 @@ def catalog_json(titles: pd.DataFrame, members: pd.DataFrame, artworks: pd.DataF
     >>> cj["titles"][0]["artworks"], cj["countries"]
     ([{'artwork_id': 't0-a0', 'theme': ''}], ['ZZ'])
     """
-    if "countries" in titles.columns:
-        lic = titles["countries"].fillna("").astype(str).str.split("|")
-        countries = sorted({c for cs in lic for c in cs if c})
-    else:
-        lic = None
-        countries = sorted(set(inter["country"].dropna().astype(str))) if (
-            "country" in inter.columns) else []
-    if not countries:
-        countries = ["ZZ"]
+    lic = (titles["countries"].fillna("").astype(str).str.split("|")
+           if "countries" in titles.columns else None)
+    countries = catalog_countries(titles, inter)
     genres = titles["genres"].fillna("").astype(str).str.split("|") if (
         "genres" in titles.columns) else pd.Series([[]] * len(titles))
     rel = titles["release_ts"] if "release_ts" in titles.columns else pd.Series([0] * len(titles))

@@ -68,12 +68,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reelpick.data.catalog import catalog_json
+from reelpick.data.catalog import catalog_countries, catalog_json
 from reelpick.data.schema import DEVICES, INTERACTIONS, TITLES
 from reelpick.data.vocab import Vocabulary
 from reelpick.decision import Catalog, PageBatch, VisitBatch
 from reelpick.decision.tables import LoggedPages, logged_pages
 from reelpick.models import available_models
+from reelpick.page.implicit import implicit_impressions
 from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.exploring import ExploringPolicy
 from reelpick.ranking import (
@@ -502,7 +503,7 @@ def _plays_from_pages(pages: LoggedPages) -> pd.DataFrame:
         "hour": pages.hour[v], "day_of_week": pages.day_of_week[v]})
 
 
-def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
+def train_page_policy(impressions: pd.DataFrame | None, outcomes: pd.DataFrame | None,
                       titles: pd.DataFrame, *, artworks: pd.DataFrame | None = None,
                       interactions: pd.DataFrame | None = None,
                       config: PagePolicyConfig | None = None, name: str = "page-policy",
@@ -515,13 +516,17 @@ def train_page_policy(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
     ``title_id``, ``theme`` (and ``quality``, an observable image score, 0 if unknown);
     ``interactions`` all plays (page and organic; default: the page plays of the
     impressions). ``progress(step: str)`` is called before each step.
+
+    With ``impressions=None`` (plays logged, no pages: MovieLens, a first launch) the ranker
+    learns from pseudo-pages of each play and sampled titles
+    (:func:`reelpick.page.implicit.implicit_impressions`); ``interactions`` is then required.
     """
     return train_page_policies(impressions, outcomes, titles,
                                {name: config or PagePolicyConfig()}, artworks=artworks,
                                interactions=interactions, progress=progress)[0]
 
 
-def train_page_policies(impressions: pd.DataFrame, outcomes: pd.DataFrame | None,
+def train_page_policies(impressions: pd.DataFrame | None, outcomes: pd.DataFrame | None,
                         titles: pd.DataFrame, configs: dict[str, PagePolicyConfig], *,
                         artworks: pd.DataFrame | None = None,
                         interactions: pd.DataFrame | None = None,
@@ -548,6 +553,15 @@ def train_page_policies(impressions: pd.DataFrame, outcomes: pd.DataFrame | None
         raise ValueError("configs: give at least one name: PagePolicyConfig")
     say = progress or (lambda step: None)
     titles = TITLES.validate(titles, source="titles").reset_index(drop=True)
+    if impressions is None:  # plays only: pseudo-pages of each play and sampled titles
+        if interactions is None:
+            raise ValueError("impressions: none given, so interactions (the plays) are needed "
+                             "to build the ranker's training pages")
+        say("sampling pseudo-pages from the plays (no impressions logged)")
+        # the countries the service's catalogue names (catalog.json), where titles have none
+        home = catalog_countries(titles, interactions)[0]
+        impressions, outcomes = implicit_impressions(
+            interactions, titles, seed=next(iter(configs.values())).seed, country=home)
     artworks = _sort_artworks(artworks, titles)
     art_index, art_offset = _artwork_maps(artworks)
     say("reading the logs")

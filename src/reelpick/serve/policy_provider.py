@@ -49,6 +49,9 @@ class PagePolicyProvider:
                  ) -> None:
         if list(catalog.title_ids) != [str(t) for t in policy.titles["title_id"]]:
             raise ValueError("catalog.json and the policy disagree on the titles")
+        extra = sorted(set(catalog.countries) - set(policy.catalogue.countries))
+        if extra:  # checked at load (a reload answers 409), not per request (a 500)
+            raise ValueError(f"catalog.json names countries the policy does not know: {extra}")
         self.policy, self.catalog = policy, catalog
         self.name = policy.name
         self.version = version or policy.version
