@@ -169,26 +169,27 @@ def candidate_configs(settings: list[str]) -> list[tuple[str, dict[str, Any]]]:
 def train_candidates(tables: dict[str, Any], out: Path, settings: list[str]
                      ) -> list[dict[str, Any]]:
     """Train every candidate of ``settings`` (:func:`candidate_configs`) on ``tables``
-    (:func:`read_page_logs`) and save each in ``out/<i>-<name>``; returns their records."""
-    from reelpick.page import PagePolicyConfig, train_page_policy
+    (:func:`read_page_logs`) and save each in ``out/<i>-<name>``; returns their records. The
+    candidates train together (:func:`reelpick.page.train_page_policies`: the logs read once,
+    the histories, sources and artwork bandit shared where their settings agree)."""
+    from reelpick.page import PagePolicyConfig, train_page_policies
 
     configs = candidate_configs(settings)
     out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with console.status(f"training {len(configs)} candidate(s)") as status:
+        policies = train_page_policies(
+            tables["impressions"], tables["outcomes"], tables["titles"],
+            {name: PagePolicyConfig.from_dict(cfg) for name, cfg in configs},
+            artworks=tables["artworks"], interactions=tables["interactions"],
+            progress=lambda step, s=status: s.update(f"{len(configs)} candidate(s): {step}"))
+    seconds = round((time.perf_counter() - t0) / max(len(configs), 1), 2)
     records = []
-    for i, (name, cfg) in enumerate(configs):
-        t0 = time.perf_counter()
-        with console.status(f"[{i + 1}/{len(configs)}] {name}") as status:
-            policy = train_page_policy(
-                tables["impressions"], tables["outcomes"], tables["titles"],
-                artworks=tables["artworks"], interactions=tables["interactions"],
-                config=PagePolicyConfig.from_dict(cfg), name=name,
-                progress=lambda step, s=status, n=name: s.update(
-                    f"[{i + 1}/{len(configs)}] {n}: {step}"))
+    for i, ((name, cfg), policy) in enumerate(zip(configs, policies, strict=True)):
         folder = out / f"{i:02d}-{_slug(name)}"
         policy.save(folder)
         records.append({"name": name, "path": str(folder), "version": policy.version,
-                        "config": cfg, "seconds": round(time.perf_counter() - t0, 2),
-                        **policy.info})
+                        "config": cfg, "seconds": seconds, **policy.info})
     (out / "candidates.json").write_text(json.dumps(records, indent=2, default=str))
     return records
 
