@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, pin_threads, write_section  # noqa: E402
+from _common import git_rev, header, machine, pin_threads, write_section  # noqa: E402
 
 THREADS = 2
 pin_threads(THREADS)
@@ -25,6 +25,7 @@ pin_threads(THREADS)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import fields  # noqa: E402
@@ -349,7 +350,7 @@ def render(results: dict[str, Any], command: str) -> str:
     if llo and llo.get("seq_minus_als"):
         ci = llo["seq_minus_als"]
         ci_lines.append(f"- seq (GRU) − ALS: **{ci[0]:+.4f}** (95% CI {ci[1]:+.4f} … "
-                        f"{ci[2]:+.4f}); target: seq NDCG@10 >= 0.111.")
+                        f"{ci[2]:+.4f}); target: seq NDCG@10 >= 0.115, fit <= 300 s.")
     for part in ALTERNATIVES:
         alt = results.get(part)
         if not alt or "full_minus" not in alt:
@@ -362,14 +363,20 @@ def render(results: dict[str, Any], command: str) -> str:
                + "\n".join(ci_lines)) if ci_lines else ""
     params = ", ".join(f"{k}={v}" for k, v in SEQ.items())
     meta = results.get("meta", {})
+    provenance = _provenance(results)
+    la = (llo or {}).get("load_average")
+    load = (f" The leave-last-out part ran on a shared machine (1-minute load average {la[0]:.1f} "
+            f"at its start, {la[1]:.1f} at its end, on 2 cores), so its wall seconds are above a "
+            "quiet machine's; CPU seconds are less affected." if la and max(la) > 1.5 else
+            " The leave-last-out parts ran one after another, alone on the machine.")
     return header("Sequence model (seq) on MovieLens-100K and the simulator", command) + f"""
 `seq` = causal encoder (a GRU unless the row says otherwise) over contextual action tokens, full
 softmax over the titles the member has not played yet, early stopping on each member's
 second-last action (validation NDCG@10 every `eval_every` epochs, stop after `patience`
 validations without gain, best weights restored). Settings: {params}. Full-catalogue ranking,
 training and validation titles excluded. Mean ± std over seeds {meta.get("seeds")}; the
-alternative rows name their seeds. Fit times: wall and process-CPU seconds, 2 threads; the
-leave-last-out parts ran one after another, alone on the machine.
+alternative rows name their seeds. Fit times: wall and process-CPU seconds, 2
+threads.{load}{provenance}
 
 ### Leave-last-out (943 members)
 
@@ -392,6 +399,25 @@ ml-100k has no device/hour/country columns, so the context ablation is run on th
 
 {results.get("sim", {}).get("text", "(not run)")}
 """
+
+
+def _provenance(results: dict[str, Any]) -> str:
+    """Where a stored part was measured on another day or machine, or with base settings other
+    than :data:`SEQ`, one line naming it, its stamp and the settings that differ."""
+    here = results.get("llo", {}).get("measured")
+    lines = []
+    for part in PARTS:
+        r = results.get(part)
+        if not r or part == "sim":  # the simulator runs SIM_SEQ, stated in its section
+            continue
+        base = r.get("seq_base", {})
+        diff = {k: v for k, v in base.items() if k in SEQ and SEQ[k] != v}
+        stamp = r.get("measured", "unknown")
+        if diff or stamp != here:
+            lines.append(f"- `{part}`: measured {stamp}" + (
+                ", with base settings " + _kv(diff) if diff else ", same base settings") + ".")
+    return ("\n\nParts kept from earlier runs (their rows, the CIs against the full model "
+            "of the same run, and their sections):\n\n" + "\n".join(lines)) if lines else ""
 
 
 METRICS = ["NDCG@10", "HR@10", "Recall@20"]
@@ -434,13 +460,17 @@ def main() -> None:
         ctx["full_seeds"] = stored_full["seeds"]
     fresh = {}
     for part in filter(None, args.parts.split(",")):
-        t0 = time.perf_counter()
+        t0, load0 = time.perf_counter(), os.getloadavg()[0]
         fresh[part] = globals()[f"part_{part}"](ctx)
         fresh[part]["script_seconds"] = time.perf_counter() - t0
+        fresh[part]["load_average"] = [load0, os.getloadavg()[0]]
     command = "python benchmarks/bench_sequence.py" + (
         " " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    stamp = f"{time.strftime('%Y-%m-%d')} · commit {git_rev()} · {machine()}"
     for part in fresh:
         fresh[part]["command"] = command
+        fresh[part]["measured"] = stamp
+        fresh[part]["seq_base"] = dict(SEQ)
     results.update(json.loads(json.dumps(fresh, default=str)))
     results["meta"] = {"seeds": ctx["seeds"], "seq_params": SEQ}
     store.parent.mkdir(parents=True, exist_ok=True)
