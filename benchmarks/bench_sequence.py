@@ -47,8 +47,10 @@ from reelpick.models.factorization import ALSConfig  # noqa: E402
 #: 200, batches of 32); the GRU encoder beat the transformer (the `transformer` row) and is
 #: faster; the softmax of each training position leaves out the titles the member has already
 #: played (``exclude_seen``, automatic on ml-100k, where nobody rates a title twice), as the
-#: evaluation does (the `all titles` row keeps them).
-SEQ = {"encoder": "gru", "hidden": 64, "n_blocks": 2, "n_heads": 2, "max_len": 50,
+#: evaluation does (the `all titles` row keeps them). Hidden 96 (was 64) since 2026-12-07
+#: (issue 19): chosen on seed 0's validation NDCG@10 (second-last action) against hidden 64 and
+#: learning rates 2e-3 / 3e-3 (``benchmarks/seq_one_seed.py``; BENCHMARKS.md lists the trials).
+SEQ = {"encoder": "gru", "hidden": 96, "n_blocks": 2, "n_heads": 2, "max_len": 50,
        "dropout": 0.5, "learning_rate": 1e-3, "batch_size": 128, "max_epochs": 80,
        "eval_every": 2, "patience": 4, "num_threads": THREADS}
 #: The simulator runs: the GRU with the batches and dropout under which the context gain was
@@ -382,7 +384,7 @@ threads.{load}{provenance}
 
 {TABLE_HEAD}
 {chr(10).join(rows)}
-
+{_tuning(results)}
 {ci_text}
 
 ml-100k has no device/hour/country columns, so the context ablation is run on the simulator.
@@ -399,6 +401,35 @@ ml-100k has no device/hour/country columns, so the context ablation is run on th
 
 {results.get("sim", {}).get("text", "(not run)")}
 """
+
+
+def _tuning(results: dict[str, Any]) -> str:
+    """The trials the settings were chosen from (``llo_tuning`` in the JSON, written from
+    ``benchmarks/seq_one_seed.py`` runs): validation NDCG@10 of each, the choice."""
+    t = results.get("llo_tuning")
+    if not t:
+        return ""
+    trials = "; ".join(
+        f"{x['label']}: {x['val_best']:.4f} (best epoch {x['best_epoch']}, "
+        + (f"stopped by patience at {x['epochs']}" if x.get("complete") else
+           f"run stopped by hand at epoch {x['epochs']}: {x['why']}") + ")" for x in t["trials"])
+    runs = [v for k, v in t.get("one_thread_runs", {}).items() if k.startswith("chosen_")]
+    chosen = ""
+    if runs:
+        def cat(key: str, spec: str) -> str:
+            return "/".join(format(r[key], spec) for r in runs)
+        test = [r["test_ndcg10"] for r in runs]
+        chosen = (
+            f" The chosen settings on seeds {cat('seed', 'd')} (`seq_one_seed.py`, 1 thread "
+            f"each, side by side): test NDCG@10 {cat('test_ndcg10', '.4f')}, **{fmt(test)}** "
+            f"(the previous settings: {t['previous_test']}); validation NDCG@10 "
+            f"{cat('val_best', '.4f')}; best/run epochs {cat('best_epoch', 'd')} of "
+            f"{cat('epochs', 'd')}; fit CPU seconds {cat('fit_cpu', '.0f')} (wall "
+            f"{cat('fit_wall', '.0f')}, three fits sharing 2 cores with other jobs, load "
+            f"average {t['load']}). {t.get('note', '')}")
+    return (f"\nHow the settings were chosen ({t['date']}): validation NDCG@10 (each member's "
+            f"second-last action, inside `fit`) of seed 0, {t['how']}. {trials} → "
+            f"**{t['chosen']}**. Test rows played no part in the choice.{chosen}\n")
 
 
 def _provenance(results: dict[str, Any]) -> str:
