@@ -40,17 +40,24 @@ def trained(tmp_path_factory):
     return world, log, policy, path
 
 
+def same_pages(world, a, b, visits, *, seed: int):
+    """Assert that policies ``a`` and ``b`` give ``visits`` the same pages (titles, images,
+    propensities) from the same seed; returns both page batches."""
+    members, countries = world.members()["member_id"], world.config.countries
+    pa = a.for_members(members, countries).choose(visits, np.random.default_rng(seed))
+    pb = b.for_members(members, countries).choose(visits, np.random.default_rng(seed))
+    np.testing.assert_array_equal(pa.titles, pb.titles)
+    np.testing.assert_array_equal(pa.artworks, pb.artworks)
+    np.testing.assert_allclose(pa.propensity, pb.propensity)
+    return pa, pb
+
+
 def test_save_load_gives_the_same_pages(trained) -> None:
     world, _, policy, path = trained
     loaded = PagePolicy.load(path)
     assert loaded.version == policy.version and loaded.config == policy.config
-    members, countries = world.members()["member_id"], world.config.countries
     vb = world.make_visits(np.arange(40), world.config.start + 20 * 86_400)
-    a = policy.for_members(members, countries).choose(vb, np.random.default_rng(5))
-    b = loaded.for_members(members, countries).choose(vb, np.random.default_rng(5))
-    np.testing.assert_array_equal(a.titles, b.titles)
-    np.testing.assert_array_equal(a.artworks, b.artworks)
-    np.testing.assert_allclose(a.propensity, b.propensity)
+    a, b = same_pages(world, policy, loaded, vb, seed=5)
     np.testing.assert_allclose(a.artwork_propensity, b.artwork_propensity)
     a.check(vb)
     # no pickle anywhere in the directory
@@ -184,14 +191,9 @@ def test_policies_trained_together_equal_policies_trained_alone(trained) -> None
     both = train_page_policies(*tables, {"p": policy.config, "q": other}, **kw)
     alone = train_page_policy(*tables, config=other, name="q", **kw)
     assert [p.name for p in both] == ["p", "q"]
-    members, countries = world.members()["member_id"], world.config.countries
     vb = world.make_visits(np.arange(50), world.config.start + 22 * 86_400)
     for a, b in ((both[0], policy), (both[1], alone)):
-        pa = a.for_members(members, countries).choose(vb, np.random.default_rng(3))
-        pb = b.for_members(members, countries).choose(vb, np.random.default_rng(3))
-        np.testing.assert_array_equal(pa.titles, pb.titles)
-        np.testing.assert_array_equal(pa.artworks, pb.artworks)
-        np.testing.assert_allclose(pa.propensity, pb.propensity)
+        same_pages(world, a, b, vb, seed=3)
     # the context-free ranker has no context features, and its trending is by country only
     names = both[1].composer.features.names
     assert "hour" not in names and "hour" in both[0].composer.features.names
@@ -220,10 +222,5 @@ def test_the_sequence_source_saves_without_pickle_and_composes_the_same_pages(
         assert len(z.files) > 0
     loaded = PagePolicy.load(path)
     assert loaded.config.sequence and "seq" in [s.name for s in loaded.composer.sources]
-    members, countries = world.members()["member_id"], world.config.countries
     vb = world.make_visits(np.arange(40), world.config.start + 21 * 86_400)
-    a = seq.for_members(members, countries).choose(vb, np.random.default_rng(8))
-    b = loaded.for_members(members, countries).choose(vb, np.random.default_rng(8))
-    np.testing.assert_array_equal(a.titles, b.titles)
-    np.testing.assert_allclose(a.propensity, b.propensity)
-    np.testing.assert_array_equal(a.artworks, b.artworks)
+    same_pages(world, seq, loaded, vb, seed=8)

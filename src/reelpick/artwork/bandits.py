@@ -298,23 +298,19 @@ class ThompsonArtwork(_LinearArtworkBandit):
         pkeys = [(int(m), int(d), kind, row.tobytes())
                  for m, d, row in zip(member.tolist(), device.tolist(), titles)]
         hits = [pm.get(k) for k in pkeys]
-        todo = [i for i, h in enumerate(hits) if h is None]
-        if not todo:
-            return np.stack(hits) if n else np.zeros((0, S, V))  # type: ignore[arg-type]
-        if len(todo) < n:  # the repeat pages from the memo, the others below
-            probs = np.empty((n, S, V))
-            sub = np.asarray(todo)
-            probs[sub] = self._memo_probabilities(member[sub], device[sub], titles[sub])
-            for i, h in enumerate(hits):
-                if h is not None:
-                    probs[i] = h
-            return probs
-        probs = self._triple_probabilities(member, device, titles)
-        if self._page_memo_max > 0:
-            for i, k in enumerate(pkeys):
-                pm[k] = probs[i].copy()
-            if len(pm) > self._page_memo_max:
-                self._page_memo = _newest(pm, self._page_memo_max)
+        probs = np.empty((n, S, V))
+        for i, h in enumerate(hits):
+            if h is not None:
+                probs[i] = h
+        todo = np.array([i for i, h in enumerate(hits) if h is None], dtype=np.int64)
+        if todo.size:
+            new = self._triple_probabilities(member[todo], device[todo], titles[todo])
+            probs[todo] = new
+            if self._page_memo_max > 0:  # rows of ``new``, which is not handed out
+                for j, i in enumerate(todo.tolist()):
+                    pm[pkeys[i]] = new[j]
+                if len(pm) > self._page_memo_max:
+                    self._page_memo = _newest(pm, self._page_memo_max)
         return probs
 
     def _triple_probabilities(self, member: np.ndarray, device: np.ndarray,

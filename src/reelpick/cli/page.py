@@ -98,36 +98,31 @@ def _plays_only(logs: Path, catalog: Path | None) -> dict[str, Any]:
 def window(tables: dict[str, Any], *, since: int | None = None, until: int | None = None
            ) -> dict[str, Any]:
     """``tables`` (:func:`read_page_logs`) keeping the pages served in ``[since, until)`` (Unix
-    seconds), their outcomes, and the interactions before ``until``."""
+    seconds), their outcomes, and the interactions before ``until`` (the history: plays before
+    ``since`` stay)."""
     if since is None and until is None:
         return tables
-    if tables["impressions"] is None:  # plays only
-        inter = tables["interactions"]
-        keep = np.ones(len(inter), dtype=bool)
-        if since is not None:
-            keep &= inter["timestamp"].to_numpy() >= since
-        if until is not None:
-            keep &= inter["timestamp"].to_numpy() < until
-        if not keep.any():
-            raise ValueError(f"interactions: no plays in the window [{since}, {until})")
-        return dict(tables, interactions=inter.loc[keep].reset_index(drop=True))
+    out = dict(tables)
     imp = tables["impressions"]
-    ts = imp["timestamp"].to_numpy()
-    keep = np.ones(ts.size, dtype=bool)
-    if since is not None:
-        keep &= ts >= since
-    if until is not None:
-        keep &= ts < until
-    if not keep.any():
-        raise ValueError(f"impressions: no impressions in the window [{since}, {until})")
-    out = dict(tables, impressions=imp.loc[keep].reset_index(drop=True))
-    if tables["outcomes"] is not None:
-        o = tables["outcomes"]
-        out["outcomes"] = o.loc[o["decision_id"].isin(out["impressions"]["decision_id"])
-                                ].reset_index(drop=True)
-    if until is not None and tables["interactions"] is not None:
-        inter = tables["interactions"]
-        out["interactions"] = inter.loc[inter["timestamp"] < until]
+    if imp is not None:
+        ts = imp["timestamp"].to_numpy()
+        keep = np.ones(ts.size, dtype=bool)
+        if since is not None:
+            keep &= ts >= since
+        if until is not None:
+            keep &= ts < until
+        if not keep.any():
+            raise ValueError(f"impressions: no impressions in the window [{since}, {until})")
+        out["impressions"] = imp.loc[keep].reset_index(drop=True)
+        if tables["outcomes"] is not None:
+            o = tables["outcomes"]
+            out["outcomes"] = o.loc[o["decision_id"].isin(out["impressions"]["decision_id"])
+                                    ].reset_index(drop=True)
+    inter = tables["interactions"]
+    if until is not None and inter is not None:
+        out["interactions"] = inter.loc[inter["timestamp"] < until].reset_index(drop=True)
+        if imp is None and not len(out["interactions"]):  # plays only: nothing to learn from
+            raise ValueError(f"interactions: no plays before {until}")
     return out
 
 

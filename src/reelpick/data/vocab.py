@@ -59,20 +59,16 @@ class Vocabulary:
         if missing not in ("error", "negative"):
             raise ValueError(f"missing must be 'error' or 'negative', got {missing!r}")
         if len(ids) <= _SMALL:  # a request's few ids: a dict, not a pandas round trip
+            keys = np.array([str(x) for x in ids], dtype=object)
             pos = self._positions()
-            small = np.array([pos.get(str(x), -1) for x in ids], dtype=np.int64)
-            if missing == "error" and (small < 0).any():
-                bad = [str(x) for x, i in zip(ids, small) if i < 0]
-                raise KeyError(f"unknown id {bad[0]!r} ({len(bad)} unknown in all)")
-            return small
-        keys = pd.Series(np.asarray(ids, dtype=object)).astype(str)
-        idx = self._index.get_indexer(keys)
+            idx = np.fromiter((pos.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        else:
+            keys = pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(dtype=object)
+            idx = self._index.get_indexer(keys).astype(np.int64)
         if missing == "error" and (idx < 0).any():
             bad = keys[idx < 0]
-            raise KeyError(f"unknown id {bad.iloc[0]!r} ({len(bad)} unknown in all)")
-        if missing not in ("error", "negative"):
-            raise ValueError(f"missing must be 'error' or 'negative', got {missing!r}")
-        return idx.astype(np.int64)
+            raise KeyError(f"unknown id {bad[0]!r} ({len(bad)} unknown in all)")
+        return idx
 
     def _positions(self) -> dict[str, int]:
         """``{id: index}``, built on first use (small lookups, e.g. a service's requests)."""

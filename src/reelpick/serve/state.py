@@ -43,27 +43,25 @@ class ServiceState:
         model_dir = self.settings.model_dir
         if model_dir is None:
             return
-        failed: str | None = None
+        last: str | None = None  # what the manifest said at the last look
         while True:
             await asyncio.sleep(seconds)
             try:
                 version = str(read_manifest(model_dir)["version"])
             except (ValueError, KeyError) as exc:
-                if failed != "manifest":
+                if last != f"unreadable: {exc}":
                     log.warning("model watch: %s", exc)
-                failed = "manifest"
+                last = f"unreadable: {exc}"
                 continue
-            if version in (self.bundle.version, failed):
-                continue
-            try:
-                old, new, took = await self.reload()
-            except Exception as exc:  # noqa: BLE001 - the old model keeps serving
-                log.warning("model watch: version %s did not load, old model kept: %s",
-                            version, exc)
-                failed = version
-                continue
-            failed = None
-            log.info("model watch: %s -> %s in %.2f s", old.version, new.version, took)
+            if version != self.bundle.version and version != last:
+                try:
+                    old, new, took = await self.reload()
+                except Exception as exc:  # noqa: BLE001 - the old model keeps serving
+                    log.warning("model watch: version %s did not load, old model kept: %s",
+                                version, exc)
+                else:
+                    log.info("model watch: %s -> %s in %.2f s", old.version, new.version, took)
+            last = version
 
     async def reload(self) -> tuple[ModelBundle, ModelBundle, float]:
         """Load a new bundle in a worker thread and swap it in; ``(old, new, seconds)``."""
