@@ -78,6 +78,10 @@ def test_history_is_a_time_respecting_snapshot(setup) -> None:
     assert h.n_members == len(setup.members)
     aff = h.affinity()
     assert (aff >= 0).all() and (aff.sum(axis=1) < 1).all()
+    some = np.array([3, 0, 3, len(setup.members) - 1])  # rows of requested members only
+    for decayed in (True, False):
+        np.testing.assert_array_equal(h.affinity(decayed=decayed, members=some),
+                                      h.affinity(decayed=decayed)[some])
 
 
 @pytest.mark.parametrize("i", range(5), ids=["als", "itemknn", "trending", "continue",

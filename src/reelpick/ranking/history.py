@@ -244,9 +244,13 @@ class History:
     def n_members(self) -> int:
         return len(self.members)
 
-    def affinity(self, *, decayed: bool = True) -> np.ndarray:
-        """Watch-weighted genre affinity ``(M, G)``, shrunk by one pseudo-play."""
+    def affinity(self, *, decayed: bool = True, members: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """Watch-weighted genre affinity ``(M, G)``, shrunk by one pseudo-play; only the rows
+        of ``members (n,)`` (indices) when given, ``(n, G)``."""
         R = self.R_decayed if decayed else self.R_all
+        if members is not None:
+            R = R[np.asarray(members)]
         return R / (1.0 + R.sum(axis=1, keepdims=True))
 
     def member_plays(self, member: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -148,8 +148,8 @@ class PageComposer:
         return cand
 
     def _top_genres(self, requests: Requests) -> np.ndarray:
-        aff = self.history.affinity(decayed=True)[requests.member]
-        aff = aff + 1e-9 * self.history.affinity(decayed=False)[requests.member]
+        h, m = self.history, requests.member
+        aff = h.affinity(decayed=True, members=m) + 1e-9 * h.affinity(decayed=False, members=m)
         return np.argsort(-aff, axis=1, kind="stable")[:, : self.config.n_genre_rows]
 
     def predict(self, requests: Requests, candidate: np.ndarray,
