@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from reelpick.models import SequenceRecommender, load_model
-from reelpick.models._seq_net import SeqNet
+from reelpick.models._seq_net import SeqNet, mask_out
 from reelpick.models.sequence import N_DRIFT, _drift_table, _gap_codes
 
 TINY = {"hidden": 16, "n_blocks": 1, "max_len": 16, "max_epochs": 6, "eval_every": 2,
@@ -141,7 +141,7 @@ def test_early_stopping_stops(device_df):
 
 
 def test_time_budget_stops(device_df):
-    model = SequenceRecommender(**{**TINY, "max_epochs": 500, "max_seconds": 0.01,
+    model = SequenceRecommender(**{**TINY, "max_epochs": 500, "max_seconds": 1e-9,
                                    "validation": False}).fit(device_df)
     assert len(model.history_) == 1
 
@@ -353,3 +353,45 @@ def test_exclude_seen_never_drops_the_target_of_a_repeat(device_df):
     sampled = SequenceRecommender(**{**TINY, "max_epochs": 1}, exclude_seen=True,
                                   loss="sampled", n_negatives=8).fit(device_df)
     assert np.isfinite(sampled.history_[:, 1]).all()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_mask_out_gives_the_gradients_of_masked_fill(smoothing):
+    # the in-place mask with a pass-through backward (the training loss's fast path) must give
+    # the same loss and gradients as the plain out-of-place masked_fill
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 40, generator=g, dtype=torch.float64)
+    mask = torch.rand(64, 40, generator=g) < 0.4
+    target = torch.randint(0, 40, (64,), generator=g)
+    mask[torch.arange(64), target] = False
+    grads, losses = [], []
+    for fast in (True, False):
+        leaf = x.clone().requires_grad_(True)
+        y = leaf * 1.0
+        y = mask_out(y, mask) if fast else y.masked_fill(mask, float("-inf"))
+        logp = torch.nn.functional.log_softmax(y, dim=-1)
+        nll = -logp[torch.arange(64), target]
+        smooth = -logp.masked_fill(mask, 0.0).sum(-1) / (~mask).sum(-1)
+        loss = ((1 - smoothing) * nll + smoothing * smooth).mean()
+        loss.backward()
+        grads.append(leaf.grad)
+        losses.append(float(loss))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+    assert (grads[0][mask] == 0).all() and grads[0].abs().sum() > 0
+
+
+def test_logits_equal_the_product_plus_bias_plus_drift(fitted):
+    net = fitted.net_
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(9, net.title_emb.weight.shape[1], generator=g)
+    bucket = torch.tensor([0, 2, 2, 1, 0, 2, 2, 2, 1]) % net.drift_table.shape[0]
+    with torch.no_grad():
+        w = net.title_vectors()[1:]
+        plain = q @ w.T + net.title_bias
+        torch.testing.assert_close(net.logits(q), plain)
+        drift = net.drift_bias(bucket)
+        assert drift is not None and drift.abs().sum() > 0
+        torch.testing.assert_close(net.logits(q, bucket), plain + drift)
+        sub = torch.tensor([4, 0, 7])
+        torch.testing.assert_close(net.logits(q, bucket, sub), (plain + drift)[:, sub])

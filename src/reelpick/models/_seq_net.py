@@ -37,7 +37,7 @@ torch.Size([1, 4, 8])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -167,11 +167,16 @@ class SeqNet(nn.Module):
         b: torch.Tensor = self.title_bias
         if titles is not None:
             w, b = w[titles], b[titles]
-        s = q @ w.T + b
-        drift = None if bucket is None else self.drift_bias(bucket, titles)
-        if drift is not None:
-            s = s + drift
-        return s
+        if bucket is None or self.drift is None:
+            return torch.addmm(b, q, w.T)
+        # the title bias joins the drift logits once per distinct bucket, and the product adds
+        # onto them in place (addmm): one (N, n_titles) pass, not three
+        uniq, inverse = torch.unique(bucket, return_inverse=True)
+        table = self.drift_table[uniq]
+        if titles is not None:
+            table = table[:, titles]
+        bias = torch.index_select(self.drift(table).squeeze(-1) + b, 0, inverse)
+        return torch.addmm(bias, q, w.T)
 
 
 class _Block(nn.Module):
@@ -195,3 +200,33 @@ class _Block(nn.Module):
         a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, d)))
         return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class _MaskOut(torch.autograd.Function):
+    """``x.masked_fill_(mask, -inf)`` whose backward passes the gradient through unchanged."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ctx.mark_dirty(x)
+        return x.masked_fill_(mask, float("-inf"))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def mask_out(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with the ``mask`` entries set to ``-inf``, in place, for a softmax (log-softmax,
+    cross-entropy) taken next: the softmax's gradient at a ``-inf`` entry is already zero, so
+    the backward skips the copy that zeroes it again (one ``(N, n_titles)`` pass).
+    ``logits`` must be an intermediate result whose own backward does not need it (e.g. the
+    output of :meth:`SeqNet.logits`).
+
+    >>> x = torch.zeros(1, 3, requires_grad=True)
+    >>> y = mask_out(x * 1.0, torch.tensor([[False, True, False]]))
+    >>> torch.nn.functional.cross_entropy(y, torch.tensor([0])).backward()
+    >>> x.grad.tolist()
+    [[-0.5, 0.0, 0.5]]
+    """
+    out: torch.Tensor = _MaskOut.apply(logits, mask)
+    return out

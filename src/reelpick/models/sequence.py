@@ -55,7 +55,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from reelpick.models._seq_net import SeqNet
+from reelpick.models._seq_net import SeqNet, mask_out
 from reelpick.models.base import ModelConfig, Recommender
 
 _log = logging.getLogger(__name__)
@@ -502,7 +502,8 @@ class SequenceRecommender(Recommender):
         bucket = np.zeros((B, L), np.int64)
         member = np.zeros((B, L), np.int64)
         seen = self.exclude_seen_ and with_targets
-        first = np.full((B, len(self.title_vocab_) if seen else 0), L, np.int32)
+        pos_type = np.int16 if L < np.iinfo(np.int16).max else np.int32  # half the gathers
+        first = np.full((B, len(self.title_vocab_) if seen else 0), L, pos_type)
         for r, (s, e) in enumerate(windows):
             n = e - s
             titles[r, :n] = self.seq_titles_[s:e] + 1
@@ -541,17 +542,18 @@ class SequenceRecommender(Recommender):
         bucket = batch["bucket"][valid]
         first = batch["first"]  # (B, n_titles) first position played; empty: nothing excluded
         rows, at = valid.nonzero(as_tuple=True)  # batch row and position of each target
-        at = at.to(first.dtype)  # compared with first's int32 without a promoted copy
+        at = at.to(first.dtype)  # compared with first's ints without a promoted copy
         if log_q is None:
             logits = net.logits(q, bucket)
             if not first.numel():
                 return F.cross_entropy(logits, target, label_smoothing=c.label_smoothing)
             seen = first[rows] <= at[:, None]  # (N, n_titles): played at or before here
             seen[torch.arange(len(target)), target] = False
-            logp = F.log_softmax(logits.masked_fill(seen, float("-inf")), dim=-1)
-            nll = -logp[torch.arange(len(target)), target]
+            masked = mask_out(logits, seen)
             if c.label_smoothing == 0:
-                return nll.mean()
+                return F.cross_entropy(masked, target)
+            logp = F.log_softmax(masked, dim=-1)
+            nll = -logp[torch.arange(len(target)), target]
             smooth = -logp.masked_fill(seen, 0.0).sum(-1) / (~seen).sum(-1)
             return ((1 - c.label_smoothing) * nll + c.label_smoothing * smooth).mean()
         neg = torch.multinomial(log_q.exp(), c.n_negatives, replacement=True, generator=gen)
