@@ -1,11 +1,13 @@
-"""The home page service under load on loopback: homepage vs hello-world, events with and
-without group commit, and an optional soak (errors and memory growth).
+"""The home page service under load on loopback, serving the shipped page policy: homepage vs
+hello-world in one process and with ``--workers N``, events with and without group commit, and
+optional soak (errors and memory growth) and fuzzing runs.
 
-Run: ``.venv/bin/python benchmarks/bench_serve.py`` (needs ``wrk`` for the closed-loop runs:
-``apt-get install wrk``; without it a bounded Python client is used). Each server is one uvicorn
-process (httptools + uvloop when installed) on 127.0.0.1 with one BLAS thread; every load run
-is bounded in time. Writes the ``serve`` section of BENCHMARKS.md and
-``benchmarks/results/serve.json``.
+Run: ``.venv/bin/python benchmarks/bench_serve.py`` (needs ``wrk``: ``apt-get install wrk``).
+Each server is one uvicorn process (httptools + uvloop when installed) on 127.0.0.1 with one
+BLAS thread; every load run is bounded in time. Writes the ``serve`` section of BENCHMARKS.md
+and ``benchmarks/results/serve.json``. The page policy itself (what a page costs in process,
+repeat visits, the simulator through the service) is ``bench_serve_policy.py``; this module
+also holds the harness both use (servers, wrk runs, pacing, :func:`build_policy`).
 """
 
 from __future__ import annotations
@@ -181,13 +183,14 @@ end
 
 
 def known_members(model_dir: Path, n: int = 5_000) -> list[str]:
-    """Members the model was trained on (random traffic over all members would be mostly
-    cold-start pages, which skip the ALS scoring)."""
+    """Members the served policy was trained on (random traffic over all members would be
+    mostly cold-start pages)."""
+    from reelpick.page import COLD
     from reelpick.serve.model_dir import read_manifest
 
-    path = model_dir / read_manifest(model_dir)["path"] / "als.npz"
-    with np.load(path, allow_pickle=False) as z:
-        ids = z["__members__"].tolist()
+    header = json.loads((model_dir / read_manifest(model_dir)["path"] / "policy.json")
+                        .read_text())
+    ids = [m for m in header["members"] if m != COLD]
     rng = np.random.default_rng(0)
     return [str(m) for m in rng.choice(ids, size=min(n, len(ids)), replace=False)]
 
@@ -257,74 +260,44 @@ def wrk(url: str, *, seconds: int, connections: int, lua: str | None = None) -> 
 
 
 # ---------------------------------------------------------------- model
-def build_model(out: Path, visits: int) -> dict[str, Any]:
-    """A model directory for the ``large`` world preset (10,000 titles, 100,000 members)."""
+def build_policy(work: Path, visits: int, seed: int = 0, *, preset: str = "default"
+                 ) -> tuple[Any, Path, dict[str, Any]]:
+    """A :class:`reelpick.page.PagePolicy` (10 rows x 20 titles, epsilon 0.1, Thompson
+    artwork) trained on ``visits`` simulated visits of the ``preset`` world logged by an
+    exploring popularity policy, published into ``work / "model"``; ``(world, model_dir,
+    facts)``."""
+    from reelpick.page import PagePolicyConfig, train_page_policy
     from reelpick.policies import PopularPolicy
-    from reelpick.serve.model_dir import TrainConfig, publish
+    from reelpick.serve.model_dir import publish_policy
     from reelpick.world import World, WorldConfig
 
-    world = World(WorldConfig.preset("large"), seed=0)
-    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), visits)
-    return publish(out, interactions=log.interactions(), titles=world.titles(),
-                   members=world.members(), artworks=world.artworks(),
-                   config=TrainConfig(factors=64, iterations=10))
-
-
-# ---------------------------------------------------------------- in-process breakdown
-def breakdown(model_dir: Path, members: list[str], n: int = 1_000) -> dict[str, float]:
-    """Microseconds per page of each step of ``GET /v1/homepage`` in this process (one
-    thread, members cycling through ``members``, so caches are not artificially hot): compose
-    for a member seen for the first time (greedy page built) and again (greedy page cached,
-    exploration and artwork drawn), alone and 16 pages at a time (``compose_many``, as the
-    server does for requests that arrive together), cold start, JSON alone and 16 at a time,
-    and the log row (built in the writer thread)."""
-    from reelpick.serve.bundle import load_bundle, prepared
-    from reelpick.serve.provider import PageContext
-    from reelpick.serve.settings import Settings
-    from reelpick.serve.store import PageRecord
-
-    bundle = prepared(load_bundle(Settings(model_dir=model_dir, data_dir=Path(
-        tempfile.mkdtemp(prefix="reelpick-bench-")))))
-    prov, rnd = bundle.provider, bundle.renderer
-    rng = np.random.default_rng(0)
-    now = int(time.time())
-    ctx = PageContext("tv", "US", 20, 3, now)
-    cdict = {"device": "tv", "country": "US", "hour": 20, "day_of_week": 3, "timestamp": now}
-    ms = [members[i % len(members)] for i in range(n)]
-    out: dict[str, float] = {}
-
-    def timed(name: str, f: Any) -> Any:
-        t = time.perf_counter()
-        res = f()
-        out[name] = 1e6 * (time.perf_counter() - t) / n
-        return res
-
-    pages = timed("compose_known_us", lambda: [prov.compose(m, ctx, rng) for m in ms])
-    timed("compose_cached_us", lambda: [prov.compose(m, ctx, rng) for m in ms])
-    timed("compose_batch_us", lambda: [prov.compose_many([(m, ctx) for m in ms[i:i + 16]], rng)
-                                       for i in range(0, n, 16)])
-    timed("compose_cold_us", lambda: [prov.compose(f"new-member-{i}", ctx, rng)
-                                      for i in range(n)])
-    ids = [os.urandom(16).hex() for _ in range(n)]
-    timed("render_us", lambda: [rnd.render(ids[i], ms[i], page, cdict)
-                                for i, page in enumerate(pages)])
-    timed("render_batch_us", lambda: [
-        rnd.render_many([(ids[j], ms[j], pages[j], cdict) for j in range(i, min(i + 16, n))])
-        for i in range(0, n, 16)])
-    timed("log_row_us", lambda: [
-        PageRecord(ids[i], now, "m", "tv", "US", 20, 3, prov.name, prov.version,
-                   page.row_labels, page.title_ids, page.artwork_ids, page.row_index,
-                   page.position, page.propensity, page.artwork_propensity,
-                   page.explored).row() for i, page in enumerate(pages)])
-    out["body_bytes"] = float(len(rnd.render("x" * 32, "m", pages[0], cdict)))
-    return out
+    world = World(WorldConfig.preset(preset, page_rows=10, page_positions=20), seed=seed)
+    t = time.perf_counter()
+    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), visits, seed=seed)
+    t_sim = time.perf_counter() - t
+    t = time.perf_counter()
+    policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
+                               artworks=world.artworks(), interactions=log.interactions(),
+                               config=PagePolicyConfig(n_rows=10, n_positions=20, epsilon=0.1,
+                                                       seed=seed), name="bench")
+    t_train = time.perf_counter() - t
+    policy.save(work / "policy")
+    model_dir = work / "model"
+    manifest = publish_policy(model_dir, work / "policy")
+    return world, model_dir, {"simulate_s": t_sim, "train_s": t_train, "visits": visits,
+                              "preset": preset, "n_titles": world.config.n_titles,
+                              "n_members": world.config.n_members,
+                              "version": manifest["version"]}
 
 
 # ---------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model-dir", type=Path, help="Reuse a model directory (else build one).")
-    ap.add_argument("--visits", type=int, default=10_000, help="Simulated visits for the model.")
+    ap.add_argument("--model-dir", type=Path,
+                    help="Reuse a model directory serving a page policy (else train one).")
+    ap.add_argument("--visits", type=int, default=20_000,
+                    help="Simulated visits the page policy is trained on.")
+    ap.add_argument("--preset", default="default", help="World preset of the page policy.")
     ap.add_argument("--seconds", type=int, default=8, help="Length of each closed-loop run.")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3,
@@ -355,21 +328,15 @@ def main() -> None:
         sys.exit("bench_serve needs wrk on PATH (apt-get install wrk)")
 
     work = Path(tempfile.mkdtemp(prefix="reelpick-bench-"))
-    model_dir = args.model_dir
-    if model_dir is None:
-        model_dir = work / "model"
-        t = time.perf_counter()
-        manifest = build_model(model_dir, args.visits)
-        print(f"model {manifest['version']}: {manifest['n_titles']} titles, "
-              f"{manifest['n_members']} members ({time.perf_counter() - t:.1f} s)", flush=True)
     res: dict[str, Any] = {"seconds": args.seconds, "connections": args.connections,
                            "cores": os.cpu_count(), "fuzz_target": args.fuzz}
-    env = {"REELPICK_MODEL_DIR": str(model_dir), "REELPICK_API_KEY": KEY,
-           "REELPICK_N_ROWS": "10", "REELPICK_N_POSITIONS": "20"}
+    model_dir = args.model_dir
+    if model_dir is None:
+        _, model_dir, res["model"] = build_policy(work, args.visits, preset=args.preset)
+        print("model", res["model"], flush=True)
+    env = {"REELPICK_MODEL_DIR": str(model_dir), "REELPICK_API_KEY": KEY}
     members = known_members(model_dir)
     lua_members = ",".join(f'"{m}"' for m in members)
-    res["breakdown"] = breakdown(model_dir, members)
-    print("breakdown", res["breakdown"], flush=True)
     sec, conn = args.seconds, args.connections
 
     def rounds(hello: Server, home: Server, n: int, seed: int) -> list[dict[str, Any]]:
@@ -456,8 +423,9 @@ def integrity(path: Path) -> str:
 
 
 def run_fuzz(env: dict[str, str], work: Path, n: int) -> dict[str, Any]:
-    """Schemathesis (:mod:`reelpick.testing.fuzz`) against a uvicorn process serving the large
-    model: about ``n`` generated requests, valid and invalid, every answer checked."""
+    """Schemathesis (:mod:`reelpick.testing.fuzz`) against a uvicorn process serving the
+    benchmark's page policy: about ``n`` generated requests, valid and invalid, every answer
+    checked."""
     from reelpick.testing.fuzz import fuzz
 
     with Server("reelpick.serve.app:app_from_env",
@@ -489,7 +457,7 @@ def _round_rows(rounds: list[dict[str, Any]], label: str) -> list[str]:
 def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     half = res["homepage_half"]
     g, p = res["events_group"], res["events_per_request"]
-    b = res["breakdown"]
+    model = res.get("model", {})
     ratios = [r["ratio"] for r in res["rounds"]]
     cpu_ratio = float(np.median([r["hello"]["cpu_ms_per_request"]
                                  / r["homepage"]["cpu_ms_per_request"] for r in res["rounds"]]))
@@ -499,11 +467,14 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         header("Home page service (loopback)", cmd),
         f"Every server is uvicorn (httptools, uvloop) on 127.0.0.1 with 1 BLAS thread; wrk "
         f"1 thread, {args.connections} connections, {args.seconds} s per closed-loop run. "
-        "Homepage: 10 rows x 20 titles from the `large` world (10,000 titles, 100,000 "
-        "members), members drawn from those the model knows, ALS + context popularity, "
-        "epsilon-greedy 0.1, artwork drawn, the page logged durably (group commit, "
-        "synchronous=FULL) before the answer (a ~"
-        f"{b['body_bytes'] / 1000:.0f} kB JSON body). The machine has {res['cores']} cores, "
+        "Homepage: the shipped `PagePolicy` (candidate sources -> LightGBM ranker -> rows, "
+        "10 x 20 -> epsilon 0.1 exploration -> Thompson artwork bandit) trained on "
+        f"{model.get('visits', '?'):,} simulated visits of the `{model.get('preset', '?')}` "
+        f"world ({model.get('n_titles', '?'):,} titles, {model.get('n_members', '?'):,} "
+        "members), members drawn from those the policy knows, the page logged durably "
+        "(group commit, synchronous=FULL) before the answer. What a page costs in process, "
+        "and repeat visits, are in the `serve-policy` section. The machine has "
+        f"{res['cores']} cores, "
         "shared with wrk and with other jobs, so hello-world and homepage runs are "
         "**interleaved** and each row gives the 1-minute load average before each run "
         "(hello / homepage) and the server's CPU milliseconds per request (user + system, "
@@ -519,27 +490,17 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     lines += [
         "",
         f"Homepage / hello world, one process: **{min(ratios):.3f}x - {max(ratios):.3f}x** "
-        f"(median {float(np.median(ratios)):.3f}x; target >= 0.25x). By CPU cost per request "
-        f"the ratio is {cpu_ratio:.3f}x (it depends little on the other jobs). Round 1 "
-        "includes the first page of most members (greedy page built, ~0.5 ms); later rounds "
-        "find it cached. Each page waits for its commit (fsync), so a slow disk lowers the "
-        "homepage's req/s with 32 connections even when the CPU is idle.",
+        f"(median {float(np.median(ratios)):.3f}x; target >= 0.15x, as in `serve-policy`). "
+        f"By CPU cost per request the ratio is {cpu_ratio:.3f}x (it depends little on the "
+        "other jobs). Round 1 "
+        "includes the first page of most members in the hour (composed by the ranker); later "
+        "rounds find more of them remembered (`CachedPagePolicy`). Each page waits for its "
+        "commit (fsync), so a slow disk lowers the homepage's req/s even when the CPU is "
+        "idle.",
         f"Half load (paced to {half['rate']:,.0f}/s: {PACED_CONN} connections, each pausing "
         f"{half.get('delay_ms', '?')} ms after an answer, calibrated; load avg "
         f"{half['load_before']:.1f}): {half['rps']:,.0f} req/s, p50 {half['p50_ms']:.1f} ms, "
         f"**p99 {half['p99_ms']:.1f} ms** (target <= 50 ms), {half['non_2xx']} non-2xx.",
-        "",
-        f"Where a page's time goes (in process, one thread, {int(1000)} pages, members "
-        f"cycling): compose {b['compose_known_us']:.0f} µs for a member seen for the first "
-        "time (ALS scores over 10,000 titles, rows, exploration), "
-        f"{b.get('compose_cached_us', float('nan')):.0f} µs when the member's greedy page "
-        "is cached (exploration and artwork drawn), "
-        f"{b.get('compose_batch_us', float('nan')):.0f} µs a page when 16 requests are "
-        f"composed together, {b['compose_cold_us']:.0f} µs cold-start; JSON "
-        f"{b['render_us']:.0f} µs ({b.get('render_batch_us', float('nan')):.0f} µs a page "
-        f"16 at a time), log row {b['log_row_us']:.0f} µs (in the writer thread); the rest "
-        "of the CPU per request is uvicorn, the 60 kB write, the durable-log hand-off and "
-        "the SQLite insert + fsync.",
     ]
     if "workers" in res:
         w = res["workers"]

@@ -42,6 +42,7 @@ from bench_serve import (  # noqa: E402
     KEY,
     RANDOM_PAUSE_LUA,
     Server,
+    build_policy,
     calibrate_delay,
     wrk,
 )
@@ -51,30 +52,6 @@ from bench_serve import (  # noqa: E402
 HALF_CONN = 32
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def build_policy(work: Path, visits: int, seed: int) -> tuple[Any, Path, dict[str, Any]]:
-    from reelpick.page import PagePolicyConfig, train_page_policy
-    from reelpick.policies import PopularPolicy
-    from reelpick.serve.model_dir import publish_policy
-    from reelpick.world import World, WorldConfig
-
-    world = World(WorldConfig.preset("default", page_rows=10, page_positions=20), seed=seed)
-    t = time.perf_counter()
-    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), visits, seed=seed)
-    t_sim = time.perf_counter() - t
-    t = time.perf_counter()
-    policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
-                               artworks=world.artworks(), interactions=log.interactions(),
-                               config=PagePolicyConfig(n_rows=10, n_positions=20, epsilon=0.1,
-                                                       seed=seed), name="bench")
-    t_train = time.perf_counter() - t
-    policy.save(work / "policy")
-    model_dir = work / "model"
-    publish_policy(model_dir, work / "policy")
-    return world, model_dir, {"simulate_s": t_sim, "train_s": t_train, "visits": visits,
-                              "n_titles": world.config.n_titles,
-                              "n_members": world.config.n_members}
 
 
 def breakdown(model_dir: Path, members: list[str], n: int) -> dict[str, float]:
@@ -161,7 +138,10 @@ def main() -> None:
     ap.add_argument("--warm-members", type=int, default=300,
                     help="Members of the warm run (pages cached within the hour).")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
+                    help="Markdown file whose serve-policy section is written; the raw results "
+                         "go to benchmarks/results/serve_policy.json, or next to any other "
+                         "--out (same name, .json).")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve_policy needs wrk on PATH (apt-get install wrk)")
@@ -205,7 +185,9 @@ def main() -> None:
     res["loop"] = http_loop(world, model_dir, work, args.loop_visits, args.seed)
     print("loop", res["loop"], flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    out_json = ROOT / "benchmarks" / "results" / "serve_policy.json"
+    out_json = (ROOT / "benchmarks" / "results" / "serve_policy.json"
+                if Path(args.out).resolve() == (ROOT / "BENCHMARKS.md").resolve()
+                else Path(args.out).with_suffix(".json"))
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=2))
     write_section(args.out, "serve-policy", report(res, args))

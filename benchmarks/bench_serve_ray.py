@@ -9,7 +9,8 @@ file (JSON + a Markdown table), not to BENCHMARKS.md: the machine is shared, so 
 other jobs (the load average before each run is recorded).
 
 Workloads (closed loop, wrk with 1 thread): ``homepage`` = ``GET /v1/homepage`` of known members
-(a 10 x 20 page, logged durably before the answer); ``events`` = ``POST /v1/events`` with one
+(a 10 x 20 page of the shipped page policy, :func:`bench_serve.build_policy`, logged durably
+before the answer); ``events`` = ``POST /v1/events`` with one
 new ``play`` event per request (durable before the 200).
 """
 
@@ -34,9 +35,15 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 
-from bench_serve import EVENTS_LUA, HOMEPAGE_LUA, KEY, free_port  # noqa: E402
+from bench_serve import (  # noqa: E402
+    EVENTS_LUA,
+    HOMEPAGE_LUA,
+    KEY,
+    build_policy,
+    free_port,
+    known_members,
+)
 from bench_serve import wrk as _wrk  # noqa: E402
 
 
@@ -59,20 +66,11 @@ def wait_healthy(url: str, timeout: float = 180.0) -> None:
     raise RuntimeError(f"{url} did not become healthy")
 
 
-def build_model(out: Path, preset: str, visits: int) -> list[str]:
-    """A model directory for ``preset``; returns some known members."""
-    from reelpick.policies import PopularPolicy
-    from reelpick.serve.model_dir import TrainConfig, publish
-    from reelpick.world import World, WorldConfig
-
-    world = World(WorldConfig.preset(preset), seed=0)
-    log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), visits)
-    inter = log.interactions()
-    publish(out, interactions=inter, titles=world.titles(), members=world.members(),
-            artworks=world.artworks(), config=TrainConfig(factors=32, iterations=10))
-    members = sorted(set(inter["member_id"].astype(str)))
-    rng = np.random.default_rng(0)
-    return [str(m) for m in rng.choice(members, size=min(500, len(members)), replace=False)]
+def build_model(work: Path, preset: str, visits: int) -> tuple[Path, list[str]]:
+    """The page policy of :func:`bench_serve.build_policy` for ``preset``, published in
+    ``work / "model"``; returns the model directory and some members it knows."""
+    _, model_dir, _ = build_policy(work, visits, preset=preset)
+    return model_dir, known_members(model_dir, 500)
 
 
 def run_load(url: str, members: list[str], seconds: int, tag: str) -> dict[str, Any]:
@@ -134,12 +132,12 @@ def main() -> None:
                                "cpus": os.cpu_count(), "runs": {}}
     try:
         t0 = time.perf_counter()
-        members = build_model(work / "model", args.preset, args.visits)
+        model_dir, members = build_model(work, args.preset, args.visits)
         print(f"model: {time.perf_counter() - t0:.0f} s", flush=True)
         with PostgresServer() as pg:
             for name, event_log in (("uvicorn + SQLite", None),
                                     ("uvicorn + PostgreSQL", pg.create_database("bench"))):
-                proc, url = uvicorn_server(work / "model", work / name.split()[-1], event_log)
+                proc, url = uvicorn_server(model_dir, work / name.split()[-1], event_log)
                 try:
                     wait_healthy(url)
                     results["runs"][name] = run_load(url, members, args.seconds,
@@ -154,7 +152,7 @@ def main() -> None:
             try:
                 for replicas in (1, 2):
                     name = f"Ray Serve x{replicas} + PostgreSQL"
-                    settings = Settings(model_dir=work / "model", data_dir=work / "ray",
+                    settings = Settings(model_dir=model_dir, data_dir=work / "ray",
                                         api_key=KEY, event_log=pg.create_database("bench"))
                     port = free_port()
                     url = ray_app.start(settings, replicas=replicas, port=port, num_cpus=0.5,

@@ -1,4 +1,5 @@
-"""``reelpick train`` and ``reelpick logs export`` through typer's CliRunner."""
+"""``reelpick train`` (page policy candidates) and ``reelpick logs export`` through typer's
+CliRunner."""
 
 from __future__ import annotations
 
@@ -29,38 +30,49 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory):
     return out
 
 
-def test_train_publishes_a_model_dir(sim_dir, tmp_path) -> None:
-    out = tmp_path / "model"
-    res = runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
-                              str(out), "--factors", "8", "--iterations", "2"])
+SMALL = ["--set", "trees=5", "--set", "n_rows=3", "--set", "n_positions=5",
+         "--set", "train_rows=5000"]
+
+
+def test_train_saves_page_policy_candidates(sim_dir, tmp_path) -> None:
+    out = tmp_path / "cand"
+    res = runner.invoke(app, ["train", "--logs", str(sim_dir), "--out", str(out), *SMALL,
+                              "--set", "epsilon=0.1,0.3"])
     assert res.exit_code == 0, res.output
-    assert "published model" in res.output
-    manifest = json.loads((out / "manifest.json").read_text())
-    version_dir = out / manifest["path"]
-    assert {p.name for p in version_dir.iterdir()} == {"als.npz", "context.npz", "catalog.json"}
-    assert manifest["n_titles"] == 150 and manifest["train"]["factors"] == 8
-    # a second run publishes a new version; the manifest points at it, both are kept
-    res = runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
-                              str(out), "--factors", "8", "--iterations", "2", "--seed", "1"])
-    assert res.exit_code == 0, res.output
-    assert len(list((out / "versions").iterdir())) == 2
+    assert "2 candidate(s)" in res.output
+    headers = [json.loads(p.read_text()) for p in sorted(out.glob("*/policy.json"))]
+    assert [h["config"]["epsilon"] for h in headers] == [0.1, 0.3]
+    assert {h["kind"] for h in headers} == {"reelpick.page-policy"}
+
+
+def test_train_policy_als_is_a_clear_error(sim_dir, tmp_path) -> None:
+    """The ALS model directory was removed: a one-line error naming what to use instead."""
+    for policy, says in (("als", "--policy page"), ("popular", "expected page")):
+        res = runner.invoke(app, ["train", "--policy", policy, "--logs", str(sim_dir),
+                                  "--out", str(tmp_path / "m")])
+        assert res.exit_code == 2 and says in res.output, res.output
+        assert "Traceback" not in res.output
+    assert not (tmp_path / "m").exists()
 
 
 def test_train_fails_clearly_without_logs(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["train", "--logs", str(tmp_path / "empty"), "--out",
                               str(tmp_path / "m")])
-    assert res.exit_code == 2 and "interactions.parquet" in res.output
+    assert res.exit_code == 2 and "no impressions table" in res.output
 
 
 def test_logs_export_writes_valid_parquet(sim_dir, tmp_path) -> None:
-    model = tmp_path / "model"
-    assert runner.invoke(app, ["train", "--policy", "als", "--logs", str(sim_dir), "--out",
-                               str(model), "--factors", "8", "--iterations", "2"]).exit_code == 0
-    settings = Settings(model_dir=model, data_dir=tmp_path / "data", api_key="k", n_rows=3,
-                        n_positions=5)
+    cand, model = tmp_path / "cand", tmp_path / "model"
+    assert runner.invoke(app, ["train", "--logs", str(sim_dir), "--out", str(cand),
+                               *SMALL]).exit_code == 0
+    res = runner.invoke(app, ["promote", "--first", "--candidates", str(cand), "--model-dir",
+                              str(model)])
+    assert res.exit_code == 0, res.output
+    settings = Settings(model_dir=model, data_dir=tmp_path / "data", api_key="k")
     with TestClient(create_app(settings)) as c:
         page = c.get("/v1/homepage", params={"member": "m1"}).json()
+        n_slots = sum(len(row["items"]) for row in page["rows"])
         d = page["rows"][0]["items"][0]["decision_id"]
         r = c.post("/v1/events", headers={"X-API-Key": "k"}, json={"events": [
             {"event_id": "a", "decision_id": d, "kind": "play"}]})
@@ -68,7 +80,7 @@ def test_logs_export_writes_valid_parquet(sim_dir, tmp_path) -> None:
     out = tmp_path / "export"
     res = runner.invoke(app, ["logs", "export", "--db", str(settings.db_path), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "15 impressions" in res.output and "1 outcomes" in res.output
+    assert f"{n_slots} impressions" in res.output and "1 outcomes" in res.output
     IMPRESSIONS.validate(pd.read_parquet(out / "impressions.parquet"))
     assert OUTCOMES.validate(pd.read_parquet(out / "outcomes.parquet"))["play"].tolist() == [1]
 
@@ -91,9 +103,12 @@ def test_train_on_a_movielens_folder(tmp_path):
     (data / "toy.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\t"
                                    "class:token_seq\n" + "".join(
                                        f"{t}\tFilm {t}\t1995\tDrama\n" for t in range(1, 6)))
-    out = tmp_path / "model"
+    out = tmp_path / "cand"
     result = CliRunner().invoke(app, ["train", "--logs", str(data), "--out", str(out),
-                                      "--factors", "4", "--iterations", "2"])
+                                      "--set", "trees=3", "--set", "n_rows=1",
+                                      "--set", "n_positions=3", "--set", "artwork=first"])
     assert result.exit_code == 0, result.output
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["n_titles"] == 5 and manifest["n_members"] == 8
+    header = json.loads(next(out.glob("*/policy.json")).read_text())
+    assert header["info"]["trained_on_policies"] == ["implicit-negatives"]
+    assert len(header["members"]) == 8 + 1  # and the cold-start slot
+    assert len(json.loads(next(out.glob("*/catalog.json")).read_text())["titles"]) == 5

@@ -1,4 +1,4 @@
-"""Fixtures of the service tests: a small trained model directory (once per session), settings,
+"""Fixtures of the service tests: a small published page policy (once per session), settings,
 an in-process client, and a real uvicorn server on a free 127.0.0.1 port."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -19,7 +20,7 @@ import pytest
 import uvicorn
 
 from reelpick.serve import Settings, create_app
-from reelpick.serve.model_dir import TrainConfig, publish
+from reelpick.serve.model_dir import publish_policy
 from reelpick.testing.postgres import PostgresServer, unavailable
 
 with warnings.catch_warnings():  # starlette warns that its TestClient will move to httpx2
@@ -55,20 +56,52 @@ def pg_url(pg_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sim_tables() -> dict[str, Any]:
-    """A small simulated world's logs (the same tables ``reelpick simulate`` writes)."""
+    """A small simulated world's logs (the tables ``reelpick simulate`` writes): the pages an
+    exploring popularity policy served, their outcomes, all plays, titles and artworks."""
     from reelpick.policies import PopularPolicy
     from reelpick.world import World, WorldConfig
 
     world = World(WorldConfig.preset("small"), seed=3)
     log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), 1_500, seed=3)
-    return {"interactions": log.interactions(), "titles": world.titles(),
-            "members": world.members(), "artworks": world.artworks()}
+    return {"impressions": log.impressions(), "outcomes": log.outcomes(),
+            "interactions": log.interactions(), "titles": world.titles(),
+            "artworks": world.artworks()}
+
+
+#: The test policy's page (4 x 6 slots) and exploration share.
+N_ROWS, N_POSITIONS, EPSILON = 4, 6, 0.3
+
+
+def publish_test_policy(out: Path, tables: dict[str, Any], *, seed: int = 0,
+                        name: str = "test-policy", **config: Any) -> dict[str, Any]:
+    """Train a small :class:`~reelpick.page.PagePolicy` on ``tables`` (:func:`sim_tables`; 10
+    trees, under a second), publish it into model directory ``out`` and return the manifest.
+    Another ``seed`` gives another version; ``config`` overrides ``PagePolicyConfig`` fields."""
+    from reelpick.page import PagePolicyConfig, train_page_policy
+
+    cfg = PagePolicyConfig(**{"n_rows": N_ROWS, "n_positions": N_POSITIONS, "epsilon": EPSILON,
+                              "trees": 10, "train_rows": 20_000, "seed": seed, **config})
+    policy = train_page_policy(tables["impressions"], tables["outcomes"], tables["titles"],
+                               artworks=tables["artworks"], interactions=tables["interactions"],
+                               config=cfg, name=name)
+    with tempfile.TemporaryDirectory(prefix="reelpick-test-policy-") as tmp:
+        return publish_policy(out, policy.save(Path(tmp) / "policy"))
 
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, sim_tables: dict[str, Any]) -> Path:
+    """A model directory serving the test policy (:func:`publish_test_policy`)."""
     out = tmp_path_factory.mktemp("model")
-    publish(out, **sim_tables, config=TrainConfig(factors=8, iterations=3))
+    publish_test_policy(out, sim_tables)
+    return out
+
+
+@pytest.fixture(scope="session")
+def greedy_model_dir(tmp_path_factory: pytest.TempPathFactory, sim_tables: dict[str, Any]
+                     ) -> Path:
+    """The test policy without exploration and with first images: deterministic pages."""
+    out = tmp_path_factory.mktemp("greedy-model")
+    publish_test_policy(out, sim_tables, name="test-greedy", epsilon=0.0, artwork="first")
     return out
 
 
@@ -76,8 +109,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, sim_tables: dict[str, An
 def make_settings(model_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
     def make(**kw: Any) -> Settings:
         base: dict[str, Any] = dict(model_dir=model_dir, data_dir=tmp_path / "data",
-                                    api_key=API_KEY, n_rows=4, n_positions=6, epsilon=0.3,
-                                    seed=11)
+                                    api_key=API_KEY, seed=11)
         base.update(kw)
         return Settings(**base)
     return make
@@ -146,8 +178,7 @@ class ServerProcess:
         self.env = {**os.environ, "PYTHONPATH": str(SRC),
                     "REELPICK_MODEL_DIR": str(settings.model_dir),
                     "REELPICK_DATA_DIR": str(settings.data_dir),
-                    "REELPICK_API_KEY": API_KEY, "REELPICK_N_ROWS": str(settings.n_rows),
-                    "REELPICK_N_POSITIONS": str(settings.n_positions)}
+                    "REELPICK_API_KEY": API_KEY}
         if settings.event_log is not None:
             self.env["REELPICK_EVENT_LOG"] = settings.event_log.get_secret_value()
         self.env.update(env or {})

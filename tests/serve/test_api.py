@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from reelpick.serve import create_app
+from reelpick.serve.model_dir import read_manifest
 from reelpick.serve.schemas import HomepageOut
 from tests.serve.conftest import API_KEY, TestClient
 
@@ -35,7 +36,10 @@ def test_homepage_shape_and_propensities(client: TestClient) -> None:
         assert 0 < it["propensity"] <= 1 and 0 < it["artwork_propensity"] <= 1
         assert it["decision_id"].startswith(page["page_id"] + "-")
         assert it["artwork_url"] == f"/v1/artwork/{it['artwork_id']}"
-    assert page["policy"].startswith("epsilon-greedy") and page["model_version"]
+    # the published page policy's own name and version (tests.serve.conftest)
+    manifest = read_manifest(client.app.state.service.settings.model_dir)
+    assert page["policy"] == manifest["name"] == "test-policy"
+    assert page["model_version"] == manifest["version"]
 
 
 def test_unknown_member_gets_cold_start_page(client: TestClient) -> None:

@@ -38,8 +38,25 @@ def test_page_renders_rows_and_play_lands_in_the_log(live_server: LiveServer) ->
             first.locator("button.why").click()
             page.wait_for_selector("dialog#explain[open]")
             text = page.locator("#ex-body").inner_text()
-            assert "propensity" in text and "epsilon-greedy" in text
+            served = live_server.state.bundle
+            assert "propensity" in text and "score" in text
+            assert served.provider.name in text and served.version in text  # the page policy
             page.screenshot(path=str(shot), full_page=False)
+            page.locator("#ex-close").click()
+            page.wait_for_selector("dialog#explain", state="hidden")
+            # an explored page (epsilon 0.3 of visits): its drawn titles have no ranker
+            # score (null), and Explain still opens and says so
+            for _ in range(40):
+                if page.locator(".card .badge").count():
+                    break
+                page.click("#load")
+                page.wait_for_function("!document.getElementById('status').textContent"
+                                       ".startsWith('loading')")
+            card = page.locator(".card:has(.badge)").first
+            card.locator("button.why").click()
+            page.wait_for_selector("dialog#explain[open]")
+            text = page.locator("#ex-body").inner_text()
+            assert "exploration" in text and "propensity" in text
             page.locator("#ex-close").click()
             # a new member gets a cold-start page
             page.fill("#member", "someone-new")

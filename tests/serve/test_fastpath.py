@@ -45,13 +45,19 @@ def _strip(page: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
-def test_fast_path_and_route_answer_the_same(make_settings) -> None:
-    """Deterministic pages (no exploration, first artwork): the fast path (plain query) and
-    the route (a percent-escaped query, which the fast path leaves to it) agree exactly."""
-    with TestClient(create_app(make_settings(epsilon=0.0, artwork="first"))) as c:
+def _pair(a: TestClient, b: TestClient, member: str) -> tuple[Any, Any]:
+    """The same request by the fast path (plain query) on ``a`` and by the route (a
+    percent-escaped query, which the fast path leaves to it) on ``b``."""
+    return (a.get(f"/v1/homepage?member={member}&device=tv&hour=20&day_of_week=2"),
+            b.get(f"/v1/homepage?member={member}&device=t%76&hour=20&day_of_week=2"))
+
+
+def test_fast_path_and_route_answer_the_same(make_settings, greedy_model_dir) -> None:
+    """A deterministic policy (no exploration, first images): the fast path and the route
+    agree exactly, headers and metrics too."""
+    with TestClient(create_app(make_settings(model_dir=greedy_model_dir))) as c:
         for member in ("m1", "m7", "nobody"):
-            fast = c.get(f"/v1/homepage?member={member}&device=tv&hour=20&day_of_week=2")
-            route = c.get(f"/v1/homepage?member={member}&device=t%76&hour=20&day_of_week=2")
+            fast, route = _pair(c, c, member)
             assert fast.status_code == route.status_code == 200
             assert _strip(fast.json()) == _strip(route.json())
             for name in ("content-type", "cache-control", "content-length"):
@@ -59,6 +65,23 @@ def test_fast_path_and_route_answer_the_same(make_settings) -> None:
         m = c.get("/metrics").text
         assert 'route="/v1/homepage",status="200"} 6.0' in m
         assert "reelpick_pages_served_total" in m and "reelpick_impressions_logged_total" in m
+
+
+def test_fast_path_and_route_explore_alike_from_the_same_seed(make_settings) -> None:
+    """The exploring policy: both ways compose with the service's one page generator, so two
+    services seeded alike answer their k-th request with the same page (explored pages and
+    drawn images included) whichever way it came in. (One service answers consecutive
+    requests from successive draws of that generator: its pages differ, by design.)"""
+    explored = 0
+    with TestClient(create_app(make_settings())) as a, \
+            TestClient(create_app(make_settings())) as b:
+        for k in range(12):
+            member = ("m1", "m7", "nobody")[k % 3]
+            fast, route = _pair(a, b, member) if k % 2 else _pair(b, a, member)
+            assert fast.status_code == route.status_code == 200
+            assert _strip(fast.json()) == _strip(route.json()), k
+            explored += any(it["explored"] for row in fast.json()["rows"] for it in row["items"])
+    assert explored  # some of the compared pages explored (epsilon = 0.3)
 
 
 def test_fast_path_errors_have_the_route_shape(client: TestClient) -> None:

@@ -12,8 +12,8 @@ import pandas as pd
 
 from reelpick.data.schema import IMPRESSIONS, OUTCOMES, join_outcomes
 from reelpick.serve.export import export_logs
-from reelpick.serve.model_dir import TrainConfig, publish, read_manifest
-from tests.serve.conftest import API_KEY, LiveServer
+from reelpick.serve.model_dir import read_manifest
+from tests.serve.conftest import API_KEY, LiveServer, publish_test_policy
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -66,7 +66,7 @@ def test_reload_under_concurrent_requests(live_server: LiveServer, model_dir: Pa
     for t in threads:
         t.start()
     try:
-        publish(model_dir, **sim_tables, config=TrainConfig(factors=8, iterations=3, seed=9))
+        publish_test_policy(model_dir, sim_tables, seed=9)
         with httpx.Client(base_url=live_server.url, timeout=60) as c:
             r = c.post("/v1/admin/reload", headers=KEY)
             assert r.status_code == 200, r.text
@@ -102,4 +102,7 @@ def test_export_validates_and_joins(live_server: LiveServer, tmp_path: Path) -> 
     joined = join_outcomes(imp, out)
     assert joined["play"].sum() == 10 and joined["watch_seconds"].sum() == 150.0
     assert ((imp["propensity"] > 0) & (imp["propensity"] <= 1)).all()
-    assert imp["policy"].str.startswith("epsilon-greedy").all()
+    served = live_server.state.bundle
+    assert served.provider.name == "test-policy"  # the published page policy's own name
+    assert (imp["policy"] == "test-policy").all()
+    assert (imp["model_version"] == served.version).all()

@@ -113,7 +113,7 @@ def test_cli_serve_backend_ray(model_dir, pg_url: str, tmp_path) -> None:
     port = free_port()
     ray_tmp = tempfile.mkdtemp(prefix="rp-ray-", dir="/tmp")
     env = {**os.environ, "PYTHONPATH": str(SRC), "REELPICK_API_KEY": API_KEY,
-           "RAY_TMPDIR": ray_tmp, "REELPICK_N_ROWS": "3", "REELPICK_N_POSITIONS": "4"}
+           "RAY_TMPDIR": ray_tmp}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from reelpick.cli import main; main()", "serve",
          "--backend", "ray", "--replicas", "2", "--replica-cpus", "0.5",

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reelpick.serve.model_dir import MANIFEST, TrainConfig, publish, read_manifest
+from reelpick.serve.model_dir import MANIFEST, read_manifest
 from reelpick.serve.settings import Settings
-from tests.serve.conftest import ServerProcess
+from tests.serve.conftest import ServerProcess, publish_test_policy
 
 
 def served_versions(url: str, n: int = 24) -> set[str]:
@@ -40,15 +40,14 @@ def wait_for(url: str, version: str, seconds: float = 60.0) -> set[str]:
 def test_every_worker_picks_up_a_published_version(tmp_path: Path, sim_tables: dict[str, Any]
                                                    ) -> None:
     model = tmp_path / "model"
-    publish(model, **sim_tables, config=TrainConfig(factors=8, iterations=3))
-    first = read_manifest(model)["version"]
-    settings = Settings(model_dir=model, data_dir=tmp_path / "data", n_rows=3, n_positions=4)
+    first = publish_test_policy(model, sim_tables)["version"]
+    settings = Settings(model_dir=model, data_dir=tmp_path / "data")
     srv = ServerProcess(settings, workers=2, env={"REELPICK_WATCH_SECONDS": "0.2"})
     srv.start(timeout=120)
     try:
         assert served_versions(srv.url) == {first}
-        publish(model, **sim_tables, config=TrainConfig(factors=8, iterations=3, seed=5))
-        second = read_manifest(model)["version"]
+        second = publish_test_policy(model, sim_tables, seed=5)["version"]
+        assert read_manifest(model)["version"] == second
         assert second != first
         assert wait_for(srv.url, second) == {second}  # no POST /v1/admin/reload was sent
         # a publication that cannot load: the old model keeps serving on every worker

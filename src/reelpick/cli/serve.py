@@ -142,7 +142,8 @@ def demo_policy_dir(settings: Any) -> Path:
     world = World(WorldConfig.preset(settings.demo_preset), seed=0)
     log = world.simulate(PopularPolicy(epsilon=0.5, artwork="random"), DEMO_VISITS)
     cfg = PagePolicyConfig(n_rows=world.config.page_rows,
-                           n_positions=world.config.page_positions, epsilon=settings.epsilon)
+                           n_positions=world.config.page_positions,
+                           epsilon=settings.demo_epsilon)
     policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
                                artworks=world.artworks(), interactions=log.interactions(),
                                config=cfg, name="demo")

@@ -1,15 +1,14 @@
-"""``reelpick train``: train the page policy candidates (or the ALS serving model) from logs.
+"""``reelpick train``: train page policy candidates from logs.
 
-``--policy page`` (the default when ``--logs`` holds ``impressions``) trains
-:class:`reelpick.page.PagePolicy` candidates, one per combination of ``--set`` values, each
-saved as a policy folder under ``--out`` (see :mod:`reelpick.cli.page`). ``--policy als``:
+Trains :class:`reelpick.page.PagePolicy` candidates, one per combination of ``--set`` values,
+each saved as a policy folder under ``--out`` (see :mod:`reelpick.cli.page`); ``reelpick
+promote`` publishes one into the model directory the service loads. From ``impressions`` +
+``outcomes`` (the service's exported log, or ``reelpick simulate``'s) the ranker learns from
+the logged pages; from plays alone (``interactions`` + ``titles``, or a dataset folder) from
+pseudo-pages (:mod:`reelpick.page.implicit`). ``--policy page`` is the only policy: the ALS
+model directory (``--policy als``) was removed with the service's second page composer.
 
-reads ``interactions``, ``titles`` (and ``members``, ``artworks`` when present) ``.parquet`` from
-``--logs`` (the output of ``reelpick simulate``), trains ALS and context popularity, and
-publishes a new version in ``--out`` (npz and JSON, no pickle; ``manifest.json`` replaced
-atomically, so a running server can ``POST /v1/admin/reload`` at any time).
-
-Example: ``reelpick train --logs runs/sim --out runs/model``
+Example: ``reelpick train --logs runs/sim --out runs/cand --set epsilon=0.05,0.2``
 
 ``reelpick train-seq`` trains the contextual sequence model (``seq``) on the same folders and
 writes its ``.npz``; ``--backend ray`` trains it data-parallel with Ray Train
@@ -31,55 +30,39 @@ from reelpick.cli._common import (
     console,
     fail,
 )
-from reelpick.serve.model_dir import TrainConfig, train_model_dir
 
 
 def train(
     logs: Annotated[Path, typer.Option("--logs", help="Folder with the logged tables: "
-                                       "impressions + outcomes (page policy; titles/artworks "
-                                       "here or in --catalog), or interactions + titles (ALS), "
-                                       "or a dataset folder (MovieLens, interactions.csv).",
+                                       "impressions + outcomes (titles/artworks here or in "
+                                       "--catalog), or plays alone: interactions + titles, or "
+                                       "a dataset folder (MovieLens, interactions.csv).",
                                        exists=True, file_okay=False)],
-    out: Annotated[Path, typer.Option("--out", help="Page policy: folder of candidate policy "
-                                      "folders. ALS: model directory to publish into.",
+    out: Annotated[Path, typer.Option("--out", help="Folder of candidate policy folders.",
                                       file_okay=False)],
     policy: Annotated[str, typer.Option(
-        "--policy", help="page (the shipped PagePolicy: sources + LightGBM ranker + artwork "
-        "bandit + exploration, trained from impressions/outcomes), als (ALS + context "
-        "popularity from interactions), or auto (page when --logs has impressions)")] = "auto",
+        "--policy", help="page: the shipped PagePolicy (sources + LightGBM ranker + artwork "
+        "bandit + exploration), the only one (auto is the same)")] = "page",
     settings: Annotated[list[str] | None, typer.Option(
-        "--set", help="Page policy: KEY=V1[,V2...] of PagePolicyConfig (repeatable); every "
-        "combination is one candidate, e.g. --set epsilon=0.05,0.2 --set artwork=thompson")]
-    = None,
+        "--set", help="KEY=V1[,V2...] of PagePolicyConfig (repeatable); every combination is "
+        "one candidate, e.g. --set epsilon=0.05,0.2 --set artwork=thompson")] = None,
     catalog: Annotated[Path | None, typer.Option(
-        "--catalog", help="Page policy: where titles.parquet (artworks.parquet) are when not "
-        "in --logs: a folder, a saved policy, or the served model directory",
+        "--catalog", help="Where titles.parquet (artworks.parquet) are when not in --logs: a "
+        "folder, a saved policy, or the served model directory",
         exists=True, file_okay=False)] = None,
     until: Annotated[int | None, typer.Option(
-        "--until", help="Page policy: learn only from what was logged before this Unix time "
-                        "(a time split; later logs stay for `reelpick ope`)")] = None,
-    factors: Annotated[int, typer.Option("--factors", min=1, help="ALS factors.")] = 64,
-    iterations: Annotated[int, typer.Option("--iterations", min=1, help="ALS sweeps.")] = 15,
+        "--until", help="Learn only from what was logged before this Unix time (a time "
+                        "split; later logs stay for `reelpick ope`)")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
 ) -> None:
-    """Train the page policy candidates (or the ALS serving model) from logs."""
-    if policy not in ("auto", "page", "als"):
-        fail(f"--policy: expected page, als or auto, got {policy!r}")
-    if policy == "auto":
-        has_imp = any((logs / f"impressions{e}").exists() for e in (".parquet", ".csv"))
-        policy = "page" if has_imp else "als"
-    if policy == "page":
-        _train_page(logs, out, settings or [], catalog, until, seed)
-        return
-    try:
-        manifest = train_model_dir(logs, out, TrainConfig(factors=factors, iterations=iterations,
-                                                           seed=seed))
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-        return
-    console.print(f"published model {manifest['version']} to {out} "
-                  f"({manifest['n_titles']:,} titles, {manifest['n_members']:,} members, "
-                  f"{manifest['n_interactions']:,} plays, {manifest['seconds']:.1f} s)")
+    """Train page policy candidates from logs."""
+    if policy == "als":
+        fail("--policy als was removed: the service serves one page policy; train it with "
+             "--policy page (from impressions + outcomes, or from plays alone) and publish it "
+             "with `reelpick promote`")
+    if policy not in ("page", "auto"):
+        fail(f"--policy: expected page, got {policy!r}")
+    _train_page(logs, out, settings or [], catalog, until, seed)
 
 
 def _train_page(logs: Path, out: Path, settings: list[str], catalog: Path | None,

@@ -17,7 +17,9 @@ Array names and shapes (``n`` visits, ``T`` titles, ``S`` slots per page):
     ``titles (n, S)`` title indices (``-1`` = empty slot), ``artworks (n, S)`` variant index
     ``0..n_variants-1`` within the title, ``row_index (n, S)``, ``position (n, S)``,
     ``propensity (n, S)`` = P(this title is shown in this slot | visit), ``artwork_propensity
-    (n, S)`` = P(this variant | title shown), ``row_labels`` indexed by ``row_index``.
+    (n, S)`` = P(this variant | title shown), ``row_labels`` indexed by ``row_index``;
+    optionally ``score (n, S)``, the ranking score of each slot's title (NaN where none), for
+    explanations only (never a propensity).
 ``Marginals`` (optional, for exact policy values)
     ``title_slot (n, T, S)`` = P(title t in slot s | visit), ``slot_row (S,)``,
     ``slot_position (S,)``, ``artwork (n, n_artworks)`` = P(variant | title shown) over the flat
@@ -123,6 +125,9 @@ class PageBatch:
     #: model of a greedy-winner policy), logged as ``page_source``.
     slot_label: np.ndarray | None = None
     source: np.ndarray | None = None
+    #: optional ``(n, S)`` ranking score of each slot's title (e.g. a ranker's predicted
+    #: p(play)), NaN where the policy has none: what the service's explain view shows
+    score: np.ndarray | None = None
 
     @classmethod
     def grid(cls, titles: np.ndarray, *, n_rows: int, n_positions: int, propensity: np.ndarray,

@@ -43,8 +43,9 @@ class PopularityScorer:
 
 #: A page with per-visit annotations: ``slot_label (n, S)``, the row label of each slot (rows
 #: differ per member and context), and ``source (n,)``, who made the page (e.g. the winning
-#: model). Both are fields of the world's :class:`PageBatch` and reach the logs (``row``,
-#: ``page_source``); the name is kept for the policies that return annotated pages.
+#: model), and ``score (n, S)``, a ranker's score of each slot's title. They are fields of the
+#: world's :class:`PageBatch`; the first two reach the logs (``row``, ``page_source``), the
+#: score the service's answer. The name is kept for the policies that return annotated pages.
 AnnotatedPageBatch = PageBatch
 
 

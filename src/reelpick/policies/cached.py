@@ -37,6 +37,9 @@ from reelpick.policies.base import AnnotatedPageBatch, grid_page
 
 __all__ = ["CachedPagePolicy"]
 
+#: a remembered page: its titles, and its slot labels and scores when the base policy gives them
+_Entry = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+
 
 class CachedPagePolicy:
     """``base``'s pages, remembered per visit key (module docstring)."""
@@ -48,8 +51,7 @@ class CachedPagePolicy:
                              f"{bucket_seconds!r}, {max_entries!r}")
         self.base, self.bucket, self.max_entries = base, int(bucket_seconds), int(max_entries)
         self.name = str(base.name)
-        self._pages: OrderedDict[tuple[int, ...], tuple[np.ndarray, np.ndarray | None]] = \
-            OrderedDict()
+        self._pages: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
         self.hits = self.misses = 0
 
     @property
@@ -76,8 +78,10 @@ class CachedPagePolicy:
             sub = dataclasses.replace(sub, timestamp=sub.timestamp // self.bucket * self.bucket)
             page = self.base.choose(sub, rng)
             labels = getattr(page, "slot_label", None)
+            score = getattr(page, "score", None)
             for j, i in enumerate(miss):
-                entry = (page.titles[j].copy(), None if labels is None else labels[j].copy())
+                entry = (page.titles[j].copy(), None if labels is None else labels[j].copy(),
+                         None if score is None else score[j].copy())
                 found[i] = entry
                 if keys[i] not in self._pages:
                     self._pages[keys[i]] = entry
@@ -85,8 +89,10 @@ class CachedPagePolicy:
                 self._pages.popitem(last=False)
         self.misses += int(miss.size)
         self.hits += n - int(miss.size)
-        pages = cast(list[tuple[np.ndarray, np.ndarray]], found)  # every visit filled above
+        pages = cast(list[_Entry], found)  # every visit filled above
         titles = np.stack([f[0] for f in pages]) if n else np.zeros((0, S), np.int64)
-        has_labels = n > 0 and all(f[1] is not None for f in pages)
-        extra = {"slot_label": np.stack([f[1] for f in pages])} if has_labels else {}
+        extra = {}
+        for k, name in ((1, "slot_label"), (2, "score")):  # annotations every page has
+            if n > 0 and all(f[k] is not None for f in pages):
+                extra[name] = np.stack([f[k] for f in pages])  # type: ignore[misc]
         return grid_page(titles, visits, np.ones(titles.shape), "Row", **extra)

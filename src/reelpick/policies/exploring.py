@@ -59,10 +59,13 @@ def _annotated(visits: VisitBatch, base: AnnotatedPageBatch, titles: np.ndarray,
         nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
         arts = np.where(titles >= 0, (rng.random(titles.shape) * nv).astype(np.int64), 0)
         aprop = np.where(titles >= 0, 1.0 / nv, 1.0)
+    score = getattr(base, "score", None)
+    if score is not None:  # the base's score where its title stayed, NaN for explored ones
+        score = np.where((titles == base.titles) & (titles >= 0), score, np.nan)
     return AnnotatedPageBatch(
         titles=titles, artworks=arts, row_index=base.row_index, position=base.position,
         propensity=prop, artwork_propensity=aprop, row_labels=base.row_labels,
-        slot_label=getattr(base, "slot_label", None), source=source)
+        slot_label=getattr(base, "slot_label", None), source=source, score=score)
 
 
 @dataclass(frozen=True, eq=False)

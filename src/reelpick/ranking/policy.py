@@ -51,7 +51,7 @@ class RankerPagePolicy:
         del rng
         pages = self.pages(visits)
         return grid_page(pages.titles, visits, np.ones(pages.titles.shape), "Row",
-                         slot_label=pages.slot_label)
+                         slot_label=pages.slot_label, score=pages.score)
 
     def marginals(self, visits: VisitBatch) -> Marginals:
         m = onehot_marginal(self.pages(visits).titles, visits.catalog.n_titles)

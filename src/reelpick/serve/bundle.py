@@ -1,10 +1,10 @@
 """What the service holds and swaps on reload: the catalogue and the page provider, together.
 
 :func:`load_bundle` reads ``settings.model_dir`` (its ``manifest.json`` names the current
-version): a saved :class:`~reelpick.page.PagePolicy` (``reelpick promote``) is served by
-:class:`~reelpick.serve.policy_provider.PagePolicyProvider`; an ALS model directory
-(``reelpick train --policy als``) by the ALS provider. The service never simulates: ``reelpick
-serve`` without a model directory builds a demo policy before it starts
+version): a saved :class:`~reelpick.page.PagePolicy` (``reelpick promote``), served by
+:class:`~reelpick.serve.policy_provider.PagePolicyProvider` (the one way pages are composed).
+The service never simulates: ``reelpick serve`` without a model directory builds a demo policy
+before it starts
 (:func:`reelpick.cli.serve.demo_policy_dir`). Tests pass their own loader to
 :func:`reelpick.serve.create_app`.
 """
@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reelpick.serve.catalog import Catalog
-from reelpick.serve.default_provider import EpsilonGreedyProvider
-from reelpick.serve.model_dir import POLICY_KIND, read_manifest
+from reelpick.serve.model_dir import MANIFEST, POLICY_KIND, read_manifest
 from reelpick.serve.provider import HomepageProvider
 from reelpick.serve.render import PageRenderer
 from reelpick.serve.settings import Settings
@@ -56,21 +55,21 @@ BundleLoader = Callable[[Settings], ModelBundle]
 
 
 def load_bundle(settings: Settings) -> ModelBundle:
-    """The default loader: the current version of ``settings.model_dir`` (or the demo model)."""
+    """The default loader: the current version of ``settings.model_dir``, a published page
+    policy (:class:`ValueError` naming the manifest for anything else)."""
     model_dir = settings.model_dir
     if model_dir is None:
         raise ValueError("no model directory: set REELPICK_MODEL_DIR (or --model-dir) to the "
-                         "output of `reelpick promote` / `reelpick train`; `reelpick serve` "
-                         "without one builds a demo policy first")
+                         "output of `reelpick promote`; `reelpick serve` without one builds a "
+                         "demo policy first")
     manifest = read_manifest(model_dir)
-    version_dir = Path(model_dir) / manifest["path"]
-    if manifest.get("kind") == POLICY_KIND:
-        from reelpick.serve.policy_provider import PagePolicyProvider
+    if manifest.get("kind") != POLICY_KIND:
+        raise ValueError(f"{Path(model_dir) / MANIFEST}: kind {manifest.get('kind')!r} is not a "
+                         f"published page policy ({POLICY_KIND!r}); the ALS model directory "
+                         "(`reelpick train --policy als`) is no longer served: train with "
+                         "`reelpick train --policy page` and publish with `reelpick promote`")
+    from reelpick.serve.policy_provider import PagePolicyProvider  # LightGBM: load on use
 
-        pp = PagePolicyProvider.from_dir(version_dir, version=manifest["version"])
-        return ModelBundle(pp.catalog, pp, manifest)
-    provider = EpsilonGreedyProvider.from_dir(
-        version_dir, version=manifest["version"], n_rows=settings.n_rows,
-        n_positions=settings.n_positions, epsilon=settings.epsilon,
-        context_weight=settings.context_weight, artwork=settings.artwork)
-    return ModelBundle(provider.catalog, provider, manifest)
+    pp = PagePolicyProvider.from_dir(Path(model_dir) / manifest["path"],
+                                     version=manifest["version"])
+    return ModelBundle(pp.catalog, pp, manifest)

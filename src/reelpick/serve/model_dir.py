@@ -1,61 +1,34 @@
-"""The model directory the service loads: trained by ``reelpick train``, swapped atomically.
+"""The model directory the service loads: page policies published by ``reelpick promote``,
+swapped atomically.
 
 Layout (no pickle anywhere)::
 
-    MODEL_DIR/manifest.json                 {"format": 1, "version": V, "path": "versions/V", ...}
-    MODEL_DIR/versions/V/als.npz            ALS factors + vocabularies (reelpick.models format)
-    MODEL_DIR/versions/V/context.npz        play counts by device x hour bucket, country, total
-    MODEL_DIR/versions/V/catalog.json       titles, artworks, members, countries, genres
+    MODEL_DIR/manifest.json     {"format": 1, "kind": "reelpick.page-policy", "version": V,
+                                 "path": "versions/V", ...}
+    MODEL_DIR/versions/V/       a saved :class:`reelpick.page.PagePolicy` (policy.json,
+                                catalog.json, sources, ranker, artwork bandit)
 
-A new training run writes a new ``versions/V`` folder and then replaces ``manifest.json`` with
-``os.replace`` (atomic), so a service reloading at any moment reads either the old or the new
-model, never a mix. The two newest versions are kept.
-
-Context popularity: ``hour`` is bucketed into :data:`HOUR_BUCKETS` buckets of
-``24 / HOUR_BUCKETS`` hours; plays are counted per (device, bucket) and per country.
+:func:`publish_policy` copies a saved policy to a new ``versions/V`` folder and then replaces
+``manifest.json`` with ``os.replace`` (atomic), so a service reloading at any moment reads
+either the old or the new policy, never a mix. The two newest versions are kept.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-
-from reelpick.data.catalog import catalog_json as _catalog_json
-from reelpick.data.schema import DEVICES, INTERACTIONS, MEMBERS, TITLES
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-HOUR_BUCKETS = 6
 KEEP_VERSIONS = 2
 #: ``kind`` of a manifest whose versions are saved :class:`reelpick.page.PagePolicy` folders
 POLICY_KIND = "reelpick.page-policy"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of ``reelpick train`` (validated at construction)."""
-
-    factors: int = 64
-    iterations: int = 15
-    regularization: float = 5.0
-    alpha: float = 4.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, ok in (("factors", self.factors >= 1), ("iterations", self.iterations >= 1),
-                         ("regularization", self.regularization >= 0),
-                         ("alpha", self.alpha > 0), ("seed", self.seed >= 0)):
-            if not ok:
-                raise ValueError(f"TrainConfig.{name}: invalid value {getattr(self, name)!r}")
 
 
 def read_logs(logs: str | Path) -> dict[str, pd.DataFrame]:
@@ -83,65 +56,6 @@ def read_logs(logs: str | Path) -> dict[str, pd.DataFrame]:
         elif name in ("interactions", "titles"):
             raise FileNotFoundError(f"{path}: missing (expected the output of reelpick simulate)")
     return out
-
-
-def train_model_dir(logs: str | Path, out: str | Path, config: TrainConfig | None = None
-                    ) -> dict[str, Any]:
-    """Train from a logs folder and publish a new version in ``out``. Returns the manifest."""
-    tables = read_logs(logs)
-    return publish(out, **tables, config=config or TrainConfig())
-
-
-def publish(out: str | Path, *, interactions: pd.DataFrame, titles: pd.DataFrame,
-            members: pd.DataFrame | None = None, artworks: pd.DataFrame | None = None,
-            config: TrainConfig | None = None) -> dict[str, Any]:
-    """Train on the given tables and publish them as a new version of model directory ``out``."""
-    from reelpick.models import ALS  # the model zoo imports torch: keep it out of the server
-
-    config = config or TrainConfig()
-    t0 = time.perf_counter()
-    titles = TITLES.validate(titles, source="titles")
-    inter = INTERACTIONS.validate(interactions, source="interactions")
-    members = MEMBERS.validate(members if members is not None else pd.DataFrame(
-        {"member_id": pd.unique(inter["member_id"])}), source="members")
-    known = inter["title_id"].isin(set(titles["title_id"]))
-    dropped = int((~known).sum())
-    inter = inter[known].reset_index(drop=True)
-    if len(inter) == 0:
-        raise ValueError("interactions: no rows with a title in the catalogue")
-    catalog = _catalog_json(titles, members, artworks, inter)
-    als = ALS(factors=config.factors, iterations=config.iterations,
-              regularization=config.regularization, alpha=config.alpha,
-              random_state=config.seed).fit(inter, titles=titles["title_id"].tolist())
-    counts: dict[str, Any] = _context_counts(inter, titles["title_id"], catalog["countries"])
-
-    out = Path(out)
-    staging = out / "versions" / f".staging-{os.getpid()}-{time.time_ns()}"
-    staging.mkdir(parents=True)
-    als.save(staging / "als.npz")
-    with open(staging / "context.npz", "wb") as fh:
-        np.savez_compressed(fh, **counts)
-    (staging / "catalog.json").write_text(json.dumps(catalog))
-    digest = hashlib.sha256()
-    for name in ("als.npz", "context.npz", "catalog.json"):
-        digest.update((staging / name).read_bytes())
-    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + digest.hexdigest()[:8]
-    final = out / "versions" / version
-    if final.exists():
-        shutil.rmtree(staging)
-    else:
-        os.replace(staging, final)
-    manifest = {
-        "format": FORMAT, "version": version, "path": f"versions/{version}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "train": asdict(config), "hour_buckets": HOUR_BUCKETS,
-        "n_titles": len(titles), "n_members": int(len(als.member_vocab_)),
-        "n_interactions": len(inter), "dropped_interactions": dropped,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    _write_manifest(out, manifest)
-    _prune(out, keep=version)
-    return manifest
 
 
 def publish_policy(out: str | Path, policy_dir: str | Path, *, extra: dict[str, Any] | None = None
@@ -205,22 +119,3 @@ def _prune(out: Path, keep: str) -> None:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
 
-
-def _context_counts(inter: pd.DataFrame, title_ids: pd.Series, countries: list[str]
-                    ) -> dict[str, np.ndarray]:
-    T = len(title_ids)
-    idx = pd.Index(title_ids).get_indexer(inter["title_id"])
-    total = np.bincount(idx, minlength=T).astype(np.float64)
-    dev_hour = np.zeros((len(DEVICES), HOUR_BUCKETS, T))
-    country = np.zeros((len(countries), T))
-    if "device" in inter.columns and "hour" in inter.columns:
-        d = pd.Index(DEVICES).get_indexer(inter["device"].astype(str))
-        h = inter["hour"].to_numpy(dtype=float)
-        ok = (d >= 0) & ~np.isnan(h)
-        b = (h[ok] * HOUR_BUCKETS // 24).astype(np.int64)
-        np.add.at(dev_hour, (d[ok], b, idx[ok]), 1.0)
-    if "country" in inter.columns:
-        k = pd.Index(countries).get_indexer(inter["country"].astype(str))
-        ok = k >= 0
-        np.add.at(country, (k[ok], idx[ok]), 1.0)
-    return {"total": total, "device_hour": dev_hour, "country": country}

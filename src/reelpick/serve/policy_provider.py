@@ -4,8 +4,10 @@
 requests ``(member_id, context)`` into a :class:`~reelpick.decision.VisitBatch` of the policy,
 lets the policy choose (sources, ranker, rows, exploration, artwork bandit: the same code the
 simulator and the loop run), and hands the pages back with the exact title-in-slot and artwork
-propensities the policy reported, which the service logs. Nothing is composed here: a page the
-service answers is exactly a page of the policy.
+propensities the policy reported, which the service logs, and the ranker's predicted p(play)
+of each slot it ranked (``score``, NaN on an explored page's drawn titles; what the web page's
+Explain shows). Nothing is composed here: a page the service answers is exactly a page of the
+policy.
 
 Example
 -------
@@ -109,7 +111,8 @@ class PagePolicyProvider:
             row_index=dense, position=pages.position[i, shown].astype(np.int32),  # type: ignore
             propensity=pages.propensity[i, shown].astype(float),  # type: ignore[attr-defined]
             artwork_propensity=pages.artwork_propensity[i, shown].astype(float),  # type: ignore
-            score=np.full(shown.size, np.nan), score_text=[b"null"] * shown.size,
+            score=(pages.score[i, shown].astype(float) if pages.score is not None  # type: ignore
+                   else np.full(shown.size, np.nan)),
             explored=np.full(shown.size, explored),
             row_labels=tuple(row_labels),
             row_reasons=tuple("uniform exploration" if explored else "ranked for you"

@@ -16,10 +16,7 @@ Slot arrays (``S`` shown slots, in row-major order): ``title_ids (S,)``, ``artwo
 ``explored (S,)`` (``True`` where the slot was filled by exploration rather than the ranking).
 Optionally ``title_index (S,)`` and ``artwork_index (S,)``: the same titles and artworks as
 positions in the bundle catalogue's ``title_ids`` / ``artwork_ids`` (a provider that has them
-passes them on; the service then serialises the page by index instead of looking ids up), and
-``score_text (S,)``: each score as the bytes of its JSON number (shortest round trip, ``null``
-when not finite; a provider that keeps them passes them on, the service then does not format
-the scores).
+passes them on; the service then serialises the page by index instead of looking ids up).
 
 Example
 -------
@@ -67,7 +64,6 @@ class Page:
     cold_start: bool = False
     title_index: np.ndarray | None = None
     artwork_index: np.ndarray | None = None
-    score_text: Sequence[bytes] | None = None
 
     @property
     def n_slots(self) -> int:
@@ -78,7 +74,7 @@ class Page:
         is outside (0, 1] or a row index is outside ``row_labels``."""
         n = self.n_slots
         for name in ("artwork_ids", "row_index", "position", "propensity", "artwork_propensity",
-                     "score", "explored", "title_index", "artwork_index", "score_text"):
+                     "score", "explored", "title_index", "artwork_index"):
             if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"Page.{name}: length {len(getattr(self, name))} != {n}")
         if len(set(self.title_ids)) != n:

@@ -11,9 +11,8 @@ requests, without a Python loop over the slots. A slot is four fragments:
    same for every page with this row label, row and propensity, so it is built once per
    (label, row, first slot, propensity) for a whole row; slots that explored, or whose
    propensity is not the row's, get their own;
-3. the score (the page's ``score_text`` when the provider gives it, else one Rust call for
-   the pages, ``pydantic_core.to_json``: the shortest text that reads back as the same float;
-   Python's ``repr`` costs ~0.5 µs a float);
+3. the score (one Rust call for the pages, ``pydantic_core.to_json``: the shortest text that
+   reads back as the same float; Python's ``repr`` costs ~0.5 µs a float);
 4. ``,"title_id":…,"name":…,"artwork_id":…,"artwork_url":…,"artwork_propensity":…},`` then the
    next slot's opening: one string per artwork (its title's id and name, and the propensity of
    a uniform choice among the title's variants), built once per model load and picked by the
@@ -180,8 +179,7 @@ class PageRenderer:
         self._head = f',"policy":{_dumps(policy)},"model_version":{_dumps(model_version)}'
         self.policy, self.model_version = policy, model_version
         self._lock = threading.Lock()
-        self._layouts: dict[tuple[int, int], tuple[Any, Any, _Layout]] = {}
-        self._layouts_by_content: dict[tuple[int, str, str, bytes, bytes], _Layout] = {}
+        self._layouts: dict[tuple[int, str, str, bytes, bytes], _Layout] = {}
         self._row_runs: dict[tuple[str, int, int, int, float, bool], list[bytes]] = {}
         self._turns: dict[tuple[int, str, str], bytes] = {}
         self._by_index = catalog is not None
@@ -248,17 +246,12 @@ class PageRenderer:
         return out
 
     def _layout(self, ri: np.ndarray, pos: np.ndarray, R: int) -> _Layout | None:
-        """The row structure (``None`` when the slots are not in row-major order), kept per
-        array pair when both are read-only (providers share them between pages)."""
-        key = (id(ri), id(pos))
+        """The row structure (``None`` when the slots are not in row-major order), kept by
+        content (pages share a few layouts)."""
+        key = (R, ri.dtype.str, pos.dtype.str, ri.tobytes(), pos.tobytes())
         hit = self._layouts.get(key)
-        if hit is not None and hit[0] is ri and hit[1] is pos:
-            return hit[2]
-        shared = not ri.flags.writeable and not pos.flags.writeable
-        if not shared:  # a page's own arrays: kept by content (pages share a few layouts)
-            ckey = (R, ri.dtype.str, pos.dtype.str, ri.tobytes(), pos.tobytes())
-            if ckey in self._layouts_by_content:
-                return self._layouts_by_content[ckey]
+        if hit is not None:
+            return hit
         S = len(ri)
         change = np.flatnonzero(ri[1:] != ri[:-1])
         # rows 0..R-1 in order, each non-empty, and positions that fit the keys
@@ -272,14 +265,9 @@ class PageRenderer:
         counting = bool((pos == np.arange(S) - starts).all())
         out = _Layout(ends, list(map(_ROWPOS.__getitem__, rowpos)), counting, ri.tolist())
         with self._lock:
-            if shared:
-                if len(self._layouts) >= 1024:
-                    self._layouts.clear()
-                self._layouts[key] = (ri, pos, out)
-            else:
-                if len(self._layouts_by_content) >= 4096:
-                    self._layouts_by_content.clear()
-                self._layouts_by_content[ckey] = out
+            if len(self._layouts) >= 4096:
+                self._layouts.clear()
+            self._layouts[key] = out
         return out
 
     def _row_run(self, label: str, r: int, start: int, n: int, prop: float,
@@ -368,16 +356,7 @@ class PageRenderer:
         odd = odd_at.tolist()
         odd_x = explored[odd_at].tolist()
         odd_p = prop[odd_at].tolist()
-        # the scores' text: the provider's where it gives it, else formatted here
-        given = [p.score_text is not None and len(p.score_text) == p.n_slots for p in pages]
-        if all(given):
-            scores: list[bytes] = []
-        elif not any(given):
-            scores = _numbers_bytes(cat("score", np.float64))
-        else:
-            scores = _numbers_bytes(np.concatenate(
-                [np.asarray(p.score, dtype=np.float64) if not g else np.zeros(p.n_slots)
-                 for p, g in zip(pages, given)]))
+        scores = _numbers_bytes(cat("score", np.float64))
         ok_pages = uniform.tolist()
         tails = self._art_tail[ai].tolist()
         if all(ok_pages):
@@ -387,8 +366,8 @@ class PageRenderer:
             heads_a = self._art_head[ai].tolist()
             aprops = _numbers_bytes(aprop)
         at = 0
-        for b, ((i, layout), ok, c, g, px) in enumerate(zip(todo, ok_pages, common.tolist(),
-                                                            given, page_x.tolist())):
+        for b, ((i, layout), ok, c, px) in enumerate(zip(todo, ok_pages, common.tolist(),
+                                                         page_x.tolist())):
             lo, hi = bounds[b], bounds[b + 1]
             j = bisect_left(odd, hi, at)
             page_id, member, page, context = items[i]
@@ -398,7 +377,7 @@ class PageRenderer:
                 out[i] = self._page_by_index(
                     page_id, member, page, context, layout, c,
                     [(s - lo, x, p) for s, x, p in zip(odd[at:j], odd_x[at:j], odd_p[at:j])],
-                    page.score_text if g else scores[lo:hi],  # type: ignore[arg-type]
+                    scores[lo:hi],
                     tails[lo:hi] if ok else None,
                     None if ok else (heads_a[lo:hi], aprops[lo:hi]), px)
             at = j

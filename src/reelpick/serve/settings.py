@@ -5,8 +5,8 @@ Every field has an environment variable named ``REELPICK_`` + the field name in 
 invalid value raises :class:`pydantic.ValidationError` naming the field.
 
 >>> s = Settings(api_key="k", data_dir="/tmp/rp")
->>> s.db_path.name, s.n_slots
-('events.sqlite3', 200)
+>>> s.db_path.name, s.log_backend
+('events.sqlite3', 'sqlite')
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REELPICK_", extra="forbid", frozen=True)
 
-    #: Model directory written by ``reelpick train`` (``manifest.json`` inside). ``None``: train a
-    #: small model on a simulated world at start-up (demo and tests).
+    #: Model directory a page policy is published into by ``reelpick promote`` (``manifest.json``
+    #: inside); the page shape, exploration and artwork choice are the policy's own. ``None``:
+    #: ``reelpick serve`` builds a demo policy first (``demo_preset``, ``demo_epsilon``).
     model_dir: Path | None = None
     #: Folder of the event log (``events.sqlite3``), created when missing.
     data_dir: Path = Path("reelpick-data")
@@ -33,18 +34,14 @@ class Settings(BaseSettings):
     #: Key required by ``/v1/admin/*``; defaults to ``api_key``.
     admin_key: SecretStr | None = None
 
-    # page composition (default provider)
-    n_rows: int = Field(default=10, ge=1, le=50)
-    n_positions: int = Field(default=20, ge=1, le=100)
-    epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
-    context_weight: float = Field(default=0.5, ge=0.0, le=10.0)
-    artwork: Literal["random", "first"] = "random"
     #: Folder of artwork images named ``<artwork_id>.{png,jpg,webp,svg}``; otherwise SVGs are drawn.
     artwork_dir: Path | None = None
     #: Seed of the page randomness (``None``: fresh entropy per process).
     seed: int | None = None
-    #: World preset used when ``model_dir`` is ``None``.
+    #: World preset of the demo policy ``reelpick serve`` builds when ``model_dir`` is ``None``.
     demo_preset: str = "small"
+    #: Share of visits the demo policy explores (uniform pages); a published policy has its own.
+    demo_epsilon: float = Field(default=0.1, ge=0.0, lt=1.0)
     #: Check ``model_dir``'s manifest every this many seconds and load a newly published version
     #: (0: only ``POST /v1/admin/reload`` swaps). With several worker processes a reload request
     #: reaches one of them; the watch brings every worker to the published version.
@@ -80,10 +77,6 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "events.sqlite3"
-
-    @property
-    def n_slots(self) -> int:
-        return self.n_rows * self.n_positions
 
     def admin_secret(self) -> SecretStr | None:
         return self.admin_key if self.admin_key is not None else self.api_key

@@ -121,12 +121,17 @@ async function sendPlay(it, button) {
 
 function explain(it, row) {
   $("ex-title").textContent = it.name;
+  // score: the ranker's predicted play probability; null where the policy did not rank the
+  // title (a title an explored page drew uniformly)
+  const ranked = typeof it.score === "number" && isFinite(it.score);
   const facts = [
     ["row", `${row.label} (row ${row.row_index + 1}, position ${it.position + 1})`],
     ["why this row", row.reason],
-    ["how it got here", it.explored ? "exploration: a random eligible title"
-                                    : "ranking: best remaining score for this row"],
-    ["score", it.score.toFixed(3)],
+    ["how it got here", it.explored
+      ? "exploration: this visit got a uniformly random page of the available titles"
+      : "ranking: the ranker's best remaining titles for this row"],
+    ["score", ranked ? `${it.score.toFixed(3)} (predicted play probability)`
+                     : "not ranked (drawn by exploration)"],
     ["propensity", it.propensity.toPrecision(4)],
     ["artwork", `${it.artwork_id} (probability ${it.artwork_propensity.toPrecision(3)})`],
     ["policy", page.policy],
