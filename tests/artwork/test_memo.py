@@ -35,7 +35,10 @@ def test_memo_gives_identical_choices_and_clears_on_update(world, catalog, explo
     assert not memo._memo
     a = plain.select_for(member, device, titles, np.random.default_rng(3))
     b = memo.select_for(member, device, titles, np.random.default_rng(3))
-    np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=0)
+    # to the last bits: the memo computes its misses as another batch than the plain call (the
+    # matrix products and the variant columns used depend on the batch), 1 ulp seen here
+    np.testing.assert_allclose(a.propensity, b.propensity, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(a.artworks, b.artworks)
 
 
 def test_page_memo_serves_repeat_pages_exactly_and_forgets(world, catalog, explore_rows) -> None:
