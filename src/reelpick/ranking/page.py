@@ -126,9 +126,11 @@ class PageComposer:
                 & (cat.release_ts[None, :] <= requests.timestamp[:, None]))
 
     def candidates(self, requests: Requests, available: np.ndarray,
-                   scores: dict[str, np.ndarray]) -> np.ndarray:
+                   scores: dict[str, np.ndarray], genres: np.ndarray | None = None
+                   ) -> np.ndarray:
         """``(n, T)`` bool: union of each source's ``per_source`` best available titles plus
-        genre-row titles."""
+        genre-row titles (of ``genres (n, n_genre_rows)``, the members' top genres, computed
+        when not given)."""
         k = self.config.per_source
         n, T = available.shape
         cand = np.zeros((n, T), dtype=bool)
@@ -140,7 +142,7 @@ class PageComposer:
                 np.arange(T), (n, 1))
             cand[rows, top] |= np.isfinite(key[rows, top])
         if "genre" in self.config.rows and self.config.n_genre_rows:
-            for i, g in enumerate(self._top_genres(requests)):
+            for i, g in enumerate(self._top_genres(requests) if genres is None else genres):
                 for gg in g:
                     lst = self._genre_top[gg]
                     lst = lst[available[i, lst]][: 2 * self.config.n_positions]
@@ -168,7 +170,8 @@ class PageComposer:
         cfg = self.config
         avail = self.default_available(requests) if available is None else np.asarray(available)
         scores = self.source_scores(requests)
-        cand = self.candidates(requests, avail, scores)
+        genres = self._top_genres(requests) if "genre" in cfg.rows else None
+        cand = self.candidates(requests, avail, scores, genres)
         p = self.predict(requests, cand, scores)
         n, R, P = len(requests), cfg.n_rows, cfg.n_positions
         titles = np.full((n, R * P), -1, dtype=np.int64)
@@ -176,7 +179,6 @@ class PageComposer:
         row_label = np.full((n, R), "", dtype=object)
         row_kind = np.full((n, R), "", dtype=object)
         score = np.full((n, R * P), np.nan)
-        genres = self._top_genres(requests) if "genre" in cfg.rows else None
         anchors, by_anchor = (self._byw.anchor_scores(requests) if self._byw is not None
                               and "because" in cfg.rows else (None, None))
         decay = cfg.position_decay ** np.arange(P)
