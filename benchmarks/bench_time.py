@@ -303,10 +303,14 @@ the end of training), 1 thread; only its blend weight and prior half-life are tu
 (so for the earlier cut-offs its architecture was chosen on later data).
 """)
     cmd += f" --section {args.section}" if args.section != "time-splits" else ""
+    cmd += f" --note-file {args.note_file}" if args.note_file else ""
     title = "Time splits: personalised models vs recency-popularity (MovieLens-100K)"
     note = ""
     if args.section != "time-splits":
         title += f", {len(set(bt['cut']))} cut-offs"
+    if args.note_file:
+        note = "\n" + Path(args.note_file).read_text().strip() + "\n"
+    elif args.section != "time-splits":
         note = f"""
 The same protocol as the `time-splits` section with {len(set(bt['cut']))} backtest cut-offs and
 test windows {args.horizon:g} of the rows wide. This run was added after the five-cut-off run
@@ -381,6 +385,9 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--section", default="time-splits",
                     help="BENCHMARKS.md section (and results JSON) to write")
+    ap.add_argument("--note-file", default="",
+                    help="markdown printed under the section's header (e.g. a protocol "
+                         "declared and committed before the run)")
     args = ap.parse_args()
     out = run(args)
     body = report(out, args)
