@@ -324,20 +324,25 @@ class ThompsonArtwork(_LinearArtworkBandit):
         keys = ((member.astype(np.int64)[:, None] * 64 + device.astype(np.int64)[:, None]) * T
                 + titles)[shown]
         uniq, inv = np.unique(keys, return_inverse=True)
-        rows = [self._memo.get(int(k)) for k in uniq]
+        ul = uniq.tolist()
+        get = self._memo.get
+        rows = [get(k) for k in ul]
+        V = int(self.catalog.max_variants)
+        table = np.empty((len(ul), V))
         miss = np.array([i for i, r in enumerate(rows) if r is None], dtype=np.int64)
+        if miss.size < len(ul):
+            hit = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
+            table[hit] = np.stack([rows[i] for i in hit.tolist()])  # type: ignore[misc]
         if miss.size:
             k = uniq[miss]
             t, md = k % T, k // T
             p = self._win_probabilities(md // 64, md % 64, t[:, None])[:, 0, :]
-            for j, i in enumerate(miss):
-                rows[i] = p[j]
-                self._memo[int(uniq[i])] = p[j]
+            table[miss] = p
+            self._memo.update(zip(k.tolist(), p))      # rows of ``p``, never handed out
             if len(self._memo) > self._memo_max:
                 self._memo = _newest(self._memo, self._memo_max)
-        probs = np.zeros((n, S, int(self.catalog.max_variants)))
-        if rows:
-            probs[shown] = np.stack([r for r in rows if r is not None])[inv]
+        probs = np.zeros((n, S, V))
+        probs[shown] = table[inv]
         return probs
 
 
