@@ -33,7 +33,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from scipy.stats import rankdata, spearmanr  # noqa: E402
 
 import _world_sim as ws  # noqa: E402
 from reelpick.models import ALS  # noqa: E402
@@ -240,11 +240,30 @@ def one_world(i: int, sizes: list[int], truth_visits: int) -> dict:
                 truth_seconds=t_truth, runs=runs)
 
 
+#: Draws of the noise-only Spearman ceiling (:func:`spearman_ceiling`).
+CEILING_DRAWS = 500
+
+
+def spearman_ceiling(truth: np.ndarray, se: np.ndarray, seed: int) -> float:
+    """The mean Spearman to ``truth`` of an *unbiased* estimator whose errors are normal with
+    the estimator's own standard errors ``se``: what ranking accuracy the log allows at best
+    with intervals this wide (below 0.90 where the targets' true values differ by less than
+    the estimates' noise; no estimator of that precision can rank them better on average)."""
+    rng = np.random.default_rng([SEED, seed])
+    draws = truth[None, :] + rng.standard_normal((CEILING_DRAWS, truth.size)) * se[None, :]
+    rd = np.argsort(np.argsort(draws, axis=1), axis=1).astype(float)   # no ties: continuous
+    rt = rankdata(truth)
+    rd -= rd.mean(axis=1, keepdims=True)
+    rt = rt - rt.mean()
+    return float(np.mean(rd @ rt / (np.linalg.norm(rd, axis=1) * np.linalg.norm(rt))))
+
+
 def summarise(worlds: list[dict], sizes: list[int]) -> dict:
     table: dict = {}
     for n in sizes:
         for e in ESTIMATORS + ("dr_iid",):
             err, cover, cover_se, flagged, sp, sp_ok, flag_counts = [], [], [], [], [], [], {}
+            ceil = []
             for w in worlds:
                 run = next(r for r in w["runs"] if r["n_visits"] == n)
                 names = list(w["truth"])
@@ -265,6 +284,9 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 sp.append(rho)
                 ok = np.array([not r["flags"] for r in rows]) & fin
                 sp_ok.append(float(spearmanr(val[ok], tv[ok])[0]) if ok.sum() >= 5 else math.nan)
+                se = np.array([r["se"] for r in rows])
+                ceil.append(spearman_ceiling(tv[fin], np.nan_to_num(se[fin]), w["world"])
+                            if e != "dm" else math.nan)
             err_a, cov, fl = np.array(err), np.array(cover), np.array(flagged)
             cov_se = np.array(cover_se)
             nan = ~np.isfinite(err_a)
@@ -286,8 +308,18 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 spearman_share_ge_090=float(np.mean(np.array(sp) >= 0.90)),
                 spearman_min=float(np.min(sp)), spearman=sp,
                 spearman_unflagged=sp_ok,
+                spearman_unflagged_share_ge_090=float(np.mean(np.array(
+                    [x for x in sp_ok if np.isfinite(x)]) >= 0.90)) if np.isfinite(
+                    sp_ok).any() else math.nan,
+                spearman_ceiling=ceil,
+                ceiling_share_ge_090=(float(np.mean(np.array(ceil) >= 0.90)) if e != "dm"
+                                      else math.nan),
                 flag_counts=flag_counts)
     return table
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.0%}"
 
 
 def lines(res: dict) -> list[str]:
@@ -312,8 +344,9 @@ def lines(res: dict) -> list[str]:
            f"Seeds from `SEED = {SEED}`.", "",
            "| visits | estimator | bias | RMSE | coverage (all) | all, truth SE added | flagged | "
            "coverage (unflagged) | unflagged, truth SE added | Spearman median | p10 | "
-           "share >= 0.90 | Spearman median, unflagged targets |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "share >= 0.90 | Spearman median, unflagged targets | share >= 0.90, unflagged | "
+           "ceiling: share >= 0.90 |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         for e in ESTIMATORS + ("dr_iid",):
             r = t[f"{n}/{e}"]
@@ -327,18 +360,32 @@ def lines(res: dict) -> list[str]:
                        f"{r['coverage_unflagged']:.1%} of {r['n_unflagged']} | "
                        f"{r['coverage_unflagged_truth_se']:.1%} | {r['spearman_median']:.3f} | "
                        f"{r['spearman_p10']:.3f} | {r['spearman_share_ge_090']:.0%} | "
-                       f"{sp_ok_med:.3f} ({int(np.isfinite(sp_ok).sum())} worlds) |")
-    out += ["", "Flags raised (count of intervals):", "",
+                       f"{sp_ok_med:.3f} ({int(np.isfinite(sp_ok).sum())} worlds) | "
+                       f"{_pct(r.get('spearman_unflagged_share_ge_090', math.nan))} | "
+                       f"{_pct(r.get('ceiling_share_ge_090', math.nan))} |")
+    out += ["", "`Spearman median, unflagged targets` and `share >= 0.90, unflagged` rank only "
+            "the targets whose estimate carries no flag (worlds with at least 5 of them). "
+            "`ceiling` is what an *unbiased* estimator with the same standard errors would "
+            "reach: per world, the mean Spearman to the truth of the truth plus normal noise of "
+            "each estimate's own SE (`spearman_ceiling`, "
+            f"{CEILING_DRAWS} draws). Where the ceiling is below 0.90 the targets' true values "
+            "differ by less than the estimates' noise, so no estimator of that precision ranks "
+            "them to 0.90 on average: those worlds need a larger log (or a logger that "
+            "explores more where the targets go), not another estimator.", "",
+            "Flags raised (count of intervals):", "",
             "| visits | estimator | flags |", "|---|---|---|"]
     for n in sizes:
         for e in ESTIMATORS:
             fc = t[f"{n}/{e}"]["flag_counts"]
             shown = ", ".join(f"{k} {v}" for k, v in sorted(fc.items())) or "none"
             out.append(f"| {n:,} | {e} | {shown} |")
-    out += ["", f"Per world ({big:,} visits): DR Spearman, coverage of all / unflagged "
-            "intervals:", "", "| world | logger | titles x slots | Spearman | coverage | "
-            "unflagged coverage (n) |", "|---|---|---|---|---|---|"]
-    for w in res["worlds"]:
+    out += ["", f"Per world ({big:,} visits): DR Spearman (all targets, unflagged targets, "
+            "and the ceiling of an unbiased estimator with DR's SEs), coverage of all / "
+            "unflagged intervals:", "", "| world | logger | titles x slots | Spearman | "
+            "Spearman, unflagged | ceiling | coverage | unflagged coverage (n) |",
+            "|---|---|---|---|---|---|---|---|"]
+    dr = t[f"{big}/dr"]
+    for j, w in enumerate(res["worlds"]):
         run = next(r for r in w["runs"] if r["n_visits"] == big)
         names = list(w["truth"])
         rows = [run["rows"][k]["dr"] for k in names]
@@ -348,7 +395,10 @@ def lines(res: dict) -> list[str]:
         sp = spearmanr([r["value"] for r in rows], tv)[0]
         c = w["config"]
         out.append(f"| {w['world']} | {w['logger']} | {c['n_titles']} x "
-                   f"{c['page_rows'] * c['page_positions']} | {sp:.3f} | {np.mean(cov):.0%} | "
+                   f"{c['page_rows'] * c['page_positions']} | {sp:.3f} | "
+                   f"{dr['spearman_unflagged'][j]:.3f} | "
+                   f"{dr.get('spearman_ceiling', [math.nan] * (j + 1))[j]:.3f} | "
+                   f"{np.mean(cov):.0%} | "
                    f"{(np.mean(ok) if ok else math.nan):.0%} ({len(ok)}) |")
     return out
 
@@ -404,7 +454,10 @@ def main() -> None:
     text = [header("Off-policy evaluation over random worlds (`reelpick.ope`)",
                    f"nice .venv/bin/python {cmd}"), "",
             f"Total {res['seconds'] / 60:.1f} min of wall time summed over the runs (each 1 "
-            "thread, on 2 shared cores).", ""] + body
+            "thread, on 2 shared cores)."
+            + (" No world was simulated by this command: it re-summarises the merged results "
+               "(the commit above is the summary's, not the runs')." if args.worlds == 0
+               else ""), ""] + body
     write_section(args.out, "ope-random", "\n".join(text))
 
 
