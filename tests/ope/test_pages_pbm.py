@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from reelpick.ope import LoggedFeedback
-from reelpick.ope.pages import PageMarginals, expected_weight, position_based, rank_agreement
+from reelpick.ope.pages import (
+    PageMarginals,
+    examination_curve,
+    expected_weight,
+    organic_terms,
+    position_based,
+    rank_agreement,
+)
 from reelpick.ope.slate import PositionBasedIPS, PseudoInverse
 
 T, S, K = 30, 6, 3
@@ -227,3 +234,100 @@ def test_rank_agreement_says_when_candidates_cannot_be_told_apart() -> None:
     assert "cannot be told apart" in r["verdict"] and r["coverage"] == 1.0
     with pytest.raises(ValueError, match="one value per estimate"):
         rank_agreement(est, [1.0])
+
+
+# ---------------------------------------------------------------- organic plays (caused plays)
+def _organic_world(rng: np.random.Generator, n: int):
+    """Attractions ``g (n, T)`` and organic probabilities ``p0 = r q_t`` (one organic title per
+    visit with probability ``r``, drawn from ``q``): the most found titles are the least
+    attractive, so page plays and caused plays rank pages differently."""
+    q = np.sort(rng.dirichlet(np.full(T, 0.3)))[::-1]             # title 0 found most often
+    g = 0.15 * rng.beta(2.0, 5.0, (n, T)) * np.linspace(0.3, 1.0, T)[None, :]
+    return 0.5, q, g
+
+
+def _serve_organic(rng, m: PageMarginals, r: float, q: np.ndarray, g: np.ndarray):
+    titles, _ = _serve(rng, m)
+    n = titles.shape[0]
+    org = np.where(rng.random(n) < r, rng.choice(T, n, p=q), -1)
+    up = (1 - r * q[titles]) * np.take_along_axis(g, titles, 1) * E
+    plays = ((titles == org[:, None]) | (rng.random(titles.shape) < up)).astype(float)
+    off = (org >= 0) & ~(titles == org[:, None]).any(axis=1)
+    return titles, plays, np.flatnonzero(off), org[off]
+
+
+def test_organic_terms_on_policy_give_the_observed_plays() -> None:
+    """Target = logger: every weight is 1 and c = P(on the page), so ``plays_ips`` is exactly
+    the mean of the logged page plays plus the organic plays off the page."""
+    rng = np.random.default_rng(11)
+    r, q, g = _organic_world(rng, 300)
+    _, logger, _, _ = _setup(rng, 300)
+    titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
+    est = position_based(titles, plays, logger, logger, examination=E, organic=(ov, ot))
+    total = plays.sum(axis=1) + np.bincount(ov, minlength=300)
+    assert est["plays_ips"].value == pytest.approx(total.mean(), rel=1e-12)
+    assert est["ips"].value == pytest.approx(plays.sum(axis=1).mean(), rel=1e-12)
+
+
+def test_caused_plays_rank_pages_the_way_an_ab_test_does() -> None:
+    """Page ``found`` shows the titles members find on their own, page ``new`` the most
+    attractive of the rest. Page plays prefer ``found``; all plays (what an A/B test counts)
+    prefer ``new``. ``plays_dr`` estimates all plays without bias (its intervals cover) and
+    ranks the two rightly; the page-play estimate alone ranks them wrongly."""
+    rng = np.random.default_rng(12)
+    n = 3000
+    r, q, g = _organic_world(rng, n)
+    _, logger, _, _ = _setup(rng, n)
+    avail = np.full(n, T)
+    found = np.broadcast_to(np.arange(S), (n, S))                   # most found titles
+    rest = np.argsort(-(g * (1 - r * q)[None, :])[:, S:], axis=1)[:, :S] + S
+    pages = {"found": found, "new": rest}
+    truth = {k: r + float(((1 - r * q[p]) * np.take_along_axis(g, p, 1) * E).sum(axis=1).mean())
+             for k, p in pages.items()}
+    page_truth = {k: float((r * q[p] + (1 - r * q[p]) * np.take_along_axis(g, p, 1) * E)
+                           .sum(axis=1).mean()) for k, p in pages.items()}
+    assert page_truth["found"] > page_truth["new"] and truth["new"] > truth["found"]
+    covered, est_all = 0, {k: [] for k in pages}
+    for rep in range(4):
+        titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
+        for k, p in pages.items():
+            tm = PageMarginals(p[:, None, :], np.ones(1), 0.0, avail)
+            th = np.take_along_axis(g, p, 1)
+            est = position_based(titles, plays, tm, logger, examination=E,
+                                 q_logged=0.5 * np.take_along_axis(g, titles, 1) * E,
+                                 dm=0.5 * (th * E).sum(axis=1), organic=(ov, ot))
+            e = est["plays_dr"]
+            covered += e.lo <= truth[k] <= e.hi
+            est_all[k].append((e.value, est["dr"].value))
+    assert covered >= 7                                              # of 8 intervals
+    mean = {k: np.mean(v, axis=0) for k, v in est_all.items()}
+    assert mean["new"][0] > mean["found"][0]                         # caused: rightly
+    assert mean["new"][1] < mean["found"][1]                         # page plays: the other way
+
+
+def test_examination_net_of_organic_plays() -> None:
+    """Uniformly placed titles with plays ``p0 + e_s g``: the raw curve is flattened by the
+    organic part; with ``organic=p0`` it recovers ``e``."""
+    rng = np.random.default_rng(13)
+    R, P, n = 2, 4, 200_000
+    e = np.outer(0.7 ** np.arange(R), 0.8 ** np.arange(P))
+    row, pos = rng.integers(0, R, n), rng.integers(0, P, n)
+    p0, gg = 0.05, 0.2
+    play = (rng.random(n) < p0 + e[row, pos] * gg).astype(float)
+    raw = examination_curve(row, pos, play, R, P)
+    net = examination_curve(row, pos, play, R, P, organic=p0)
+    assert np.abs(net - e).max() < 0.05 < np.abs(raw - e).max()
+    with pytest.raises(ValueError, match="organic"):
+        examination_curve(row, pos, play, R, P, organic=1.0)
+
+
+def test_organic_terms_invalid_inputs() -> None:
+    m = PageMarginals.uniform_page(np.array([4, 4]), 2)
+    with pytest.raises(ValueError, match="visit/title"):
+        organic_terms(np.array([2]), np.array([0]), m, m, np.ones(2))
+    det = PageMarginals(np.array([[[0, 1]], [[2, 3]]]), np.array([1.0]), 0.0, np.array([4, 4]))
+    with pytest.raises(ValueError, match="always on the page"):
+        organic_terms(np.array([0]), np.array([0]), det, det, np.ones(2))
+    with pytest.raises(ValueError, match="organic"):
+        position_based(np.array([[0, 1], [2, 3]]), np.zeros((2, 2)), m, m,
+                       examination=np.ones(2), organic=(np.array([5]), np.array([0])))

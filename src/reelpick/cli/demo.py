@@ -140,7 +140,8 @@ def demo(
 #: the loop's offline estimators (release records) and the true value each one estimates
 RELEASE_ESTIMATORS: dict[str, str] = {"dr": "plays", "sndr": "plays", "snips": "plays",
                                       "replay": "plays", "slot_dr": "page_plays",
-                                      "pbm_dr": "page_plays", "pbm_snips": "page_plays"}
+                                      "pbm_dr": "page_plays", "pbm_snips": "page_plays",
+                                      "pbm_plays": "plays"}
 
 
 def _fmt(x: float | None) -> str:

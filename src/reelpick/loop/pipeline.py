@@ -255,6 +255,20 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
     logger_m = PageMarginals.pool_exploring(base, pool, logger.epsilon, logger.pool_epsilon,
                                             avail)
     q_logged = q_dense(logged)
+    # all plays, as the A/B test counts them: the organic plays logged off these pages, and
+    # the examination net of organic plays (a uniform page's title is found on its own at
+    # the rate of a random available title: its off-page organic plays / (A - S) per visit)
+    lg = today.log
+    o_sel = pos_eval[lg.organic_visit] >= 0
+    o_visit, o_title = pos_eval[lg.organic_visit[o_sel]], lg.organic_title[o_sel]
+    ex_vis = today.explored[eval_idx]
+    o_count = np.bincount(o_visit, minlength=eval_idx.size).astype(float)
+    o_rate = float(np.mean(np.where(avail > S, o_count / np.maximum(avail - S, 1), 0.0)[ex_vis])
+                   ) if ex_vis.any() else 0.0
+    imp_rate = float(sh.play[ex_imp].mean()) if ex_imp.any() else 0.0
+    e_net = examination_curve(sh.row_index[ex_imp], sh.position[ex_imp], sh.play[ex_imp],
+                              wc.page_rows, wc.page_positions,
+                              organic=min(o_rate, 0.5 * imp_rate)).ravel()
     with progress.task(f"release after day {day + 1}: offline evaluation", len(cands)) as task:
         for ci, c in enumerate(cands):
             target = pool[:, ci]  # the candidate's pages, recorded when it was in the pool
@@ -269,8 +283,12 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
             target_m = PageMarginals(target[:, None, :], np.ones(1), 0.0, avail)
             pbm = position_based(logged, plays, target_m, logger_m, examination=e_hat,
                                  q_logged=q_logged, dm=qt.sum(axis=1))
+            pbm_all = position_based(logged, plays, target_m, logger_m, examination=e_net,
+                                     q_logged=q_logged, dm=qt.sum(axis=1),
+                                     organic=(o_visit, o_title))
             offline[c.name] = {
                 "pbm_dr": pbm["dr"].to_dict(), "pbm_snips": pbm["snips"].to_dict(),
+                "pbm_plays": pbm_all["plays_dr"].to_dict(),
                 "replay": {**rp.to_dict(), "method": "replay (pool share)"},
                 "ips": page["ips"].to_dict(), "snips": page["snips"].to_dict(),
                 "dr": page["dr"].to_dict(), "sndr": page["sndr"].to_dict(),

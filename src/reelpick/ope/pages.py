@@ -72,7 +72,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 __all__ = ["PageEstimate", "PageMarginals", "examination_curve", "expected_weight",
-           "onpage_match", "position_based", "rank_agreement", "slot_match", "title_on_page",
+           "onpage_match", "organic_terms", "position_based", "rank_agreement", "slot_match",
+           "title_on_page",
            "whole_page"]
 
 Z95 = 1.959963984540054
@@ -99,12 +100,23 @@ class PageEstimate:
 
 
 def examination_curve(row: np.ndarray, position: np.ndarray, play: np.ndarray, n_rows: int,
-                      n_positions: int, *, prior: float = 1.0) -> np.ndarray:
+                      n_positions: int, *, prior: float = 1.0, organic: float = 0.0
+                      ) -> np.ndarray:
     """Separable examination estimate ``(n_rows, n_positions)`` (max 1) from impressions whose
     slot was randomised independently of the title (module docstring). ``prior``: pseudo-plays
-    at the overall rate added to every row and position (keeps empty slots finite)."""
+    at the overall rate added to every row and position (keeps empty slots finite).
+
+    ``organic``: the rate at which a randomly placed title is played whatever its slot (the
+    member would have found it anyway, :func:`organic_terms`); it is subtracted from every
+    impression's play first, since only the rest, the plays the slot caused, scales with the
+    slot's examination (a slot-independent part would flatten the curve towards 1)."""
     row, position = np.asarray(row, np.int64), np.asarray(position, np.int64)
     play = np.asarray(play, float)
+    if organic:
+        if play.size and not 0 <= organic < play.mean():
+            raise ValueError(f"organic: need 0 <= organic < the mean play rate "
+                             f"({play.mean():.4g}), got {organic:.4g}")
+        play = play - organic
     if not (row.shape == position.shape == play.shape) or row.ndim != 1:
         raise ValueError("row, position, play: need 1-D arrays of one length")
     if row.size == 0 or play.sum() <= 0:
@@ -118,6 +130,8 @@ def examination_curve(row: np.ndarray, position: np.ndarray, play: np.ndarray, n
     n_p = np.bincount(position, minlength=n_positions)
     r_r = (np.bincount(row, weights=play, minlength=n_rows) + prior) / (n_r + k)
     r_p = (np.bincount(position, weights=play, minlength=n_positions) + prior) / (n_p + k)
+    if organic:  # after the offset a noisy row may fall to or below zero: 1% of the top
+        r_r, r_p = np.maximum(r_r, 0.01 * r_r.max()), np.maximum(r_p, 0.01 * r_p.max())
     e = np.outer(r_r, r_p)
     return e / e.max()
 
@@ -406,10 +420,74 @@ class PageMarginals:
         return det + self.uniform * e.sum() * np.asarray(theta_mean, float)
 
 
+def organic_terms(visit: np.ndarray, title: np.ndarray, target: PageMarginals,
+                  logger: PageMarginals, examination: np.ndarray) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    r"""Per visit ``(n,)`` the two sums over the **organic plays logged off the page** (plays
+    of titles the member found without the page, ``visit``/``title`` one entry per play) that
+    turn :func:`position_based` into an estimate of the plays the page *causes*.
+
+    When a member plays title :math:`t` on their own with probability :math:`p_0(v, t)`
+    whatever the page shows (and the page adds plays in proportion to the slot's
+    examination), a shown title earns :math:`E[y \mid t \text{ in } s] = p_0 + e_s g(v, t)`,
+    and the position-based sum :math:`\sum_{s'} w\, y` estimates
+    :math:`U(\pi) + B(\pi)`: the caused plays :math:`U = E \sum_t \sum_s \pi(t, s) e_s g`
+    exactly, plus :math:`B = E\sum_t p_0 \, c_v(t)` with
+    :math:`c_v(t) = E_e(t)\, P_0(t \text{ on the page}) / E_0(t)` (the examination-weighted
+    marginals of :meth:`PageMarginals.examined`). An organic play of :math:`t` is logged off
+    the page with probability :math:`p_0 (1 - P_0(t \text{ on the page}))`, so
+
+    .. math::
+
+        \text{shared}_v = \sum_{t \text{ played off the page}}
+            \frac{c_v(t)}{1 - P_0(t \text{ on the page} \mid v)}, \qquad
+        \text{base}_v = \sum_{t \text{ played off the page}}
+            \frac{1}{1 - P_0(t \text{ on the page} \mid v)}
+
+    are unbiased for :math:`B` and for the visit's organic plays
+    :math:`\sum_t p_0(v, t)` (on the page or not). Returns ``(base, shared)``.
+
+    >>> import numpy as np
+    >>> m = PageMarginals.uniform_page(np.array([4, 4]), 2)  # on the page w.p. 1/2
+    >>> base, shared = organic_terms(np.array([1]), np.array([3]), m, m, np.ones(2))
+    >>> base.tolist(), shared.tolist()     # on-policy c = P(on page): shared = 0.5 / 0.5
+    ([0.0, 2.0], [0.0, 1.0])
+    """
+    visit, title = np.asarray(visit, np.int64).ravel(), np.asarray(title, np.int64).ravel()
+    n = logger.pages.shape[0]
+    if visit.shape != title.shape or (visit.size and (visit.min() < 0 or visit.max() >= n)) \
+            or (title < 0).any():
+        raise ValueError(f"visit/title: need equal 1-D arrays, visits in [0, {n}) and titles "
+                         ">= 0")
+    e = np.asarray(examination, float).ravel()[: logger.n_slots]
+    if not visit.size:
+        return np.zeros(n), np.zeros(n)
+    order = np.argsort(visit, kind="stable")
+    visit, title = visit[order], title[order]
+    # one row per visit with organic plays: its titles, padded with -1
+    uniq, start, count = np.unique(visit, return_index=True, return_counts=True)
+    grid = np.full((uniq.size, int(count.max())), -1, np.int64)
+    grid[np.repeat(np.arange(uniq.size), count), np.arange(visit.size) - np.repeat(start, count)
+         ] = title
+    lg, tg = logger.take(uniq), target.take(uniq)
+    on = lg.examined(grid, np.ones(e.size))
+    if ((on >= 1 - 1e-12) & (grid >= 0)).any():
+        raise ValueError("organic plays: a title played off the page is always on the page "
+                         "under the logger's marginals (they are not the logging policy's)")
+    e0, ee = lg.examined(grid, e), tg.examined(grid, e)
+    c = np.where(e0 > 0, ee * on / np.where(e0 > 0, e0, 1.0), 0.0)
+    inv = np.where(grid >= 0, 1.0 / np.where(grid >= 0, 1.0 - on, 1.0), 0.0)
+    base, shared = np.zeros(n), np.zeros(n)
+    base[uniq], shared[uniq] = inv.sum(axis=1), (c * inv).sum(axis=1)
+    return base, shared
+
+
 def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals,
                    logger: PageMarginals, *, examination: np.ndarray,
                    rows: np.ndarray | None = None, q_logged: np.ndarray | None = None,
-                   dm: np.ndarray | None = None) -> dict[str, PageEstimate]:
+                   dm: np.ndarray | None = None,
+                   organic: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> dict[str, PageEstimate]:
     r"""Position-based (PBM) IPS and DR of a *stochastic* target page policy from its exact
     marginals (Li et al. 2018's PBM estimator, examination-weighted):
 
@@ -434,6 +512,15 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
     :meth:`PageMarginals.uniform_page`): the correction averages over them and the model term
     over all visits. ``snips``/``sndr`` divide the weighted sums by the weights' mean over
     their exact expectation per visit (:func:`expected_weight`).
+
+    ``organic`` ``(visit, title)``: the organic plays logged off the page on these visits
+    (:func:`organic_terms`). With them the result also holds ``inc_ips`` (and ``inc_dr``): the
+    plays the target's pages *cause*, and ``plays_ips`` (``plays_dr``): all plays per visit,
+    organic ones included, which is what an A/B test of the target measures. Page plays
+    (``ips``, ``dr``) count the titles members would have played anyway when they are on the
+    page, so they rank a page of titles its members were about to find highest; the caused
+    plays need the examination of the slots *net* of organic plays
+    (``examination_curve(..., organic=)``).
 
     Returns ``{"ips", "snips"[, "dr", "sndr"]}`` :class:`PageEstimate`, per-visit values,
     intervals from per-visit influence terms; ``ess`` is Kish's effective number of visits
@@ -513,6 +600,17 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
         c = (w * (y - np.where(shown, q, 0.0))).sum(axis=1)
         out["dr"] = combined(d, c)
         out["sndr"] = self_normalised(d, c)
+    if organic is not None:
+        ov, ot = (np.asarray(x, np.int64).ravel() for x in organic)
+        if ov.shape != ot.shape or (ov.size and (ov.min() < 0 or ov.max() >= n)):
+            raise ValueError(f"organic: need (visit, title) of one length, visits in [0, {n})")
+        keep = b[ov]                  # the organic plays of the visits the estimate averages
+        base_o, shared = organic_terms(ov[keep], ot[keep], target, logger, e)
+        out["inc_ips"] = combined(zero, a - shared)
+        out["plays_ips"] = combined(zero, a - shared + base_o)
+        if "dr" in out:
+            out["inc_dr"] = combined(d, c - shared)
+            out["plays_dr"] = combined(d, c - shared + base_o)
     return out
 
 
