@@ -36,12 +36,15 @@ def served_logs(tmp_path_factory):
                                             world.config.countries), 1_500, seed=2)
     imp = log.impressions()
     assert "page_source" in imp.columns
-    marked, bare = root / "marked", root / "bare"
-    for folder, table in ((marked, imp), (bare, imp.drop(columns=["page_source"]))):
+    marked, bare, plays = root / "marked", root / "bare", root / "plays"
+    for folder, table in ((marked, imp), (bare, imp.drop(columns=["page_source"])),
+                          (plays, imp)):
         folder.mkdir()
         table.to_parquet(folder / "impressions.parquet", index=False)
         log.outcomes().to_parquet(folder / "outcomes.parquet", index=False)
         world.titles().to_parquet(folder / "titles.parquet", index=False)
+    # every play, the members' own (organic) ones too: all plays per visit can be estimated
+    log.interactions().to_parquet(plays / "interactions.parquet", index=False)
     return root, cand, marked, bare
 
 
@@ -89,3 +92,34 @@ def test_ope_candidates_reports_page_level_estimates(served_logs) -> None:
     for k in ("pbm_ips", "pbm_snips", "pbm_dr", "pbm_sndr"):
         assert rec[k]["reliable"] and rec[k]["logger"] == "exploration bucket"
         assert rec[k]["lo"] <= rec[k]["value"] <= rec[k]["hi"]
+
+
+def test_all_plays_estimate_needs_the_interactions_and_then_ships(served_logs) -> None:
+    """Without an interactions table ``--estimator pbm_plays`` is a clear error; with it the
+    report carries all plays per visit (organic plays off the page added: above page plays)
+    and the rule ships against the served all-plays baseline."""
+    root, cand, marked, _ = served_logs
+    r = runner.invoke(app, ["promote", "--logs", str(marked), "--candidates", str(cand),
+                            "--model-dir", str(root / "m-plays"), "--estimator", "pbm_plays"])
+    assert r.exit_code != 0 and "interactions" in " ".join(r.output.split())
+    plays = root / "plays"
+    r = runner.invoke(app, ["ope", "--logs", str(plays), "--candidates", str(cand),
+                            "--json", str(root / "ope-plays.json")])
+    assert r.exit_code == 0, r.output
+    assert "all plays DR" in r.output
+    rep = json.loads((root / "ope-plays.json").read_text())
+    assert rep["organic_plays"] > 0
+    assert rep["baseline_plays"]["value"] > rep["baseline"]["value"]
+    rec = rep["candidates"][0]
+    assert rec["pbm_plays"]["reliable"], rec["pbm_plays"]
+    assert rec["pbm_plays"]["value"] > rec["pbm_dr"]["value"]
+    # the candidate is the served policy: its all-plays estimate covers the logs' own value
+    assert rec["pbm_plays"]["lo"] <= rep["baseline_plays"]["value"] <= rec["pbm_plays"]["hi"]
+    model_dir = root / "model-plays"
+    r = runner.invoke(app, ["promote", "--logs", str(plays), "--candidates", str(cand),
+                            "--model-dir", str(model_dir), "--estimator", "pbm_plays",
+                            "--min-ess", "1", "--min-matched", "0", "--margin", "-10"])
+    assert r.exit_code == 0, r.output
+    promo = read_manifest(model_dir)["promotion"]
+    assert promo["estimator"] == "pbm_plays"
+    assert promo["baseline"]["value"] == pytest.approx(rep["baseline_plays"]["value"])

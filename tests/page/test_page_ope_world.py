@@ -14,7 +14,7 @@ import pytest
 from reelpick.decision import PageBatch, VisitBatch
 from reelpick.loop.simulator import page_truth
 from reelpick.page import PagePolicyConfig, train_page_policy
-from reelpick.page.evaluate import evaluate_candidates, explored_pages
+from reelpick.page.evaluate import evaluate_candidates, explored_pages, organic_plays
 from reelpick.policies import PopularPolicy, UniformPolicy
 from reelpick.world import World, WorldConfig
 
@@ -47,8 +47,10 @@ def test_candidate_estimates_cover_the_world_truth_and_rank_it() -> None:
     imp = log.impressions()
     pages = served.logged_pages(imp, log.outcomes())
     explored = explored_pages(imp, pages)
-    full = evaluate_candidates(pages, cands, explored=explored, served=served)
-    bucket = evaluate_candidates(pages, cands, explored=explored)
+    organic = organic_plays(pages, log.interactions())
+    assert organic[0].size > 0
+    full = evaluate_candidates(pages, cands, explored=explored, served=served, organic=organic)
+    bucket = evaluate_candidates(pages, cands, explored=explored, organic=organic)
 
     v = log.visits
     batches = [vb for _, vb in world.batches({f: getattr(v, f) for f in (
@@ -56,12 +58,15 @@ def test_candidate_estimates_cover_the_world_truth_and_rank_it() -> None:
     state, rng = world.initial_state(), np.random.default_rng(0)
     uni = page_truth(world, UniformPolicy(artwork="first"), batches, state, rng,
                      artwork="page").page_plays.mean()
-    truth = []
+    uni_all = page_truth(world, UniformPolicy(artwork="first"), batches, state, rng,
+                         artwork="page").plays.mean()
+    truth, truth_all = [], []
     for c in cands:
-        comp = page_truth(world, _Composed(c.for_members(members, countries)), batches, state,
-                          rng, artwork="page").page_plays.mean()
+        tr = page_truth(world, _Composed(c.for_members(members, countries)), batches, state,
+                        rng, artwork="page")
         eps = c.config.epsilon
-        truth.append((1 - eps) * comp + eps * uni)
+        truth.append((1 - eps) * tr.page_plays.mean() + eps * uni)
+        truth_all.append((1 - eps) * tr.plays.mean() + eps * uni_all)
     assert truth[0] - truth[1] > 0.2  # the heavy explorer is clearly worse
     for res in (full, bucket):
         for r, t in zip(res, truth, strict=True):
@@ -69,6 +74,11 @@ def test_candidate_estimates_cover_the_world_truth_and_rank_it() -> None:
                 assert r[k]["reliable"]
                 assert r[k]["lo"] <= t <= r[k]["hi"], (r[k]["logger"], k, r[k], t)
         assert res[0]["pbm_dr"]["value"] > res[1]["pbm_dr"]["value"]
+        # all plays (the A/B measure): organic plays off the page taken out of the page sum
+        for r, t in zip(res, truth_all, strict=True):
+            assert r["pbm_plays"]["reliable"]
+            assert r["pbm_plays"]["lo"] <= t <= r["pbm_plays"]["hi"], (r["pbm_plays"], t)
+        assert res[0]["pbm_plays"]["value"] > res[1]["pbm_plays"]["value"]
     assert full[0]["pbm_dr"]["logger"] == "served policy"
     assert bucket[0]["pbm_dr"]["logger"] == "exploration bucket"
     # the served marginals use every visit: a much tighter interval than the bucket's

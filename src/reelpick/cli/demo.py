@@ -205,19 +205,22 @@ def ship_from_logs(out: Path, results: dict[str, Any]) -> Path:
     last = int(tables["impressions"]["timestamp"].max()) // day * day
     report = evaluate(window(tables, since=last), [Path(r["path"]) for r in records])
     console.print(report_table(report))
-    decision = promotion_decision(report["candidates"], report["baseline"], estimator="pbm_dr")
-    console.print(f"the promotion rule on the last day's logs: {decision.reason}")
+    # all plays per visit (the A/B measure) when the logs hold the organic plays, else page plays
+    est = "pbm_plays" if report.get("baseline_plays") is not None else "pbm_dr"
+    baseline = report["baseline_plays"] if est == "pbm_plays" else report["baseline"]
+    decision = promotion_decision(report["candidates"], baseline, estimator=est)
+    console.print(f"the promotion rule on the last day's logs ({est}): {decision.reason}")
     shipped = next((r for r in records if r["shipped"]), None)
     by_name = {r["name"]: r for r in report["candidates"]}
     if shipped is None:
         shipped = max(records, key=lambda r: np.nan_to_num(
-            by_name[r["name"]]["pbm_dr"]["value"], nan=-np.inf))
+            by_name[r["name"]][est]["value"], nan=-np.inf))
     ab = rel["ab"]
     bootstrap = ab["winner"] != shipped["name"]
     manifest = publish_policy(model_dir, shipped["path"], extra={"promotion": {
         "rule": "closed-loop A/B test", "release_day": release, "winner": shipped["name"],
-        "ab": ab, "bootstrap": bootstrap, "ope": decision.to_dict(), "estimator": "pbm_dr",
-        "estimate": by_name[shipped["name"]]["pbm_dr"], "baseline": report["baseline"]}})
+        "ab": ab, "bootstrap": bootstrap, "ope": decision.to_dict(), "estimator": est,
+        "estimate": by_name[shipped["name"]][est], "baseline": baseline}})
     how = (f"promoted: the A/B winner of the release after day {release + 1}" if not bootstrap
            else f"first version (bootstrap: the A/B winner {ab['winner']} is no page policy; "
                 "the best page policy offline)")

@@ -210,7 +210,12 @@ def evaluate(tables: dict[str, Any], candidates: list[Path], served: Path | None
     bucket when they mark it; on every visit when ``served``, the saved policy that served
     them, reproduces the logged propensities), and the served baseline."""
     from reelpick.page import PagePolicy
-    from reelpick.page.evaluate import evaluate_candidates, explored_pages, served_value
+    from reelpick.page.evaluate import (
+        evaluate_candidates,
+        explored_pages,
+        organic_plays,
+        served_value,
+    )
 
     if tables["impressions"] is None:
         raise FileNotFoundError("no impressions table in the logs: off-policy evaluation needs "
@@ -220,10 +225,15 @@ def evaluate(tables: dict[str, Any], candidates: list[Path], served: Path | None
     pages = policies[0].logged_pages(tables["impressions"], tables["outcomes"])
     explored = explored_pages(tables["impressions"], pages)
     logger = PagePolicy.load(served) if served is not None else None
-    results = evaluate_candidates(pages, policies, explored=explored, served=logger)
+    inter = tables.get("interactions")
+    organic = organic_plays(pages, inter) if inter is not None and len(inter) else None
+    results = evaluate_candidates(pages, policies, explored=explored, served=logger,
+                                  organic=organic)
     for r, p in zip(results, candidates, strict=True):
         r["path"] = str(p)
     return {"baseline": served_value(pages), "candidates": results,
+            "baseline_plays": served_value(pages, organic) if organic is not None else None,
+            "organic_plays": 0 if organic is None else int(organic[0].size),
             "served": None if served is None else str(served),
             "n_pages": int(pages.n_pages), "n_impressions": int(len(pages))}
 
@@ -232,15 +242,24 @@ def report_table(report: dict[str, Any]) -> Table:
     b = report["baseline"]
     table = Table(title=f"page plays per visit on {report['n_pages']:,} logged pages "
                   f"(served: {b['value']:.4f} [{b['lo']:.4f}, {b['hi']:.4f}])")
-    for col in ("candidate", "version", "page DR", "95% CI", "page IPS", "ESS",
-                "matched/visit", "slot SNIPS", "slot ESS"):
+    bp = report.get("baseline_plays")
+    cols = ["candidate", "version", "page DR", "95% CI", "page IPS", "ESS", "matched/visit",
+            "slot SNIPS", "slot ESS"]
+    if bp is not None:
+        cols[4:4] = [f"all plays DR (served {bp['value']:.4f})", "all plays CI"]
+    for col in cols:
         table.add_column(col, justify="left" if col in ("candidate", "version") else "right")
     for r in report["candidates"]:
         d, i, s = r["pbm_dr"], r["pbm_ips"], r["snips"]
         dr = f"{d['value']:.4f}" if d.get("reliable", True) else "unreliable"
-        table.add_row(r["name"], r["version"], dr, f"[{d['lo']:.4f}, {d['hi']:.4f}]",
-                      f"{i['value']:.4f}", f"{d['ess']:,.0f}", f"{d['matched']:.2f}",
-                      f"{s['value']:.4f}", f"{s['ess']:,.0f}")
+        row = [r["name"], r["version"], dr, f"[{d['lo']:.4f}, {d['hi']:.4f}]",
+               f"{i['value']:.4f}", f"{d['ess']:,.0f}", f"{d['matched']:.2f}",
+               f"{s['value']:.4f}", f"{s['ess']:,.0f}"]
+        if bp is not None:
+            a = r.get("pbm_plays", {})
+            row[4:4] = ([f"{a['value']:.4f}", f"[{a['lo']:.4f}, {a['hi']:.4f}]"]
+                        if a.get("reliable") else ["unreliable", ""])
+        table.add_row(*row)
     return table
 
 

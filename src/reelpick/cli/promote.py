@@ -52,7 +52,9 @@ def promote(
     min_matched: Annotated[float, typer.Option(help="Least matched slots per visit", min=0)]
     = 0.5,
     estimator: Annotated[str, typer.Option(help="The estimate the rule reads: pbm_dr, "
-                                           "pbm_sndr, pbm_snips, pbm_ips (page-level) or "
+                                           "pbm_sndr, pbm_snips, pbm_ips (page-level page "
+                                           "plays), pbm_plays (page-level all plays, organic "
+                                           "ones included: needs the logs' interactions) or "
                                            "snips, ips (exact slot match)")] = "pbm_dr",
     margin: Annotated[float, typer.Option(help="How much the winner's lower bound must beat "
                                           "the served value by (plays per visit)")] = 0.0,
@@ -71,11 +73,12 @@ def promote(
 ) -> None:
     """Promote the best candidate page policy when the offline estimate supports it."""
     from reelpick.cli.ope import ope_candidates
-    from reelpick.page.evaluate import PAGE_ESTIMATORS, promotion_decision
+    from reelpick.page.evaluate import PAGE_ESTIMATORS, PLAYS_ESTIMATORS, promotion_decision
     from reelpick.serve.model_dir import publish_policy
 
-    if estimator not in PAGE_ESTIMATORS + ("snips", "ips"):
-        fail(f"--estimator {estimator!r}: use one of {list(PAGE_ESTIMATORS) + ['snips', 'ips']}")
+    known = PAGE_ESTIMATORS + PLAYS_ESTIMATORS + ("snips", "ips")
+    if estimator not in known:
+        fail(f"--estimator {estimator!r}: use one of {list(known)}")
     if first:
         _first_launch(candidates, model_dir, logs, reload, api_key)
         return
@@ -85,7 +88,13 @@ def promote(
     if served is None:
         served = _current_version(model_dir)
     report = ope_candidates(logs, candidates, since=since, served=served)
-    decision = promotion_decision(report["candidates"], report["baseline"], min_ess=min_ess,
+    baseline = report["baseline"]
+    if estimator in PLAYS_ESTIMATORS:
+        if report.get("baseline_plays") is None:
+            fail(f"--estimator {estimator}: the logs have no interactions table, so the "
+                 "organic plays (and all plays per visit) are unknown; use pbm_dr")
+        baseline = report["baseline_plays"]
+    decision = promotion_decision(report["candidates"], baseline, min_ess=min_ess,
                                   min_matched=min_matched, margin=margin, estimator=estimator)
     report["decision"] = decision.to_dict()
     if json_path is not None:
@@ -99,7 +108,7 @@ def promote(
         manifest = publish_policy(model_dir, winner["path"], extra={
             "promotion": {**decision.to_dict(), "estimator": estimator,
                           "estimate": winner[estimator],
-                          "baseline": report["baseline"]}})
+                          "baseline": baseline}})
     except (OSError, ValueError) as exc:
         fail(str(exc))
         return

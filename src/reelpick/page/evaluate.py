@@ -65,11 +65,15 @@ from reelpick.ope.pages import (
 from reelpick.ope.propensity import kfold_indices
 from reelpick.page.policy import PagePolicy
 
-__all__ = ["PAGE_ESTIMATORS", "PromotionDecision", "evaluate_candidates", "explored_pages",
-           "logged_visits", "promotion_decision", "served_value"]
+__all__ = ["PAGE_ESTIMATORS", "PLAYS_ESTIMATORS", "PromotionDecision", "evaluate_candidates",
+           "explored_pages", "logged_visits", "organic_plays", "promotion_decision",
+           "served_value"]
 
 #: the page-level estimates of :func:`evaluate_candidates` (``pbm_dr`` is the default)
 PAGE_ESTIMATORS = ("pbm_ips", "pbm_snips", "pbm_dr", "pbm_sndr")
+#: the page-level estimate of *all* plays per visit (organic plays included: what an A/B test
+#: counts), when :func:`evaluate_candidates` is given the organic plays (:func:`organic_plays`)
+PLAYS_ESTIMATORS = ("pbm_plays",)
 
 DAY = 86_400
 
@@ -94,9 +98,62 @@ def logged_visits(policy: PagePolicy, pages: LoggedPages) -> list[tuple[np.ndarr
     return out
 
 
-def served_value(pages: LoggedPages) -> dict[str, float]:
-    """The served logs' own value: mean page plays per visit with a 95% interval."""
+def organic_plays(pages: LoggedPages, interactions: Any, *, window_seconds: int = 3600
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The plays of ``interactions`` (``member_id``, ``title_id``, ``timestamp``: every play,
+    the ones from the page and the members' own) that happened **off the logged page**: each
+    play is attributed to its member's latest logged page at or before it, within
+    ``window_seconds``, and kept when its title is not on that page (a play of a title on the
+    page is the page's, and the outcomes already count it). Returns ``(page index, title
+    index)`` arrays for :func:`evaluate_candidates` (``organic=``); plays of titles outside
+    the logs' catalogue, of members without a page, or outside every window are dropped.
+
+    >>> import pandas as pd
+    >>> from reelpick.decision.tables import logged_pages
+    >>> imp = pd.DataFrame({"decision_id": ["p1-0", "p1-1"], "page_id": "p1", "member_id": "m1",
+    ...     "timestamp": 1_000, "row": "Top picks", "row_index": 0, "position": [0, 1],
+    ...     "title_id": ["a", "b"], "policy": "p", "propensity": 0.5, "play": 0})
+    >>> pages = logged_pages(imp, title_ids=["a", "b", "c"])
+    >>> plays = pd.DataFrame({"member_id": ["m1", "m1", "m1", "m2"],
+    ...     "title_id": ["a", "c", "c", "c"], "timestamp": [1_060, 1_030, 9_000, 1_030]})
+    >>> organic_plays(pages, plays)       # "a" is on the page; the later "c" is too late
+    (array([0]), array([2]))
+    """
+    for col in ("member_id", "title_id", "timestamp"):
+        if col not in interactions.columns:
+            raise ValueError(f"interactions: missing column {col!r}")
+    tindex = {t: i for i, t in enumerate(pages.title_ids)}
+    title = np.array([tindex.get(str(t), -1) for t in interactions["title_id"].astype(str)],
+                     np.int64)
+    ts = interactions["timestamp"].to_numpy().astype(np.int64)
+    member = interactions["member_id"].astype(str).to_numpy()
+    page_member = np.asarray(pages.member_id).astype(str)
+    page_ts = np.asarray(pages.timestamp, np.int64)
+    # pages sorted by (member, time); each play finds its member's latest page at or before it
+    order = np.lexsort((page_ts, page_member))
+    key_m, key_t = page_member[order], page_ts[order]
+    lo = np.searchsorted(key_m, member, side="left")
+    hi = np.searchsorted(key_m, member, side="right")
+    at = np.empty(ts.size, np.int64)
+    for i in range(ts.size):  # the members' pages are contiguous: a binary search each
+        at[i] = lo[i] + np.searchsorted(key_t[lo[i]:hi[i]], ts[i], side="right") - 1
+    ok = (title >= 0) & (at >= lo) & (hi > lo)
+    idx = np.where(ok, order[np.clip(at, 0, order.size - 1)], -1)
+    ok &= (idx >= 0) & (ts - page_ts[np.maximum(idx, 0)] < window_seconds)
+    page, title = idx[ok], title[ok]
+    logged = pages.slot_matrix("title")
+    off = ~(logged[page] == title[:, None]).any(axis=1)
+    return page[off], title[off]
+
+
+def served_value(pages: LoggedPages, organic: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> dict[str, float]:
+    """The served logs' own value: mean page plays per visit with a 95% interval; with
+    ``organic`` (:func:`organic_plays`), all plays per visit (the organic plays off the page
+    added)."""
     per = np.bincount(pages.visit, weights=pages.play, minlength=pages.n_pages)
+    if organic is not None:
+        per = per + np.bincount(np.asarray(organic[0], np.int64), minlength=pages.n_pages)
     m = float(per.mean())
     se = float(per.std(ddof=1) / np.sqrt(per.size)) if per.size > 1 else float("nan")
     return {"value": m, "lo": m - Z95 * se, "hi": m + Z95 * se, "se": se, "n": int(per.size)}
@@ -175,8 +232,9 @@ def served_marginals(served: PagePolicy, pages: LoggedPages
 def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                         names: Sequence[str] | None = None, explored: np.ndarray | None = None,
                         served: PagePolicy | None = None, n_folds: int = 5,
-                        min_bucket: int = 30, prior: float = 5.0,
-                        seed: int = 0) -> list[dict[str, Any]]:
+                        min_bucket: int = 30, prior: float = 5.0, seed: int = 0,
+                        organic: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> list[dict[str, Any]]:
     """Each candidate's estimated page plays per visit on ``pages`` (module docstring).
 
     ``explored`` ``(n_pages,)``: the logger's exploration bucket (:func:`explored_pages`);
@@ -188,7 +246,14 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
     reward model (``prior``: its shrinkage, in examined impressions). Returns one record per
     candidate: ``name``, ``version``, ``epsilon``, ``ips``/``snips`` (exact slot match of the
     composed page) and :data:`PAGE_ESTIMATORS` (each ``value``, ``lo``, ``hi``, ``se``, ``n``,
-    ``ess``, ``matched``, ``reliable``, ``reason``, ``bucket_visits``)."""
+    ``ess``, ``matched``, ``reliable``, ``reason``, ``bucket_visits``).
+
+    ``organic`` ``(page index, title index)``: the plays members made off the logged pages
+    (:func:`organic_plays`). With them each record also holds ``pbm_plays``, the candidate's
+    **all plays** per visit (organic ones included, what an A/B test counts; the same DR with
+    the organic plays taken out of the page-play sum and the examination estimated net of
+    them, :func:`reelpick.ope.pages.organic_terms`); without them ``pbm_plays`` is
+    unreliable."""
     if pages.n_pages < 2:
         raise ValueError("need at least 2 logged pages")
     logged = pages.slot_matrix("title")
@@ -227,6 +292,13 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                               pages.n_rows, pages.n_positions).ravel()
         folds = kfold_indices(n, min(n_folds, n), seed)
         theta = _title_model(pages, e, folds, min(n_folds, n), prior)
+    if organic is not None:
+        o_page, o_title = (np.asarray(x, np.int64).ravel() for x in organic)
+        if o_page.shape != o_title.shape or (o_page.size and (
+                o_page.min() < 0 or o_page.max() >= n or o_title.min() < 0
+                or o_title.max() >= len(pages.title_ids))):
+            raise ValueError("organic: need (page index, title index) arrays of one length "
+                             "within the logs (see organic_plays)")
     out = []
     for i, pol in enumerate(candidates):
         if pol.n_titles != len(pages.title_ids) or list(
@@ -274,8 +346,46 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                 ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
                 rec[k] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
                           "note": note, "reason": "" if ok else "the estimate is not finite"}
+            if organic is not None:
+                e_net = _net_examination(pages, explored, logged, avail, o_page)
+                if full is not None:
+                    at = np.cumsum(agree) - 1
+                    sel = agree[o_page]
+                    pp = position_based(logged[agree], reward[agree], tm.take(agree),
+                                        full.take(agree), examination=e_net,
+                                        q_logged=q_logged[agree], dm=dm[agree],
+                                        organic=(at[o_page[sel]], o_title[sel]))
+                else:
+                    pp = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
+                                        examination=e_net, rows=explored, q_logged=q_logged,
+                                        dm=dm, organic=(o_page, o_title))
+                d = pp["plays_dr"].to_dict()
+                ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
+                rec["pbm_plays"] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
+                                    "note": note,
+                                    "reason": "" if ok else "the estimate is not finite"}
+        if "pbm_plays" not in rec:
+            rec["pbm_plays"] = _unreliable(
+                reason or "no organic plays given (the logs' interactions table): all plays "
+                "per visit cannot be estimated, only page plays", n)
         out.append(rec)
     return out
+
+
+def _net_examination(pages: LoggedPages, explored: np.ndarray, logged: np.ndarray,
+                     avail: np.ndarray, o_page: np.ndarray) -> np.ndarray:
+    """The examination curve of the exploration bucket net of organic plays: a uniformly
+    random page's title is found on its own at the rate of a random available title, the
+    visit's organic plays off the page over its ``A - S`` titles off the page."""
+    sb = explored[pages.visit]
+    shown = (logged >= 0).sum(axis=1)
+    count = np.bincount(o_page, minlength=logged.shape[0]).astype(float)
+    off = avail - shown
+    rate = float(np.mean(np.where(off > 0, count / np.maximum(off, 1), 0.0)[explored]))
+    imp_rate = float(pages.play[sb].mean())
+    return examination_curve(pages.row_index[sb], pages.position[sb], pages.play[sb],
+                             pages.n_rows, pages.n_positions,
+                             organic=min(rate, 0.5 * imp_rate)).ravel()
 
 
 @dataclass(frozen=True)
