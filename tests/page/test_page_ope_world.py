@@ -84,3 +84,34 @@ def test_candidate_estimates_cover_the_world_truth_and_rank_it() -> None:
     # the served marginals use every visit: a much tighter interval than the bucket's
     for f, b in zip(full, bucket, strict=True):
         assert f["pbm_dr"]["hi"] - f["pbm_dr"]["lo"] < 0.8 * (b["pbm_dr"]["hi"] - b["pbm_dr"]["lo"])
+
+
+def test_organic_plays_attribute_to_the_latest_page_and_drop_page_titles() -> None:
+    """Each play goes to its member's latest page at or before it (within the window); plays
+    of a title on that page (the page's own), of unknown titles, of members without pages,
+    before a member's first page or after the window are dropped."""
+    import pandas as pd
+
+    from reelpick.decision.tables import logged_pages
+
+    imp = pd.DataFrame({
+        "decision_id": ["p1-0", "p1-1", "p2-0", "p2-1", "p3-0", "p3-1"],
+        "page_id": ["p1", "p1", "p2", "p2", "p3", "p3"],
+        "member_id": ["m1", "m1", "m1", "m1", "m2", "m2"],
+        "timestamp": [1_000, 1_000, 5_000, 5_000, 2_000, 2_000], "row": "r", "row_index": 0,
+        "position": [0, 1] * 3, "title_id": ["a", "b", "c", "d", "a", "c"], "policy": "p",
+        "propensity": 0.5, "play": 0})
+    pages = logged_pages(imp, title_ids=["a", "b", "c", "d", "e"])
+    page_of = {str(p): i for i, p in enumerate(pages.page_id)}
+    plays = pd.DataFrame({
+        "member_id": ["m1", "m1", "m1", "m1", "m1", "m2", "m3", "m1"],
+        "title_id": ["c", "a", "e", "e", "c", "e", "e", "zz"],
+        "timestamp": [1_100, 5_100, 5_200, 999, 5_050, 2_000 + 3_600, 1_100, 1_200]})
+    page, title = organic_plays(pages, plays)
+    got = sorted((str(pages.page_id[p]), pages.title_ids[t]) for p, t in zip(page, title))
+    # m1 c@1100 -> p1 (c not on p1); a@5100 -> p2 (a not on p2); e@5200 -> p2; e@999 before
+    # any page; c@5050 on p2; m2 e@5600 outside the hour; m3 has no page; zz unknown
+    assert got == [("p1", "c"), ("p2", "a"), ("p2", "e")]
+    assert set(page.tolist()) <= {page_of["p1"], page_of["p2"]}
+    with pytest.raises(ValueError, match="timestamp"):
+        organic_plays(pages, plays.drop(columns=["timestamp"]))

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from reelpick.decision import VisitBatch
 from reelpick.decision.tables import LoggedPages
@@ -129,17 +130,19 @@ def organic_plays(pages: LoggedPages, interactions: Any, *, window_seconds: int 
     member = interactions["member_id"].astype(str).to_numpy()
     page_member = np.asarray(pages.member_id).astype(str)
     page_ts = np.asarray(pages.timestamp, np.int64)
-    # pages sorted by (member, time); each play finds its member's latest page at or before it
-    order = np.lexsort((page_ts, page_member))
-    key_m, key_t = page_member[order], page_ts[order]
-    lo = np.searchsorted(key_m, member, side="left")
-    hi = np.searchsorted(key_m, member, side="right")
-    at = np.empty(ts.size, np.int64)
-    for i in range(ts.size):  # the members' pages are contiguous: a binary search each
-        at[i] = lo[i] + np.searchsorted(key_t[lo[i]:hi[i]], ts[i], side="right") - 1
-    ok = (title >= 0) & (at >= lo) & (hi > lo)
-    idx = np.where(ok, order[np.clip(at, 0, order.size - 1)], -1)
-    ok &= (idx >= 0) & (ts - page_ts[np.maximum(idx, 0)] < window_seconds)
+    # one sorted key (member code, time) for pages and plays: each play's member's latest page
+    # at or before it is one binary search away
+    codes, _ = pd.factorize(np.concatenate([page_member, member]))
+    pc, mc = codes[: page_member.size].astype(np.int64), codes[page_member.size:].astype(np.int64)
+    both = np.concatenate([page_ts, ts])
+    t0 = int(both.min()) if both.size else 0
+    span = int(both.max()) - t0 + 1 if both.size else 1
+    pkey = pc * span + (page_ts - t0)
+    order = np.argsort(pkey, kind="stable")
+    at = np.searchsorted(pkey[order], mc * span + (ts - t0), side="right") - 1
+    idx = order[np.maximum(at, 0)]
+    ok = (title >= 0) & (at >= 0) & (pc[idx] == mc) & (ts - page_ts[idx] < window_seconds)
+    idx = np.where(ok, idx, -1)
     page, title = idx[ok], title[ok]
     logged = pages.slot_matrix("title")
     off = ~(logged[page] == title[:, None]).any(axis=1)
