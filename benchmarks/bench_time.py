@@ -65,7 +65,9 @@ DAY = 86400
 SEQ = {"encoder": "gru", "hidden": 64, "n_blocks": 2, "max_len": 50, "dropout": 0.5,
        "learning_rate": 1e-3, "batch_size": 128, "max_epochs": 4, "validation": False,
        "exclude_seen": False, "request_time": "end", "num_threads": 1}
-GRIDS: dict[str, list[dict[str, Any]]] = {"als": ALS_GRID, "seq": [SEQ]}
+#: Item-kNN (no tuning of its own beyond these): neighbours x similarity.
+KNN_GRID = [{"neighbors": k, "similarity": sim} for k in (50, 200) for sim in ("cosine", "bm25")]
+GRIDS: dict[str, list[dict[str, Any]]] = {"als": ALS_GRID, "seq": [SEQ], "itemknn": KNN_GRID}
 
 
 def tuned(split: TTSplit, catalogue: list[str], folds: int, seeds: list[int],
@@ -95,15 +97,15 @@ def fit_models(split: TTSplit, choice: dict[str, Any], catalogue: list[str], see
         "pop-30d": make_model("popular", **POP).fit(tr, titles=catalogue)}
     for fam in families:
         c = choice[fam]
-        base = make_model(fam, **{**c["alone"], "random_state": seed}).fit(tr, titles=catalogue)
+        rs = {"random_state": seed} if "random_state" in make_model(fam).get_params() else {}
+        base = make_model(fam, **{**c["alone"], **rs}).fit(tr, titles=catalogue)
         models[fam] = base
         if c["blend"]["base_params"] == c["alone"]:   # same base: blend around that fit
             models[f"blend({fam})"] = TrendBlend.from_fitted(
                 base, tr, weight=c["blend"]["weight"],
                 prior_half_life_days=c["blend"]["prior_half_life_days"])
         else:
-            params = {**c["blend"], "base_params": {**c["blend"]["base_params"],
-                                                     "random_state": seed}}
+            params = {**c["blend"], "base_params": {**c["blend"]["base_params"], **rs}}
             models[f"blend({fam})"] = make_model("blend", **params).fit(tr, titles=catalogue)
     return models
 
@@ -214,7 +216,8 @@ def _params(choice: dict[str, Any], model: str) -> str:
     c = choice[fam]
     bp = c["blend"]["base_params"] if model.startswith("blend(") else c["alone"]
     base = (f"factors {bp['factors']}, confidence half-life {bp['recency_half_life_days']:g} d"
-            if fam == "als" else f"{bp.get('encoder')}, {bp.get('max_epochs')} epochs")
+            if fam == "als" else f"{bp['neighbors']} neighbours, {bp['similarity']}"
+            if fam == "itemknn" else f"{bp.get('encoder')}, {bp.get('max_epochs')} epochs")
     if model.startswith("blend("):
         return (f"w={c['blend']['weight']}, h={c['blend']['prior_half_life_days']:g} d; "
                 + base)
@@ -382,7 +385,7 @@ def main() -> None:
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--tune-seeds", default="0")
-    ap.add_argument("--families", default="als", help="base models to blend: als[,seq]")
+    ap.add_argument("--families", default="als", help="base models to blend: als[,seq][,itemknn]")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--backtest", default="0.5,0.6,0.7,0.8,0.9")
     ap.add_argument("--horizon", type=float, default=0.1,
