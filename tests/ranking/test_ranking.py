@@ -174,6 +174,25 @@ def test_page_composition_invariants(setup) -> None:
     assert np.char.startswith(pages.row_label.astype(str), "Because you watched").any()
 
 
+def test_pages_for_a_request_years_before_the_history_warn_nothing(setup) -> None:
+    """A request timestamped years before the members' plays (a clock or a backfill off;
+    every title made available) still gets a full page, with finite features and no numpy
+    overflow warning."""
+    import dataclasses
+    import warnings
+
+    req = setup.req.subset(setup.test_visits[:8])
+    early = dataclasses.replace(req, timestamp=req.timestamp - 20 * 365 * DAY)
+    avail = np.ones((len(early), setup.cat.n_titles), bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pages = setup.composer.compose(early, avail)
+        r, t = np.nonzero(avail)
+        x = setup.fb2.build(early, r, t, setup.composer.source_scores(early))
+    assert (pages.titles >= 0).any(axis=1).all()
+    assert not np.isinf(x).any()
+
+
 def test_rows_follow_member_and_context(setup) -> None:
     """Same members, phone at 8am on a weekday vs TV at 9pm on Saturday: different pages."""
     req = setup.req.subset(setup.test_visits[:40])
