@@ -47,6 +47,11 @@ from reelpick.ope import (  # noqa: E402
     OffPolicyEvaluation,
     OPEWarning,
 )
+from reelpick.ope.pages import (  # noqa: E402
+    dense_page_terms,
+    examination_from_rates,
+    slot_play_rates,
+)
 from reelpick.ope.reward_model import LinearRewardModel  # noqa: E402
 from reelpick.policies import (  # noqa: E402
     EpsilonGreedyPolicy,
@@ -61,6 +66,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: issue 18's seeds: world configurations, worlds, logs and truths derive from this
 SEED = 18_0907_2026
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
+#: also reported: DR with independent-rounds intervals, and the page-level position-based
+#: estimate from dense marginals with the organic plays taken out (`dense_page_terms`)
+EXTRA = ("dr_iid", "pbm")
 LOGGERS = ("uniform", "eps-greedy popularity", "eps-greedy context", "eps-greedy als",
            "plackett-luce", "promotion")
 Z95 = 1.959963984540054
@@ -182,18 +190,48 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
     arrays = {k: getattr(v, k) for k in WorldVisits.PER_VISIT}
     sh = log.shown
     bounds = np.searchsorted(sh.visit, np.arange(len(v.member) + 1))
+    obounds = np.searchsorted(log.organic_visit, np.arange(len(v.member) + 1))
+
+    def page_of(sl: slice, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        """The batch's logged pages ``(n_b, S)``, plays, and organic plays off the page."""
+        titles = np.full((sl.stop - sl.start, S), -1, np.int64)
+        plays = np.zeros(titles.shape)
+        vi = sh.visit[lo:hi] - sl.start
+        titles[vi, sh.slot[lo:hi]] = sh.title[lo:hi]
+        plays[vi, sh.slot[lo:hi]] = sh.play[lo:hi]
+        o = slice(int(obounds[sl.start]), int(obounds[sl.stop]))
+        return titles, plays, log.organic_visit[o] - sl.start, log.organic_title[o]
+
+    # pass 1: the examination from the logger's own randomness (`slot_play_rates`)
+    slot_sums, org_sum = np.zeros(S), 0.0
     for sl, vb in world.batches(arrays):
         lo, hi = int(bounds[sl.start]), int(bounds[sl.stop])
-        if hi == lo:
-            continue
-        part = fb.take(slice(lo, hi))
-        q = reward_hat_rows(fb, folds, models, lo, hi)
-        vi, si = sh.visit[lo:hi] - sl.start, sh.slot[lo:hi]
-        logging_dist = logger.marginals(vb).title_slot[vi, :, si]
+        titles, plays, ov, ot = page_of(sl, lo, hi)
+        a, b = slot_play_rates(logger.marginals(vb).title_slot, titles, plays,
+                               organic=(ov, ot))
+        slot_sums += a
+        org_sum += b
+    e_hat = examination_from_rates(slot_sums, org_sum, len(v.member))
+    pbm = {k: ([], [], []) for k in targets}       # per visit: value, weight sum, unsupported
+    for sl, vb in world.batches(arrays):
+        lo, hi = int(bounds[sl.start]), int(bounds[sl.stop])
+        lm = logger.marginals(vb).title_slot
+        titles, plays, ov, ot = page_of(sl, lo, hi)
+        if hi > lo:
+            part = fb.take(slice(lo, hi))
+            q = reward_hat_rows(fb, folds, models, lo, hi)
+            vi, si = sh.visit[lo:hi] - sl.start, sh.slot[lo:hi]
+            logging_dist = lm[vi, :, si]
         for k, pol in targets.items():
-            dist = pol.marginals(vb).title_slot[vi, :, si]
-            runs[k][0].update(part, dist, q, logging_dist=logging_dist)
-            runs[k][1].update(part, dist, q, logging_dist=logging_dist)
+            tm = pol.marginals(vb).title_slot
+            if hi > lo:
+                dist = tm[vi, :, si]
+                runs[k][0].update(part, dist, q, logging_dist=logging_dist)
+                runs[k][1].update(part, dist, q, logging_dist=logging_dist)
+            w, corr, uns = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
+            pbm[k][0].append(((w * plays).sum(axis=1) - corr) / S)
+            pbm[k][1].append(w.sum(axis=1))
+            pbm[k][2].append(uns)
     out = {}
     for k, (run, iid) in runs.items():
         with warnings.catch_warnings():
@@ -201,7 +239,34 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
             res = run.results()
             res["dr_iid"] = iid.results()["dr"]
         out[k] = res
+        out[k]["pbm"] = _pbm_estimate(*(np.concatenate(x) for x in pbm[k]))
     return out
+
+
+@dataclass(frozen=True)
+class _PBMEstimate:
+    """The page-level position-based estimate of a target (``pbm``) in the shape of
+    :class:`reelpick.ope.Estimate`'s fields this benchmark records."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    se: float
+    ess: float
+    flags: tuple[str, ...]
+    diagnostics: object = None
+
+
+def _pbm_estimate(psi: np.ndarray, wsum: np.ndarray, unsupported: np.ndarray) -> _PBMEstimate:
+    """Mean and normal 95% interval of the per-visit values (visits independent); flags as
+    the slot estimators': ``no_support`` (> 1% of the target's examined mass on titles the
+    logger never shows), ``low_ess`` (Kish ESS of the visits' weight sums < 100)."""
+    m = float(psi.mean())
+    se = float(psi.std(ddof=1) / np.sqrt(psi.size))
+    ess = float(wsum.sum() ** 2 / (wsum ** 2).sum()) if (wsum ** 2).sum() > 0 else 0.0
+    flags = tuple(f for f, bad in (("no_support", float(unsupported.mean()) > 0.01),
+                                   ("low_ess", ess < 100)) if bad)
+    return _PBMEstimate(m, m - Z95 * se, m + Z95 * se, se, ess, flags)
 
 
 def one_world(i: int, sizes: list[int], truth_visits: int) -> dict:
@@ -261,7 +326,7 @@ def spearman_ceiling(truth: np.ndarray, se: np.ndarray, seed: int) -> float:
 def summarise(worlds: list[dict], sizes: list[int]) -> dict:
     table: dict = {}
     for n in sizes:
-        for e in ESTIMATORS + ("dr_iid",):
+        for e in ESTIMATORS + EXTRA:
             err, cover, cover_se, flagged, sp, sp_ok, flag_counts = [], [], [], [], [], [], {}
             ceil = []
             for w in worlds:
@@ -348,7 +413,7 @@ def lines(res: dict) -> list[str]:
            "ceiling: share >= 0.90 |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
-        for e in ESTIMATORS + ("dr_iid",):
+        for e in ESTIMATORS + EXTRA:
             r = t[f"{n}/{e}"]
             sp_ok = np.array(r["spearman_unflagged"], dtype=float)
             sp_ok_med = float(np.median(sp_ok[np.isfinite(sp_ok)])) if np.isfinite(
@@ -375,15 +440,17 @@ def lines(res: dict) -> list[str]:
             "Flags raised (count of intervals):", "",
             "| visits | estimator | flags |", "|---|---|---|"]
     for n in sizes:
-        for e in ESTIMATORS:
+        for e in ESTIMATORS + ("pbm",):
             fc = t[f"{n}/{e}"]["flag_counts"]
             shown = ", ".join(f"{k} {v}" for k, v in sorted(fc.items())) or "none"
             out.append(f"| {n:,} | {e} | {shown} |")
     out += ["", f"Per world ({big:,} visits): DR Spearman (all targets, unflagged targets, "
             "and the ceiling of an unbiased estimator with DR's SEs), coverage of all / "
-            "unflagged intervals:", "", "| world | logger | titles x slots | Spearman | "
-            "Spearman, unflagged | ceiling | coverage | unflagged coverage (n) |",
-            "|---|---|---|---|---|---|---|---|"]
+            "unflagged intervals; the same for `pbm`:", "", "| world | logger | titles x slots | "
+            "Spearman | Spearman, unflagged | ceiling | coverage | unflagged coverage (n) | "
+            "pbm Spearman | pbm ceiling | pbm coverage |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    pb = t[f"{big}/pbm"]
     dr = t[f"{big}/dr"]
     for j, w in enumerate(res["worlds"]):
         run = next(r for r in w["runs"] if r["n_visits"] == big)
@@ -393,13 +460,17 @@ def lines(res: dict) -> list[str]:
         cov = [r["ci_low"] <= x <= r["ci_high"] for r, x in zip(rows, tv)]
         ok = [c for c, r in zip(cov, rows) if not r["flags"]]
         sp = spearmanr([r["value"] for r in rows], tv)[0]
+        prow = [run["rows"][k]["pbm"] for k in names]
+        pcov = [r["ci_low"] <= x <= r["ci_high"] for r, x in zip(prow, tv)]
         c = w["config"]
         out.append(f"| {w['world']} | {w['logger']} | {c['n_titles']} x "
                    f"{c['page_rows'] * c['page_positions']} | {sp:.3f} | "
                    f"{dr['spearman_unflagged'][j]:.3f} | "
                    f"{dr.get('spearman_ceiling', [math.nan] * (j + 1))[j]:.3f} | "
                    f"{np.mean(cov):.0%} | "
-                   f"{(np.mean(ok) if ok else math.nan):.0%} ({len(ok)}) |")
+                   f"{(np.mean(ok) if ok else math.nan):.0%} ({len(ok)}) | "
+                   f"{pb['spearman'][j]:.3f} | {pb['spearman_ceiling'][j]:.3f} | "
+                   f"{np.mean(pcov):.0%} |")
     return out
 
 

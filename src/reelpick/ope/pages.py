@@ -700,3 +700,112 @@ def rank_agreement(estimates: Sequence[dict[str, Any]], truth: Sequence[float]
             "apart_pairs": len(pairs),
             "apart_concordant": float(np.mean(conc)) if conc else None,
             "spearman_apart": rho(members), "verdict": verdict}
+
+
+# ------------------------------------------------------------- dense (title x slot) marginals
+def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.ndarray,
+                     logged: np.ndarray, *, organic: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The position-based estimate of a target's **page plays** from any two policies'
+    dense marginals :math:`\pi(t \text{ at } s \mid v)` ``(n, T, S)`` (target and logger,
+    e.g. :attr:`reelpick.decision.Marginals.title_slot`), for one batch of logged visits.
+
+    Returns ``(w, corr, unsupported)``: the title weights of the logged slots ``w (n, S)``
+    (:math:`E_e(t) / E_0(t)`, 0 on empty slots), so that :math:`\sum_s w_{vs} y_{vs}` estimates
+    the caused plays plus :math:`B` (:func:`organic_terms`); ``corr (n,)`` the organic
+    correction that turns it into page plays, the organic plays logged off the page weighted
+    :math:`(c_v(t) - \pi_e(t \text{ on the page}))/(1 - P_0(t \text{ on the page}))`
+    (0 without ``organic``: then the estimate assumes every play scales with the slot's
+    examination); ``unsupported (n,)`` the share of each visit's target examination mass on
+    titles the logger never shows. A visit's page plays are
+    :math:`\sum_s w_{vs} y_{vs} - \text{corr}_v`: unbiased when plays are
+    :math:`p_0(v, t) + e_s g(v, t)` and the organic plays are logged (for the caused part
+    alone, drop the :math:`\pi_e` term; on-policy it returns the logged page plays exactly).
+
+    ``organic`` ``(visit, title)``: organic plays logged off the page (visit indices in the
+    batch).
+
+    >>> import numpy as np
+    >>> m = np.full((1, 4, 2), 0.25)                     # uniform over 4 titles, 2 slots
+    >>> w, corr, _ = dense_page_terms(m, m, np.ones(2), np.array([[0, 1]]))
+    >>> w.tolist(), corr.tolist()                        # on-policy: weights 1
+    ([[1.0, 1.0]], [0.0])
+    """
+    pe, p0 = np.asarray(target, float), np.asarray(logger, float)
+    e = np.asarray(examination, float).ravel()
+    logged = np.asarray(logged, np.int64)
+    n, T, S = p0.shape
+    if pe.shape != p0.shape or logged.shape != (n, S) or e.size < S:
+        raise ValueError(f"target/logger/logged/examination: need (n, T, S) twice, (n, S) and "
+                         f"S values; got {pe.shape}, {p0.shape}, {logged.shape}, {e.size}")
+    ee, e0 = pe @ e[:S], p0 @ e[:S]                       # (n, T) examined marginals
+    safe = np.where(e0 > 0, e0, 1.0)
+    rows = np.arange(n)[:, None]
+    t = np.maximum(logged, 0)
+    w = np.where(logged >= 0, ee[rows, t] / safe[rows, t], 0.0)
+    tot = ee.sum(axis=1)
+    unsupported = np.where(tot > 0, (ee * (e0 <= 0)).sum(axis=1) / np.where(tot > 0, tot, 1),
+                           0.0)
+    corr = np.zeros(n)
+    if organic is not None:
+        ov, ot = (np.asarray(x, np.int64).ravel() for x in organic)
+        if ov.shape != ot.shape or (ov.size and (ov.min() < 0 or ov.max() >= n
+                                                 or ot.min() < 0 or ot.max() >= T)):
+            raise ValueError("organic: need (visit, title) arrays of one length in the batch")
+        on0, one = p0.sum(axis=2)[ov, ot], pe.sum(axis=2)[ov, ot]
+        if (on0 >= 1 - 1e-12).any():
+            raise ValueError("organic plays: a title played off the page is always on the "
+                             "page under the logger's marginals")
+        c = np.where(e0[ov, ot] > 0, ee[ov, ot] * on0 / safe[ov, ot], 0.0)
+        corr = np.bincount(ov, weights=(c - one) / (1.0 - on0), minlength=n)
+    return w, corr, unsupported
+
+
+def slot_play_rates(logger: np.ndarray, logged: np.ndarray, reward: np.ndarray, *,
+                    organic: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, float]:
+    r"""For one batch of visits logged under ``logger`` ``(n, T, S)``: the sums behind an
+    examination estimate from **any** logger with support on every available title (not only
+    uniformly random pages): per slot, the importance-weighted plays a *uniformly random
+    page* would have earned there, :math:`\sum_v \frac{1/A_v}{\pi_0(t_{vs}, s)} y_{vs}`
+    ``(S,)`` (``A_v`` the titles the logger can show in the visit), and the organic rate of a
+    random title, :math:`\sum_{\text{organic plays off the page}} \frac{1/A_v}{1 - P_0(t
+    \text{ on the page})}`. Divided by the number of visits, the first is
+    :math:`\bar p_0 + e_s \bar g` and the second :math:`\bar p_0`; their difference is
+    proportional to the examination :math:`e_s` (:func:`examination_from_rates`).
+
+    >>> import numpy as np
+    >>> m = np.full((2, 4, 2), 0.25)
+    >>> s, o = slot_play_rates(m, np.array([[0, 1], [2, 3]]), np.array([[1.0, 0.0], [1.0, 1.0]]))
+    >>> s.tolist(), o                                    # a uniform logger: the raw plays
+    ([2.0, 1.0], 0.0)
+    """
+    p0 = np.asarray(logger, float)
+    logged, reward = np.asarray(logged, np.int64), np.asarray(reward, float)
+    n, T, S = p0.shape
+    if logged.shape != (n, S) or reward.shape != (n, S):
+        raise ValueError(f"logged/reward: need ({n}, {S}), got {logged.shape}, "
+                         f"{reward.shape}")
+    avail = (p0.sum(axis=2) > 0).sum(axis=1).astype(float)          # (n,)
+    rows = np.arange(n)[:, None]
+    pl = p0[rows, np.maximum(logged, 0), np.arange(S)[None, :]]
+    ok = (logged >= 0) & (pl > 0)
+    w = np.where(ok, 1.0 / (np.maximum(avail, 1)[:, None] * np.where(ok, pl, 1.0)), 0.0)
+    slots = (w * reward).sum(axis=0)
+    rate = 0.0
+    if organic is not None:
+        ov, ot = (np.asarray(x, np.int64).ravel() for x in organic)
+        on0 = p0.sum(axis=2)[ov, ot]
+        rate = float((1.0 / np.maximum(avail[ov], 1) / np.maximum(1.0 - on0, 1e-12)).sum())
+    return slots, rate
+
+
+def examination_from_rates(slot_sums: np.ndarray, organic_sum: float, n_visits: int
+                           ) -> np.ndarray:
+    """The examination ``(S,)`` (max 1) from :func:`slot_play_rates` summed over batches: each
+    slot's uniform-page play rate net of the organic rate, floored at 1% of the largest."""
+    r = np.asarray(slot_sums, float) / max(n_visits, 1) - organic_sum / max(n_visits, 1)
+    if not (r > 0).any():
+        raise ValueError("examination: no slot earns more plays than the organic rate")
+    r = np.maximum(r, 0.01 * r.max())
+    return r / r.max()
