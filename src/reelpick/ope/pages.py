@@ -757,7 +757,7 @@ def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.nda
             raise ValueError("organic plays: a title played off the page is always on the "
                              "page under the logger's marginals")
         c = np.where(e0[ov, ot] > 0, ee[ov, ot] * on0 / safe[ov, ot], 0.0)
-        corr = np.bincount(ov, weights=(c - one) / (1.0 - on0), minlength=n)
+        corr = np.bincount(ov, weights=(c - one) / (1.0 - on0), minlength=n).astype(float)
     return w, corr, unsupported
 
 
