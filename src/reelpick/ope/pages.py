@@ -809,3 +809,23 @@ def examination_from_rates(slot_sums: np.ndarray, organic_sum: float, n_visits: 
         raise ValueError("examination: no slot earns more plays than the organic rate")
     r = np.maximum(r, 0.01 * r.max())
     return r / r.max()
+
+
+def dense_expected_weight(target: np.ndarray, logger: np.ndarray, examination: np.ndarray
+                          ) -> np.ndarray:
+    r"""``(n,)`` the exact expectation under the logger of a visit's weight sum
+    :math:`\sum_{s'} w_{v, t_{vs'}}` of :func:`dense_page_terms`:
+    :math:`\sum_t P_0(t \text{ on the page})\, E_e(t) / E_0(t)`. Dividing the weighted plays
+    by the weights' mean over this expectation (self-normalisation) tames the skew of the
+    weighted sum when a few large weights carry it.
+
+    >>> import numpy as np
+    >>> m = np.full((1, 4, 2), 0.25)
+    >>> dense_expected_weight(m, m, np.ones(2)).tolist()   # on-policy: the slots
+    [2.0]
+    """
+    pe, p0 = np.asarray(target, float), np.asarray(logger, float)
+    e = np.asarray(examination, float).ravel()[: p0.shape[2]]
+    ee, e0 = pe @ e, p0 @ e
+    ratio = np.where(e0 > 0, ee / np.where(e0 > 0, e0, 1.0), 0.0)
+    return (p0.sum(axis=2) * ratio).sum(axis=1)
