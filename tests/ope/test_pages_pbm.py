@@ -15,6 +15,7 @@ import pytest
 from reelpick.ope import LoggedFeedback
 from reelpick.ope.pages import (
     PageMarginals,
+    dense_expected_weight,
     dense_page_terms,
     examination_curve,
     examination_from_rates,
@@ -399,3 +400,18 @@ def test_dense_terms_invalid_inputs() -> None:
                          organic=(np.array([3]), np.array([0])))
     with pytest.raises(ValueError, match="examination"):
         examination_from_rates(np.zeros(2), 1.0, 10)
+
+
+def test_dense_expected_weight_is_the_mean_weight_sum() -> None:
+    """Monte Carlo over the mixed logger: the mean per-visit weight sum of
+    ``dense_page_terms`` is ``dense_expected_weight``, and it equals ``expected_weight`` of
+    the same policies given as ``PageMarginals``."""
+    rng = np.random.default_rng(23)
+    _, logger, target, _ = _setup(rng, 40)
+    d0, de = _dense(logger), _dense(target)
+    ew = dense_expected_weight(de, d0, E)
+    np.testing.assert_allclose(ew, expected_weight(target, logger, E), rtol=1e-10)
+    sums = np.array([dense_page_terms(de, d0, E, _serve(rng, logger)[0])[0].sum(axis=1)
+                     for _ in range(1500)])
+    se = sums.std(axis=0) / np.sqrt(len(sums))
+    assert (np.abs(sums.mean(axis=0) - ew) < 4.5 * se).all()
