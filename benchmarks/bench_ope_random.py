@@ -48,6 +48,7 @@ from reelpick.ope import (  # noqa: E402
     OPEWarning,
 )
 from reelpick.ope.pages import (  # noqa: E402
+    dense_expected_weight,
     dense_page_terms,
     examination_from_rates,
     slot_play_rates,
@@ -68,7 +69,7 @@ SEED = 18_0907_2026
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 #: also reported: DR with independent-rounds intervals, and the page-level position-based
 #: estimate from dense marginals with the organic plays taken out (`dense_page_terms`)
-EXTRA = ("dr_iid", "pbm")
+EXTRA = ("dr_iid", "pbm", "pbm_sn")
 LOGGERS = ("uniform", "eps-greedy popularity", "eps-greedy context", "eps-greedy als",
            "plackett-luce", "promotion")
 Z95 = 1.959963984540054
@@ -212,7 +213,8 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
         slot_sums += a
         org_sum += b
     e_hat = examination_from_rates(slot_sums, org_sum, len(v.member))
-    pbm = {k: ([], [], []) for k in targets}       # per visit: value, weight sum, unsupported
+    # per visit: weighted plays, organic correction, weight sum, its expectation, unsupported
+    pbm: dict[str, tuple[list, ...]] = {k: ([], [], [], [], []) for k in targets}
     for sl, vb in world.batches(arrays):
         lo, hi = int(bounds[sl.start]), int(bounds[sl.stop])
         lm = logger.marginals(vb).title_slot
@@ -229,9 +231,11 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
                 runs[k][0].update(part, dist, q, logging_dist=logging_dist)
                 runs[k][1].update(part, dist, q, logging_dist=logging_dist)
             w, corr, uns = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
-            pbm[k][0].append(((w * plays).sum(axis=1) - corr) / S)
-            pbm[k][1].append(w.sum(axis=1))
-            pbm[k][2].append(uns)
+            pbm[k][0].append((w * plays).sum(axis=1) / S)
+            pbm[k][1].append(corr / S)
+            pbm[k][2].append(w.sum(axis=1))
+            pbm[k][3].append(dense_expected_weight(tm, lm, e_hat))
+            pbm[k][4].append(uns)
     out = {}
     for k, (run, iid) in runs.items():
         with warnings.catch_warnings():
@@ -239,7 +243,9 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
             res = run.results()
             res["dr_iid"] = iid.results()["dr"]
         out[k] = res
-        out[k]["pbm"] = _pbm_estimate(*(np.concatenate(x) for x in pbm[k]))
+        a, corr, wsum, ew, uns = (np.concatenate(x) for x in pbm[k])
+        out[k]["pbm"] = _pbm_estimate(a - corr, wsum, uns)
+        out[k]["pbm_sn"] = _pbm_sn_estimate(a, corr, wsum, ew, uns)
     return out
 
 
@@ -255,6 +261,24 @@ class _PBMEstimate:
     ess: float
     flags: tuple[str, ...]
     diagnostics: object = None
+
+
+def _pbm_sn_estimate(a: np.ndarray, corr: np.ndarray, wsum: np.ndarray, ew: np.ndarray,
+                     unsupported: np.ndarray) -> _PBMEstimate:
+    """``pbm`` self-normalised: the weighted plays divided by the weights' mean over its exact
+    expectation (``dense_expected_weight``), the organic correction subtracted; delta-method
+    interval from per-visit influence terms; flags as ``pbm``'s."""
+    base = _pbm_estimate(a - corr, wsum, unsupported)
+    wb, eb = wsum.mean(), ew.mean()
+    if wb <= 0:
+        nan = math.nan
+        return _PBMEstimate(nan, nan, nan, nan, 0.0, base.flags + ("no_variance",))
+    r = a.mean() / wb
+    v = r * eb - corr.mean()
+    infl = (a - r * wsum) * eb / wb + r * (ew - eb) - (corr - corr.mean())
+    se = float(infl.std(ddof=1) / np.sqrt(a.size))
+    return _PBMEstimate(float(v), float(v - Z95 * se), float(v + Z95 * se), se, base.ess,
+                        base.flags)
 
 
 def _pbm_estimate(psi: np.ndarray, wsum: np.ndarray, unsupported: np.ndarray) -> _PBMEstimate:
@@ -440,7 +464,7 @@ def lines(res: dict) -> list[str]:
             "Flags raised (count of intervals):", "",
             "| visits | estimator | flags |", "|---|---|---|"]
     for n in sizes:
-        for e in ESTIMATORS + ("pbm",):
+        for e in ESTIMATORS + ("pbm", "pbm_sn"):
             fc = t[f"{n}/{e}"]["flag_counts"]
             shown = ", ".join(f"{k} {v}" for k, v in sorted(fc.items())) or "none"
             out.append(f"| {n:,} | {e} | {shown} |")
