@@ -110,9 +110,10 @@ class FeatureBuilder:
                  np.where(go, self._aff_recent[m], 0.0).max(axis=1),
                  np.where(np.isfinite(gl), (now - gl) / DAY, np.nan),
                  np.where(np.isfinite(seen_ts), (now - seen_ts) / DAY, np.nan), seen_frac,
-                 # a request before the member's last play (a clock or a backfill years
-                 # off) decays like one at the last play, not by 2^(days / 7)
-                 aff_r * np.exp2(-np.maximum(np.nan_to_num(dsp, nan=1e3), 0.0) / 7.0),
+                 # a request before the member's last play grows the term by 2^(days / 7);
+                 # capped at 2^60 (a request over a year early: a clock or a backfill off),
+                 # past which it would overflow float32 (far outside what the ranker saw)
+                 aff_r * np.exp2(np.minimum(-np.nan_to_num(dsp, nan=1e3) / 7.0, 60.0)),
                  cat.year[t], (now - cat.release_ts[t]) / DAY, self._log_dur[t],
                  cat.is_series[t].astype(float), cat.popularity[t],
                  np.log1p(h.title_plays[t]), np.log1p(h.title_plays_week[t])]
