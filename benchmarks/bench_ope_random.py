@@ -48,7 +48,6 @@ from reelpick.ope import (  # noqa: E402
     OPEWarning,
 )
 from reelpick.ope.pages import (  # noqa: E402
-    dense_expected_weight,
     dense_page_terms,
     examination_from_rates,
     slot_play_rates,
@@ -230,12 +229,12 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
                 dist = tm[vi, :, si]
                 runs[k][0].update(part, dist, q, logging_dist=logging_dist)
                 runs[k][1].update(part, dist, q, logging_dist=logging_dist)
-            w, corr, uns = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
-            pbm[k][0].append((w * plays).sum(axis=1) / S)
-            pbm[k][1].append(corr / S)
-            pbm[k][2].append(w.sum(axis=1))
-            pbm[k][3].append(dense_expected_weight(tm, lm, e_hat))
-            pbm[k][4].append(uns)
+            d = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
+            pbm[k][0].append((d.weight * plays).sum(axis=1) / S)
+            pbm[k][1].append(d.correction / S)
+            pbm[k][2].append(d.weight.sum(axis=1))
+            pbm[k][3].append(d.expected_weight)
+            pbm[k][4].append(d.unsupported)
     out = {}
     for k, (run, iid) in runs.items():
         with warnings.catch_warnings():
@@ -260,14 +259,13 @@ class _PBMEstimate:
     se: float
     ess: float
     flags: tuple[str, ...]
-    diagnostics: object = None
 
 
 def _pbm_sn_estimate(a: np.ndarray, corr: np.ndarray, wsum: np.ndarray, ew: np.ndarray,
                      unsupported: np.ndarray) -> _PBMEstimate:
     """``pbm`` self-normalised: the weighted plays divided by the weights' mean over its exact
-    expectation (``dense_expected_weight``), the organic correction subtracted; delta-method
-    interval from per-visit influence terms; flags as ``pbm``'s."""
+    expectation (``DensePageTerms.expected_weight``), the organic correction subtracted;
+    delta-method interval from per-visit influence terms; flags as ``pbm``'s."""
     base = _pbm_estimate(a - corr, wsum, unsupported)
     wb, eb = wsum.mean(), ew.mean()
     if wb <= 0:

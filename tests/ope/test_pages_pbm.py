@@ -15,7 +15,6 @@ import pytest
 from reelpick.ope import LoggedFeedback
 from reelpick.ope.pages import (
     PageMarginals,
-    dense_expected_weight,
     dense_page_terms,
     examination_curve,
     examination_from_rates,
@@ -352,7 +351,7 @@ def test_dense_terms_on_policy_give_the_logged_page_plays() -> None:
     _, logger, _, _ = _setup(rng, 200)
     titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
     d = _dense(logger)
-    w, corr, uns = dense_page_terms(d, d, E, titles, organic=(ov, ot))
+    w, corr, uns, _ = dense_page_terms(d, d, E, titles, organic=(ov, ot))
     np.testing.assert_allclose(w, 1.0)
     np.testing.assert_allclose(corr, 0.0, atol=1e-12)
     assert (uns == 0).all()
@@ -381,7 +380,7 @@ def test_dense_page_plays_unbiased_with_the_estimated_examination() -> None:
         a, b = slot_play_rates(d0, titles, plays, organic=(ov, ot))
         sums, org = sums + a, org + b
         e_hat = examination_from_rates(a, b, n)
-        w, corr, _ = dense_page_terms(de, d0, e_hat, titles, organic=(ov, ot))
+        w, corr, _, _ = dense_page_terms(de, d0, e_hat, titles, organic=(ov, ot))
         est.append(float(((w * plays).sum(axis=1) - corr).mean()))
         naive.append(float((w * plays).sum(axis=1).mean()))  # organic plays scaled as caused
     assert np.abs(examination_from_rates(sums, org, 200 * n) - E).max() < 0.1
@@ -404,12 +403,12 @@ def test_dense_terms_invalid_inputs() -> None:
 
 def test_dense_expected_weight_is_the_mean_weight_sum() -> None:
     """Monte Carlo over the mixed logger: the mean per-visit weight sum of
-    ``dense_page_terms`` is ``dense_expected_weight``, and it equals ``expected_weight`` of
+    ``dense_page_terms`` is its ``expected_weight``, and it equals ``expected_weight`` of
     the same policies given as ``PageMarginals``."""
     rng = np.random.default_rng(23)
     _, logger, target, _ = _setup(rng, 40)
     d0, de = _dense(logger), _dense(target)
-    ew = dense_expected_weight(de, d0, E)
+    ew = dense_page_terms(de, d0, E, _serve(rng, logger)[0]).expected_weight
     np.testing.assert_allclose(ew, expected_weight(target, logger, E), rtol=1e-10)
     sums = np.array([dense_page_terms(de, d0, E, _serve(rng, logger)[0])[0].sum(axis=1)
                      for _ in range(1500)])

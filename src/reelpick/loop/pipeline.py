@@ -70,6 +70,7 @@ from reelpick.loop.simulator import (
 from reelpick.ope.pages import (
     PageMarginals,
     examination_curve,
+    examination_net_of_organic,
     position_based,
     slot_match,
     whole_page,
@@ -256,19 +257,15 @@ def _release(cfg: LoopConfig, world: World, prod: _Arm, day: int, cands: list[Ca
                                             avail)
     q_logged = q_dense(logged)
     # all plays, as the A/B test counts them: the organic plays logged off these pages, and
-    # the examination net of organic plays (a uniform page's title is found on its own at
-    # the rate of a random available title: its off-page organic plays / (A - S) per visit)
+    # the examination net of organic plays
     lg = today.log
     o_sel = pos_eval[lg.organic_visit] >= 0
     o_visit, o_title = pos_eval[lg.organic_visit[o_sel]], lg.organic_title[o_sel]
     ex_vis = today.explored[eval_idx]
-    o_count = np.bincount(o_visit, minlength=eval_idx.size).astype(float)
-    o_rate = float(np.mean(np.where(avail > S, o_count / np.maximum(avail - S, 1), 0.0)[ex_vis])
-                   ) if ex_vis.any() else 0.0
-    imp_rate = float(sh.play[ex_imp].mean()) if ex_imp.any() else 0.0
-    e_net = examination_curve(sh.row_index[ex_imp], sh.position[ex_imp], sh.play[ex_imp],
-                              wc.page_rows, wc.page_positions,
-                              organic=min(o_rate, 0.5 * imp_rate)).ravel()
+    e_net = examination_net_of_organic(
+        sh.row_index[ex_imp], sh.position[ex_imp], sh.play[ex_imp], wc.page_rows,
+        wc.page_positions, organic_count=np.bincount(o_visit, minlength=eval_idx.size)[ex_vis],
+        off_page=(avail - (logged >= 0).sum(axis=1))[ex_vis]).ravel()
     with progress.task(f"release after day {day + 1}: offline evaluation", len(cands)) as task:
         for ci, c in enumerate(cands):
             target = pool[:, ci]  # the candidate's pages, recorded when it was in the pool

@@ -66,15 +66,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import spearmanr
 
-__all__ = ["PageEstimate", "PageMarginals", "examination_curve", "expected_weight",
-           "onpage_match", "organic_terms", "position_based", "rank_agreement", "slot_match",
-           "title_on_page",
-           "whole_page"]
+__all__ = ["DensePageTerms", "PageEstimate", "PageMarginals", "dense_page_terms",
+           "examination_curve", "examination_from_rates", "examination_net_of_organic",
+           "expected_weight", "onpage_match", "organic_terms", "position_based",
+           "rank_agreement", "slot_match", "slot_play_rates", "title_on_page", "whole_page"]
 
 Z95 = 1.959963984540054
 
@@ -134,6 +134,22 @@ def examination_curve(row: np.ndarray, position: np.ndarray, play: np.ndarray, n
         r_r, r_p = np.maximum(r_r, 0.01 * r_r.max()), np.maximum(r_p, 0.01 * r_p.max())
     e = np.outer(r_r, r_p)
     return e / e.max()
+
+
+def examination_net_of_organic(row: np.ndarray, position: np.ndarray, play: np.ndarray,
+                               n_rows: int, n_positions: int, *, organic_count: np.ndarray,
+                               off_page: np.ndarray) -> np.ndarray:
+    """:func:`examination_curve` of randomised impressions net of organic plays. A uniformly
+    random page's title is found on its own at the rate of a random available title: each
+    explored visit's organic plays off the page (``organic_count``) over its available titles
+    not on the page (``off_page``), averaged over the explored visits (capped at half the
+    impressions' play rate, so that noise cannot swallow the slots' own plays)."""
+    count, off = np.asarray(organic_count, float), np.asarray(off_page, float)
+    rate = float(np.mean(np.where(off > 0, count / np.maximum(off, 1), 0.0))) if count.size \
+        else 0.0
+    play = np.asarray(play, float)
+    cap = 0.5 * float(play.mean()) if play.size else 0.0
+    return examination_curve(row, position, play, n_rows, n_positions, organic=min(rate, cap))
 
 
 def onpage_match(logged: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -420,6 +436,19 @@ class PageMarginals:
         return det + self.uniform * e.sum() * np.asarray(theta_mean, float)
 
 
+def _off_page_weights(on: np.ndarray, ee: np.ndarray, e0: np.ndarray, valid: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """For organic plays off the page: ``1 / (1 - P_0(t on the page))`` and
+    ``c = E_e(t) P_0(t on the page) / E_0(t)`` (0 where ``valid`` is False), from the on-page
+    probability ``on`` and the examined marginals ``ee``/``e0`` of target and logger."""
+    if ((on >= 1 - 1e-12) & valid).any():
+        raise ValueError("organic plays: a title played off the page is always on the page "
+                         "under the logger's marginals (they are not the logging policy's)")
+    inv = np.where(valid, 1.0 / np.where(valid, 1.0 - on, 1.0), 0.0)
+    c = np.where(valid & (e0 > 0), ee * on / np.where(e0 > 0, e0, 1.0), 0.0)
+    return inv, c
+
+
 def organic_terms(visit: np.ndarray, title: np.ndarray, target: PageMarginals,
                   logger: PageMarginals, examination: np.ndarray) -> tuple[np.ndarray,
                                                                            np.ndarray]:
@@ -470,13 +499,8 @@ def organic_terms(visit: np.ndarray, title: np.ndarray, target: PageMarginals,
     grid[np.repeat(np.arange(uniq.size), count), np.arange(visit.size) - np.repeat(start, count)
          ] = title
     lg, tg = logger.take(uniq), target.take(uniq)
-    on = lg.examined(grid, np.ones(e.size))
-    if ((on >= 1 - 1e-12) & (grid >= 0)).any():
-        raise ValueError("organic plays: a title played off the page is always on the page "
-                         "under the logger's marginals (they are not the logging policy's)")
-    e0, ee = lg.examined(grid, e), tg.examined(grid, e)
-    c = np.where(e0 > 0, ee * on / np.where(e0 > 0, e0, 1.0), 0.0)
-    inv = np.where(grid >= 0, 1.0 / np.where(grid >= 0, 1.0 - on, 1.0), 0.0)
+    inv, c = _off_page_weights(lg.examined(grid, np.ones(e.size)), tg.examined(grid, e),
+                               lg.examined(grid, e), grid >= 0)
     base, shared = np.zeros(n), np.zeros(n)
     base[uniq], shared[uniq] = inv.sum(axis=1), (c * inv).sum(axis=1)
     return base, shared
@@ -703,21 +727,34 @@ def rank_agreement(estimates: Sequence[dict[str, Any]], truth: Sequence[float]
 
 
 # ------------------------------------------------------------- dense (title x slot) marginals
+class DensePageTerms(NamedTuple):
+    """What :func:`dense_page_terms` returns for a batch of logged visits."""
+
+    weight: np.ndarray           # (n, S) title weights of the logged slots
+    correction: np.ndarray       # (n,) organic correction to page plays
+    unsupported: np.ndarray      # (n,) target examination mass the logger never shows
+    expected_weight: np.ndarray  # (n,) exact expectation of each visit's weight sum
+
+
 def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.ndarray,
                      logged: np.ndarray, *, organic: tuple[np.ndarray, np.ndarray] | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     ) -> DensePageTerms:
     r"""The position-based estimate of a target's **page plays** from any two policies'
     dense marginals :math:`\pi(t \text{ at } s \mid v)` ``(n, T, S)`` (target and logger,
     e.g. :attr:`reelpick.decision.Marginals.title_slot`), for one batch of logged visits.
 
-    Returns ``(w, corr, unsupported)``: the title weights of the logged slots ``w (n, S)``
+    Returns :class:`DensePageTerms` ``(weight, correction, unsupported, expected_weight)``:
+    the title weights of the logged slots ``w (n, S)``
     (:math:`E_e(t) / E_0(t)`, 0 on empty slots), so that :math:`\sum_s w_{vs} y_{vs}` estimates
     the caused plays plus :math:`B` (:func:`organic_terms`); ``corr (n,)`` the organic
     correction that turns it into page plays, the organic plays logged off the page weighted
     :math:`(c_v(t) - \pi_e(t \text{ on the page}))/(1 - P_0(t \text{ on the page}))`
     (0 without ``organic``: then the estimate assumes every play scales with the slot's
     examination); ``unsupported (n,)`` the share of each visit's target examination mass on
-    titles the logger never shows. A visit's page plays are
+    titles the logger never shows; ``expected_weight (n,)`` the exact expectation under the
+    logger of a visit's weight sum, :math:`\sum_t P_0(t \text{ on the page})\, E_e(t) /
+    E_0(t)` (dividing the weighted plays by the weights' mean over it, self-normalisation,
+    tames the skew when a few large weights carry the sum). A visit's page plays are
     :math:`\sum_s w_{vs} y_{vs} - \text{corr}_v`: unbiased when plays are
     :math:`p_0(v, t) + e_s g(v, t)` and the organic plays are logged (for the caused part
     alone, drop the :math:`\pi_e` term; on-policy it returns the logged page plays exactly).
@@ -727,9 +764,11 @@ def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.nda
 
     >>> import numpy as np
     >>> m = np.full((1, 4, 2), 0.25)                     # uniform over 4 titles, 2 slots
-    >>> w, corr, _ = dense_page_terms(m, m, np.ones(2), np.array([[0, 1]]))
-    >>> w.tolist(), corr.tolist()                        # on-policy: weights 1
+    >>> terms = dense_page_terms(m, m, np.ones(2), np.array([[0, 1]]))
+    >>> terms.weight.tolist(), terms.correction.tolist()  # on-policy: weights 1
     ([[1.0, 1.0]], [0.0])
+    >>> terms.expected_weight.tolist()                   # ... and their sum: the slots
+    [2.0]
     """
     pe, p0 = np.asarray(target, float), np.asarray(logger, float)
     e = np.asarray(examination, float).ravel()
@@ -739,10 +778,10 @@ def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.nda
         raise ValueError(f"target/logger/logged/examination: need (n, T, S) twice, (n, S) and "
                          f"S values; got {pe.shape}, {p0.shape}, {logged.shape}, {e.size}")
     ee, e0 = pe @ e[:S], p0 @ e[:S]                       # (n, T) examined marginals
-    safe = np.where(e0 > 0, e0, 1.0)
+    ratio = np.where(e0 > 0, ee / np.where(e0 > 0, e0, 1.0), 0.0)
+    on0_all = p0.sum(axis=2)                              # (n, T) P_0(t on the page)
     rows = np.arange(n)[:, None]
-    t = np.maximum(logged, 0)
-    w = np.where(logged >= 0, ee[rows, t] / safe[rows, t], 0.0)
+    w = np.where(logged >= 0, ratio[rows, np.maximum(logged, 0)], 0.0)
     tot = ee.sum(axis=1)
     unsupported = np.where(tot > 0, (ee * (e0 <= 0)).sum(axis=1) / np.where(tot > 0, tot, 1),
                            0.0)
@@ -752,13 +791,11 @@ def dense_page_terms(target: np.ndarray, logger: np.ndarray, examination: np.nda
         if ov.shape != ot.shape or (ov.size and (ov.min() < 0 or ov.max() >= n
                                                  or ot.min() < 0 or ot.max() >= T)):
             raise ValueError("organic: need (visit, title) arrays of one length in the batch")
-        on0, one = p0.sum(axis=2)[ov, ot], pe.sum(axis=2)[ov, ot]
-        if (on0 >= 1 - 1e-12).any():
-            raise ValueError("organic plays: a title played off the page is always on the "
-                             "page under the logger's marginals")
-        c = np.where(e0[ov, ot] > 0, ee[ov, ot] * on0 / safe[ov, ot], 0.0)
-        corr = np.bincount(ov, weights=(c - one) / (1.0 - on0), minlength=n).astype(float)
-    return w, corr, unsupported
+        inv, c = _off_page_weights(on0_all[ov, ot], ee[ov, ot], e0[ov, ot],
+                                   np.ones(ov.size, bool))
+        corr = np.bincount(ov, weights=(c - pe.sum(axis=2)[ov, ot]) * inv,
+                           minlength=n).astype(float)
+    return DensePageTerms(w, corr, unsupported, (on0_all * ratio).sum(axis=1))
 
 
 def slot_play_rates(logger: np.ndarray, logged: np.ndarray, reward: np.ndarray, *,
@@ -810,22 +847,3 @@ def examination_from_rates(slot_sums: np.ndarray, organic_sum: float, n_visits: 
     r = np.maximum(r, 0.01 * r.max())
     return r / r.max()
 
-
-def dense_expected_weight(target: np.ndarray, logger: np.ndarray, examination: np.ndarray
-                          ) -> np.ndarray:
-    r"""``(n,)`` the exact expectation under the logger of a visit's weight sum
-    :math:`\sum_{s'} w_{v, t_{vs'}}` of :func:`dense_page_terms`:
-    :math:`\sum_t P_0(t \text{ on the page})\, E_e(t) / E_0(t)`. Dividing the weighted plays
-    by the weights' mean over this expectation (self-normalisation) tames the skew of the
-    weighted sum when a few large weights carry it.
-
-    >>> import numpy as np
-    >>> m = np.full((1, 4, 2), 0.25)
-    >>> dense_expected_weight(m, m, np.ones(2)).tolist()   # on-policy: the slots
-    [2.0]
-    """
-    pe, p0 = np.asarray(target, float), np.asarray(logger, float)
-    e = np.asarray(examination, float).ravel()[: p0.shape[2]]
-    ee, e0 = pe @ e, p0 @ e
-    ratio = np.where(e0 > 0, ee / np.where(e0 > 0, e0, 1.0), 0.0)
-    return (p0.sum(axis=2) * ratio).sum(axis=1)

@@ -60,6 +60,7 @@ from reelpick.ope.pages import (
     PageEstimate,
     PageMarginals,
     examination_curve,
+    examination_net_of_organic,
     position_based,
     slot_match,
 )
@@ -199,6 +200,13 @@ def _title_model(pages: LoggedPages, e: np.ndarray, folds: np.ndarray, n_folds: 
     return out
 
 
+def _record(est: PageEstimate, meta: dict[str, Any]) -> dict[str, Any]:
+    """A page-level estimate as a record: reliable when finite, with ``meta`` (logger, ...)."""
+    d = est.to_dict()
+    ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
+    return {**d, "reliable": ok, **meta, "reason": "" if ok else "the estimate is not finite"}
+
+
 def _unreliable(reason: str, n: int) -> dict[str, Any]:
     nan = float("nan")
     return {**PageEstimate(nan, nan, nan, nan, n, 0.0, 0.0).to_dict(), "reliable": False,
@@ -303,6 +311,7 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
             raise ValueError("organic: need (page index, title index) arrays of one length "
                              "within the logs (see organic_plays)")
     out = []
+    e_net: np.ndarray | None = None
     for i, pol in enumerate(candidates):
         if pol.n_titles != len(pages.title_ids) or list(
                 pol.titles["title_id"].astype(str)) != list(pages.title_ids):
@@ -343,14 +352,17 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                 pe = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
                                     examination=e, rows=explored, q_logged=q_logged, dm=dm)
                 how = "exploration bucket"
-            nb = int(explored.sum())
+            meta = {"bucket_visits": int(explored.sum()), "logger": how, "note": note}
             for k in PAGE_ESTIMATORS:
-                d = pe[k.removeprefix("pbm_")].to_dict()
-                ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
-                rec[k] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
-                          "note": note, "reason": "" if ok else "the estimate is not finite"}
+                rec[k] = _record(pe[k.removeprefix("pbm_")], meta)
             if organic is not None:
-                e_net = _net_examination(pages, explored, logged, avail, o_page)
+                if e_net is None:  # the same bucket and catalogue for every candidate
+                    sb = explored[pages.visit]
+                    e_net = examination_net_of_organic(
+                        pages.row_index[sb], pages.position[sb], pages.play[sb], pages.n_rows,
+                        pages.n_positions,
+                        organic_count=np.bincount(o_page, minlength=n)[explored],
+                        off_page=(avail - (logged >= 0).sum(axis=1))[explored]).ravel()
                 if full is not None:
                     at = np.cumsum(agree) - 1
                     sel = agree[o_page]
@@ -362,11 +374,7 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
                     pp = position_based(logged, reward, tm, PageMarginals.uniform_page(avail, S),
                                         examination=e_net, rows=explored, q_logged=q_logged,
                                         dm=dm, organic=(o_page, o_title))
-                d = pp["plays_dr"].to_dict()
-                ok = bool(np.isfinite(d["value"]) and np.isfinite(d["se"]))
-                rec["pbm_plays"] = {**d, "reliable": ok, "bucket_visits": nb, "logger": how,
-                                    "note": note,
-                                    "reason": "" if ok else "the estimate is not finite"}
+                rec["pbm_plays"] = _record(pp["plays_dr"], meta)
         if "pbm_plays" not in rec:
             rec["pbm_plays"] = _unreliable(
                 reason or "no organic plays given (the logs' interactions table): all plays "
@@ -374,21 +382,6 @@ def evaluate_candidates(pages: LoggedPages, candidates: Sequence[PagePolicy], *,
         out.append(rec)
     return out
 
-
-def _net_examination(pages: LoggedPages, explored: np.ndarray, logged: np.ndarray,
-                     avail: np.ndarray, o_page: np.ndarray) -> np.ndarray:
-    """The examination curve of the exploration bucket net of organic plays: a uniformly
-    random page's title is found on its own at the rate of a random available title, the
-    visit's organic plays off the page over its ``A - S`` titles off the page."""
-    sb = explored[pages.visit]
-    shown = (logged >= 0).sum(axis=1)
-    count = np.bincount(o_page, minlength=logged.shape[0]).astype(float)
-    off = avail - shown
-    rate = float(np.mean(np.where(off > 0, count / np.maximum(off, 1), 0.0)[explored]))
-    imp_rate = float(pages.play[sb].mean())
-    return examination_curve(pages.row_index[sb], pages.position[sb], pages.play[sb],
-                             pages.n_rows, pages.n_positions,
-                             organic=min(rate, 0.5 * imp_rate)).ravel()
 
 
 @dataclass(frozen=True)
