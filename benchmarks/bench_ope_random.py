@@ -10,8 +10,11 @@ on, the logger's own plays would move later visits, a feedback loop no per-round
 sees; every other knob is drawn. Seeds: ``SEED`` (used nowhere else in the repository).
 
 Run: ``nice .venv/bin/python benchmarks/bench_ope_random.py [--worlds 12] [--sizes 2000 20000]
-[--truth-visits 4000]``. Writes the ``ope-random`` section of BENCHMARKS.md and
-``benchmarks/results/ope_random.json``.
+[--truth-visits 4000] [--log-reps 1]``. With ``--log-reps R`` every world and size gets ``R``
+independent logs: the targets of one log share its noise, so one log per world measures
+coverage from about as many independent draws as there are worlds; the coverage's
+world-resampled interval says how precisely it is known. Writes the ``ope-random`` section of
+BENCHMARKS.md and ``benchmarks/results/ope_random.json``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from reelpick.ope import (  # noqa: E402
     LoggedFeedback,
     OffPolicyEvaluation,
     OPEWarning,
+    studentized_interval,
 )
 from reelpick.ope.pages import (  # noqa: E402
     dense_page_terms,
@@ -67,8 +71,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 18_0907_2026
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 #: also reported: DR with independent-rounds intervals, and the page-level position-based
-#: estimate from dense marginals with the organic plays taken out (`dense_page_terms`)
-EXTRA = ("dr_iid", "pbm", "pbm_sn")
+#: estimate from dense marginals with the organic plays taken out (`dense_page_terms`), with
+#: its normal interval and (``pbm_bt``) its studentized bootstrap interval
+EXTRA = ("dr_iid", "pbm", "pbm_sn", "pbm_bt")
+#: seed offset between the independent logs of one world and size (``--log-reps``); log 0
+#: keeps the seed of the runs before replicates existed
+REP_STRIDE = 1_000_003
 LOGGERS = ("uniform", "eps-greedy popularity", "eps-greedy context", "eps-greedy als",
            "plackett-luce", "promotion")
 Z95 = 1.959963984540054
@@ -245,6 +253,9 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
         a, corr, wsum, ew, uns = (np.concatenate(x) for x in pbm[k])
         out[k]["pbm"] = _pbm_estimate(a - corr, wsum, uns)
         out[k]["pbm_sn"] = _pbm_sn_estimate(a, corr, wsum, ew, uns)
+        lo, hi = studentized_interval(a - corr, seed=seed)
+        out[k]["pbm_bt"] = _PBMEstimate(out[k]["pbm"].value, lo, hi, out[k]["pbm"].se,
+                                        out[k]["pbm"].ess, out[k]["pbm"].flags)
     return out
 
 
@@ -291,7 +302,7 @@ def _pbm_estimate(psi: np.ndarray, wsum: np.ndarray, unsupported: np.ndarray) ->
     return _PBMEstimate(m, m - Z95 * se, m + Z95 * se, se, ess, flags)
 
 
-def one_world(i: int, sizes: list[int], truth_visits: int) -> dict:
+def one_world(i: int, sizes: list[int], truth_visits: int, log_reps: int = 1) -> dict:
     rng = np.random.default_rng([SEED, i])
     cfg = WorldConfig.preset("small", **draw_config(rng))
     world = World(cfg, seed=SEED + i)
@@ -304,21 +315,23 @@ def one_world(i: int, sizes: list[int], truth_visits: int) -> dict:
              for k, p in targets.items()}
     t_truth = time.perf_counter() - t0
     runs = []
-    for n_visits in sizes:
+    for n_visits, rep in ((n, r) for n in sizes for r in range(log_reps)):
         t0 = time.perf_counter()
-        log = world.simulate(logger, n_visits=n_visits, seed=SEED + 300 + 17 * i + n_visits)
+        log = world.simulate(logger, n_visits=n_visits,
+                             seed=SEED + 300 + 17 * i + n_visits + REP_STRIDE * rep)
         fb = ws.slot_feedback(world, log)
         res = evaluate(world, log, fb, targets, seed=SEED + i, logger=logger)
         rows = {k: {e: dict(value=r.value, ci_low=r.ci_low, ci_high=r.ci_high, se=r.se,
                             ess=r.ess, flags=list(r.flags))
                     for e, r in v.items()} for k, v in res.items()}
         diag = {k: v["dr"].diagnostics.to_dict() for k, v in res.items()}
-        runs.append(dict(n_visits=n_visits, n_rounds=fb.n_rounds, rows=rows, diagnostics=diag,
+        runs.append(dict(n_visits=n_visits, rep=rep, n_rounds=fb.n_rounds, rows=rows,
+                         diagnostics=diag,
                          reward_nonzero=float(np.mean(fb.reward != 0)),
                          seconds=time.perf_counter() - t0))
         tv = [truth[k][0] for k in targets]
         sp = spearmanr([rows[k]["dr"]["value"] for k in targets], tv)[0]
-        print(f"world {i} {logger_name} {n_visits}: spearman(dr) {sp:.3f} "
+        print(f"world {i} {logger_name} {n_visits} log {rep}: spearman(dr) {sp:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return dict(world=i, config={k: v for k, v in cfg.to_dict().items()
                                  if k in draw_config(np.random.default_rng(0))},
@@ -350,10 +363,10 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
     for n in sizes:
         for e in ESTIMATORS + EXTRA:
             err, cover, cover_se, flagged, sp, sp_ok, flag_counts = [], [], [], [], [], [], {}
-            ceil = []
-            for w in worlds:
-                run = next(r for r in w["runs"] if r["n_visits"] == n)
+            ceil, cluster = [], []
+            for w, run in _runs(worlds, n):
                 names = list(w["truth"])
+                cluster += [w["world"]] * len(names)
                 tv = np.array([w["truth"][k]["value"] for k in names])
                 tse = np.array([w["truth"][k]["se"] for k in names])
                 rows = [run["rows"][k][e] for k in names]
@@ -372,7 +385,8 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 ok = np.array([not r["flags"] for r in rows]) & fin
                 sp_ok.append(float(spearmanr(val[ok], tv[ok])[0]) if ok.sum() >= 5 else math.nan)
                 se = np.array([r["se"] for r in rows])
-                ceil.append(spearman_ceiling(tv[fin], np.nan_to_num(se[fin]), w["world"])
+                ceil.append(spearman_ceiling(tv[fin], np.nan_to_num(se[fin]),
+                                             w["world"] + 1000 * run.get("rep", 0))
                             if e != "dm" else math.nan)
             err_a, cov, fl = np.array(err), np.array(cover), np.array(flagged)
             cov_se = np.array(cover_se)
@@ -388,6 +402,7 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 coverage_unflagged=float(cov[~fl].mean()) if (~fl).any() else math.nan,
                 coverage_unflagged_truth_se=float(cov_se[~fl].mean()) if (~fl).any()
                 else math.nan,
+                coverage_unflagged_ci=_world_bootstrap(cov_se[~fl], np.array(cluster)[~fl]),
                 n_unflagged=int((~fl).sum()),
                 rmse_unflagged=float(np.sqrt((err_a[~fl & fin] ** 2).mean())) if (
                     ~fl & fin).any() else math.nan,
@@ -405,6 +420,44 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
     return table
 
 
+def _runs(worlds: list[dict], n: int) -> list[tuple[dict, dict]]:
+    """``(world, run)`` of every log of ``n`` visits, logs of a world in order (runs from
+    before ``--log-reps`` are log 0)."""
+    return [(w, r) for w in worlds for r in sorted(
+        (r for r in w["runs"] if r["n_visits"] == n), key=lambda r: r.get("rep", 0))]
+
+
+#: Resamples of the worlds in :func:`_world_bootstrap`.
+WORLD_BOOTSTRAP = 2000
+
+
+def _world_bootstrap(hit: np.ndarray, world: np.ndarray) -> list[float]:
+    """95% percentile interval of a coverage share, resampling *worlds* (all the intervals of
+    a world's logs together): the targets of one log share its noise, so the intervals of a
+    world are not independent draws and the binomial interval over intervals is too narrow."""
+    if hit.size == 0:
+        return [math.nan, math.nan]
+    ids, inv = np.unique(world, return_inverse=True)
+    k = np.bincount(inv, weights=hit.astype(float), minlength=ids.size)
+    m = np.bincount(inv, minlength=ids.size).astype(float)
+    draw = np.random.default_rng([SEED, 77]).integers(0, ids.size, (WORLD_BOOTSTRAP, ids.size))
+    share = k[draw].sum(axis=1) / m[draw].sum(axis=1)
+    return [float(x) for x in np.quantile(share, [0.025, 0.975])]
+
+
+def _logs_text(res: dict) -> str:
+    reps = res.get("log_reps", 1)
+    if reps == 1:
+        return "one log per world and size"
+    return (f"{reps} independent logs per world and size (log 0 with the seeds of the "
+            "single-log runs; Spearman shares count logs, coverage pools every interval)")
+
+
+def _ci_text(r: dict) -> str:
+    ci = r.get("coverage_unflagged_ci")
+    return "" if not ci or not np.isfinite(ci[0]) else f" ({ci[0]:.1%}-{ci[1]:.1%})"
+
+
 def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.0%}"
 
@@ -420,7 +473,7 @@ def lines(res: dict) -> list[str]:
            "rate and series logit, uplift bias, popularity weight; member state stationary) "
            "and a logging policy cycling through "
            f"{', '.join(LOGGERS)} (parameters drawn). {res['n_targets']} targets per world "
-           "(`_world_sim.target_policies`); one log per world and size; truth exact over "
+           f"(`_world_sim.target_policies`); {_logs_text(res)}; truth exact over "
            f"{res['truth_visits']:,} fresh visits (truth SE median "
            f"{res['truth_se_median']:.1e}, max {res['truth_se_max']:.1e}); reward model "
            "cross-fitted by visit; 95% analytic intervals clustered by visit. `reliable` = no "
@@ -430,12 +483,15 @@ def lines(res: dict) -> list[str]:
            "the largest weight holds > 5% of the weights' second moment; model_based: DM). "
            f"Seeds from `SEED = {SEED}`.", "",
            "| visits | estimator | bias | RMSE | coverage (all) | all, truth SE added | flagged | "
-           "coverage (unflagged) | unflagged, truth SE added | Spearman median | p10 | "
-           "share >= 0.90 | Spearman median, unflagged targets | share >= 0.90, unflagged | "
-           "ceiling: share >= 0.90 |",
+           "coverage (unflagged) | unflagged, truth SE added (world-resampled 95% CI) | "
+           "Spearman median | p10 | share >= 0.90 | Spearman median, unflagged targets | "
+           "share >= 0.90, unflagged | ceiling: share >= 0.90 |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    unit = "logs" if res.get("log_reps", 1) > 1 else "worlds"
     for n in sizes:
         for e in ESTIMATORS + EXTRA:
+            if f"{n}/{e}" not in t:
+                continue
             r = t[f"{n}/{e}"]
             sp_ok = np.array(r["spearman_unflagged"], dtype=float)
             sp_ok_med = float(np.median(sp_ok[np.isfinite(sp_ok)])) if np.isfinite(
@@ -445,9 +501,10 @@ def lines(res: dict) -> list[str]:
                        f"{r['coverage']:.1%} of {r['n_intervals']} | "
                        f"{r['coverage_truth_se']:.1%} | {r['flagged_share']:.1%} | "
                        f"{r['coverage_unflagged']:.1%} of {r['n_unflagged']} | "
-                       f"{r['coverage_unflagged_truth_se']:.1%} | {r['spearman_median']:.3f} | "
+                       f"{r['coverage_unflagged_truth_se']:.1%}{_ci_text(r)} | "
+                       f"{r['spearman_median']:.3f} | "
                        f"{r['spearman_p10']:.3f} | {r['spearman_share_ge_090']:.0%} | "
-                       f"{sp_ok_med:.3f} ({int(np.isfinite(sp_ok).sum())} worlds) | "
+                       f"{sp_ok_med:.3f} ({int(np.isfinite(sp_ok).sum())} {unit}) | "
                        f"{_pct(r.get('spearman_unflagged_share_ge_090', math.nan))} | "
                        f"{_pct(r.get('ceiling_share_ge_090', math.nan))} |")
     out += ["", "`Spearman median, unflagged targets` and `share >= 0.90, unflagged` rank only "
@@ -466,33 +523,47 @@ def lines(res: dict) -> list[str]:
             fc = t[f"{n}/{e}"]["flag_counts"]
             shown = ", ".join(f"{k} {v}" for k, v in sorted(fc.items())) or "none"
             out.append(f"| {n:,} | {e} | {shown} |")
-    out += ["", f"Per world ({big:,} visits): DR Spearman (all targets, unflagged targets, "
-            "and the ceiling of an unbiased estimator with DR's SEs), coverage of all / "
-            "unflagged intervals; the same for `pbm`:", "", "| world | logger | titles x slots | "
-            "Spearman | Spearman, unflagged | ceiling | coverage | unflagged coverage (n) | "
-            "pbm Spearman | pbm ceiling | pbm coverage |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    pb = t[f"{big}/pbm"]
-    dr = t[f"{big}/dr"]
-    for j, w in enumerate(res["worlds"]):
-        run = next(r for r in w["runs"] if r["n_visits"] == big)
+    out += ["", f"Per world ({big:,} visits; the mean over the world's logs where there are "
+            "several): DR Spearman (all targets, unflagged targets, and the ceiling of an "
+            "unbiased estimator with DR's SEs), coverage of all / unflagged intervals; the same "
+            "for `pbm`, and `pbm`'s coverage with the studentized interval (`pbm_bt`):", "",
+            "| world | logger | titles x slots | logs | Spearman | Spearman, unflagged | "
+            "ceiling | coverage | unflagged coverage (n) | pbm Spearman | pbm ceiling | "
+            "pbm coverage | pbm_bt coverage |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    pb, dr = t[f"{big}/pbm"], t[f"{big}/dr"]
+    units = _runs(res["worlds"], big)
+    for w in res["worlds"]:
+        idx = [j for j, (u, _) in enumerate(units) if u is w]
         names = list(w["truth"])
-        rows = [run["rows"][k]["dr"] for k in names]
         tv = [w["truth"][k]["value"] for k in names]
-        cov = [r["ci_low"] <= x <= r["ci_high"] for r, x in zip(rows, tv)]
-        ok = [c for c, r in zip(cov, rows) if not r["flags"]]
-        sp = spearmanr([r["value"] for r in rows], tv)[0]
-        prow = [run["rows"][k]["pbm"] for k in names]
-        pcov = [r["ci_low"] <= x <= r["ci_high"] for r, x in zip(prow, tv)]
+
+        def covered(est: str, run: dict) -> list[bool]:
+            return [run["rows"][k][est]["ci_low"] <= x <= run["rows"][k][est]["ci_high"]
+                    for k, x in zip(names, tv)]
+
+        sp, cov, ok, pcov, bcov = [], [], [], [], []
+        for j in idx:
+            run = units[j][1]
+            rows = [run["rows"][k]["dr"] for k in names]
+            sp.append(spearmanr([r["value"] for r in rows], tv)[0])
+            c = covered("dr", run)
+            cov += c
+            ok += [x for x, r in zip(c, rows) if not r["flags"]]
+            pcov += covered("pbm", run)
+            bcov += covered("pbm_bt", run) if "pbm_bt" in run["rows"][names[0]] else []
+
+        def mean(key: dict, name: str) -> float:
+            return float(np.nanmean([key[name][j] for j in idx]))
+
         c = w["config"]
         out.append(f"| {w['world']} | {w['logger']} | {c['n_titles']} x "
-                   f"{c['page_rows'] * c['page_positions']} | {sp:.3f} | "
-                   f"{dr['spearman_unflagged'][j]:.3f} | "
-                   f"{dr.get('spearman_ceiling', [math.nan] * (j + 1))[j]:.3f} | "
+                   f"{c['page_rows'] * c['page_positions']} | {len(idx)} | {np.mean(sp):.3f} | "
+                   f"{mean(dr, 'spearman_unflagged'):.3f} | {mean(dr, 'spearman_ceiling'):.3f} | "
                    f"{np.mean(cov):.0%} | "
                    f"{(np.mean(ok) if ok else math.nan):.0%} ({len(ok)}) | "
-                   f"{pb['spearman'][j]:.3f} | {pb['spearman_ceiling'][j]:.3f} | "
-                   f"{np.mean(pcov):.0%} |")
+                   f"{mean(pb, 'spearman'):.3f} | {mean(pb, 'spearman_ceiling'):.3f} | "
+                   f"{np.mean(pcov):.0%} | {_pct(np.mean(bcov)) if bcov else 'n/a'} |")
     return out
 
 
@@ -504,6 +575,9 @@ def main() -> None:
                     help="results JSON of earlier runs (other worlds, same sizes) to report with")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--truth-visits", type=int, default=4000)
+    ap.add_argument("--log-reps", type=int, default=1,
+                    help="independent logs per world and size (coverage and the Spearman "
+                         "shares pool them; log 0 has the seed of single-log runs)")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--no-write", action="store_true", help="print the section only")
     args = ap.parse_args()
@@ -512,16 +586,20 @@ def main() -> None:
     for path in args.merge:
         earlier = json.loads(path.read_text())
         earlier_s += earlier["seconds"]
-        if earlier["sizes"] != args.sizes or earlier["truth_visits"] != args.truth_visits:
-            ap.error(f"--merge {path}: other sizes or truth visits")
+        if earlier["sizes"] != args.sizes or earlier["truth_visits"] != args.truth_visits \
+                or earlier.get("log_reps", 1) != args.log_reps:
+            ap.error(f"--merge {path}: other sizes, truth visits or log reps")
         worlds += earlier["worlds"]
-    worlds += [one_world(i, args.sizes, args.truth_visits)
+    if args.log_reps < 1:
+        ap.error("--log-reps: need at least 1")
+    worlds += [one_world(i, args.sizes, args.truth_visits, args.log_reps)
                for i in range(args.start, args.start + args.worlds)]
     worlds.sort(key=lambda w: w["world"])
     if len({w["world"] for w in worlds}) != len(worlds):
         ap.error("--merge: a world appears twice")
     ses = [v["se"] for w in worlds for v in w["truth"].values()]
-    res = dict(sizes=args.sizes, truth_visits=args.truth_visits, worlds=worlds,
+    res = dict(sizes=args.sizes, truth_visits=args.truth_visits, log_reps=args.log_reps,
+               worlds=worlds,
                n_targets=min(len(w["truth"]) for w in worlds),
                truth_se_median=float(np.median(ses)), truth_se_max=float(np.max(ses)),
                table=summarise(worlds, args.sizes),

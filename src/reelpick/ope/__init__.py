@@ -21,6 +21,7 @@ from reelpick.ope.estimate import (
     OPEWarning,
     SupportWarning,
     UnreliableEstimateWarning,
+    studentized_interval,
 )
 from reelpick.ope.estimators import DM, DR, IPS, SNDR, SNIPS, ClippedIPS, Replay, SwitchDR
 from reelpick.ope.feedback import LoggedFeedback
@@ -60,6 +61,7 @@ __all__ = [
     "estimate_pscore",
     "load_obd",
     "obd_bts_action_dist",
+    "studentized_interval",
     "write_feedback_parquet",
     "DM",
     "DR",

@@ -46,6 +46,7 @@ __all__ = [
     "StatAccumulator",
     "SupportWarning",
     "UnreliableEstimateWarning",
+    "studentized_interval",
 ]
 
 CIMethod = Literal["analytic", "bootstrap"]
@@ -587,6 +588,74 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+def studentized_interval(x: np.ndarray, *, alpha: float = 0.05, n_bootstrap: int = 999,
+                         seed: int = 0, chunk: int = 128) -> tuple[float, float]:
+    r"""``(low, high)``: the studentized (bootstrap-t) interval of the mean of ``x``.
+
+    For heavy-tailed, skewed per-visit terms (importance weights times rewards) the normal
+    interval :math:`\bar x \pm z\, s/\sqrt n` under-covers on one side: a sample short of
+    the rare large terms has both a low mean *and* a low standard error, so the truth lies
+    above the upper limit far more often than :math:`\alpha/2`. The bootstrap-t interval
+    (Efron & Tibshirani 1993, ch. 12; Hall 1988) takes the quantiles of
+    :math:`t^* = (\bar x^* - \bar x) / \widehat{se}^*` over Poisson(1) bootstrap replicates
+    (drawn from ``seed``, so the same ``x`` gives the same interval) and
+    returns :math:`[\bar x - t^*_{1-\alpha/2}\, \widehat{se},\ \bar x - t^*_{\alpha/2}
+    \,\widehat{se}]`: second-order accurate where the normal interval is first-order, and
+    longer on the side of the tail. For symmetric terms it is close to the normal interval.
+
+    ``x`` ``(n,)`` finite, ``n >= 2``; replicates whose weights put no mass on two distinct
+    rows are skipped. Returns ``(nan, nan)`` when fewer than 10 replicates are usable.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.pareto(1.8, 5000) * (rng.random(5000) < 0.05)      # rare, heavy-tailed
+    >>> lo, hi = studentized_interval(x)
+    >>> m, se = x.mean(), x.std(ddof=1) / np.sqrt(x.size)
+    >>> bool(hi - m > m - lo)               # longer towards the heavy tail
+    True
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    n = x.size
+    if n < 2 or not np.isfinite(x).all():
+        raise ValueError(f"x: need at least 2 finite values, got {n} "
+                         f"({int((~np.isfinite(x)).sum())} not finite)")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: must be in (0, 1), got {alpha}")
+    m = float(x.mean())
+    se = float(x.std(ddof=1) / math.sqrt(n))
+    if se == 0.0:
+        return m, m
+    xc = x - m                            # centred: no cancellation in the second moment
+    x2 = xc * xc
+    t = []
+    for b0 in range(0, int(n_bootstrap), int(chunk)):
+        b1 = min(int(n_bootstrap), b0 + int(chunk))
+        w = _chunk_weights(seed, n, b0, b1)
+        tot = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (w @ xc) / tot
+            var = np.maximum((w @ x2) / tot - d * d, 0.0) * tot / np.maximum(tot - 1.0, 1.0)
+            tb = d / np.sqrt(var / tot)
+        t.append(tb[(tot >= 2) & (var > 0)])
+    ts = np.concatenate(t)
+    ts = ts[np.isfinite(ts)]
+    if ts.size < 10:
+        return math.nan, math.nan
+    q_lo, q_hi = np.quantile(ts, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return m - float(q_hi) * se, m - float(q_lo) * se
+
+
+@lru_cache(maxsize=16)
+def _chunk_weights(seed: int, n: int, b0: int, b1: int) -> np.ndarray:
+    """Poisson(1) weights ``(b1 - b0, n)`` of replicates ``b0..b1-1`` over ``n`` rows, one
+    generator per chunk (memory stays ``(chunk, n)``); cached, so the intervals of many
+    targets on one log reuse the draws (read-only)."""
+    w = np.random.default_rng([seed, 7919, b0]).poisson(1.0, size=(b1 - b0, n))
+    w = w.astype(np.float64)
+    w.flags.writeable = False
+    return w
 
 
 _POISSON1_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(25)])
