@@ -4,8 +4,9 @@ with timestamps) and two simulated worlds that differ only in taste drift (0 and
 Runs the global time cut-off (``evaluate_time_cutoff``, quantile 0.8, test to the end) and the
 rolling backtest (``evaluate_backtest``, cut-offs at quantiles 0.6/0.7/0.8/0.9, test window 0.1
 wide) with popular (all-time and windowed), itemknn, ALS (plain and with recency weighting),
-BPR and a short-trained sequence model. Writes the ``second-dataset`` section of BENCHMARKS.md
-and ``benchmarks/results/second_dataset.json``. Usage::
+BPR, a short-trained sequence model and the stacked ranker (its defaults). Writes the
+``second-dataset`` section of BENCHMARKS.md and ``benchmarks/results/second_dataset.json``.
+Usage::
 
     nice .venv/bin/python benchmarks/bench_second_dataset.py [--obd ../shared/data/obd]
         [--visits 60000] [--out BENCHMARKS.md]
@@ -63,6 +64,7 @@ def variants(window_days: float, half_life: float) -> list[tuple[str, str, dict[
          {"num_threads": 1, "random_state": 0, "recency_half_life_days": half_life}),
         ("bpr", "bpr", {"num_threads": 1, "random_state": 0}),
         ("seq (gru, 4 epochs)", "seq", SEQ),
+        ("stack", "stack", {"num_threads": 1, "random_state": 0}),
     ]
 
 

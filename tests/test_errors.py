@@ -30,6 +30,10 @@ def _sequence() -> models.Recommender:
     return models.SequenceRecommender()
 
 
+def _stack() -> models.Recommender:
+    return models.StackRanker()
+
+
 #: (estimator factory, a call that needs the fitted state) for every estimator class.
 BEFORE_FIT = {
     "MostPopular.score": (models.MostPopular, lambda m: m.score(["m1"])),
@@ -40,6 +44,7 @@ BEFORE_FIT = {
     "BPR.score": (models.BPR, lambda m: m.score(["m1"])),
     "SequenceRecommender.score": (_sequence, lambda m: m.score(["m1"])),
     "TrendBlend.score": (models.TrendBlend, lambda m: m.score(["m1"])),
+    "StackRanker.recommend": (_stack, lambda m: m.recommend(["m1"], k=3)),
     "TrendBlend.refresh_prior": (models.TrendBlend, lambda m: m.refresh_prior(pd.DataFrame(
         {"member_id": ["m1"], "title_id": ["t1"], "timestamp": [0]}))),
     "TwoStageLeastSquares.params_": (TwoStageLeastSquares, lambda m: m.params_),

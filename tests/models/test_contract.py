@@ -22,7 +22,9 @@ FAST = {"als": {"factors": 8, "iterations": 10, "regularization": 0.1},
         "seq": {"hidden": 16, "n_blocks": 1, "max_len": 16, "max_epochs": 20, "eval_every": 5,
                 "learning_rate": 5e-3, "dropout": 0.1, "batch_size": 32}}
 FAST["blend"] = {"base": "als", "base_params": FAST["als"], "weight": 0.3}
-PERSONALISED = ["itemknn", "als", "bpr", "seq", "blend"]
+FAST["stack"] = {"als_params": FAST["als"], "holdout_fraction": 0.2, "n_windows": 2,
+                 "n_estimators": 30, "min_child_samples": 5, "n_candidates": 20}
+PERSONALISED = ["itemknn", "als", "bpr", "seq", "blend", "stack"]
 
 
 @pytest.fixture(params=available_models())

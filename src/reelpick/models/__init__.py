@@ -14,15 +14,17 @@ from reelpick.models.factorization import ALS, BPR
 from reelpick.models.knn import ItemKNN
 from reelpick.models.popular import MostPopular
 
-_LAZY = {"SequenceConfig", "SequenceRecommender"}
+_LAZY = {"SequenceConfig": "sequence", "SequenceRecommender": "sequence",
+         "StackConfig": "stack", "StackRanker": "stack"}
 
 
 def __getattr__(name: str) -> object:
-    """The sequence model imports torch (seconds, hundreds of MB): load it on first use only."""
+    """The sequence model imports torch (seconds, hundreds of MB) and the stack LightGBM: load
+    them on first use only."""
     if name in _LAZY:
-        from reelpick.models import sequence
+        import importlib
 
-        return getattr(sequence, name)
+        return getattr(importlib.import_module(f"reelpick.models.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'reelpick.models' has no attribute {name!r}")
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "Recommender",
     "SequenceConfig",
     "SequenceRecommender",
+    "StackConfig",
+    "StackRanker",
     "TrendBlend",
     "UnknownMemberError",
     "available_models",

@@ -78,7 +78,8 @@ class ModelConfig:
 
 _REGISTRY: dict[str, type[Recommender]] = {}
 #: Models whose module is imported on first use (the sequence model pulls in torch).
-_LAZY_MODULES: dict[str, str] = {"seq": "reelpick.models.sequence"}
+_LAZY_MODULES: dict[str, str] = {"seq": "reelpick.models.sequence",
+                                  "stack": "reelpick.models.stack"}
 
 
 class Recommender(ABC):
