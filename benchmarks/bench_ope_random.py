@@ -373,8 +373,7 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                 val = np.array([r["value"] for r in rows])
                 err += list(val - tv)
                 cover += [r["ci_low"] <= t <= r["ci_high"] for r, t in zip(rows, tv)]
-                cover_se += [abs(r["value"] - t) <= Z95 * math.hypot(r["se"], s)
-                             for r, t, s in zip(rows, tv, tse)]
+                cover_se += [_covers_with_truth_se(r, t, s) for r, t, s in zip(rows, tv, tse)]
                 flagged += [bool(r["flags"]) for r in rows]
                 for r in rows:
                     for f in r["flags"]:
@@ -418,6 +417,17 @@ def summarise(worlds: list[dict], sizes: list[int]) -> dict:
                                       else math.nan),
                 flag_counts=flag_counts)
     return table
+
+
+def _covers_with_truth_se(r: dict, truth: float, truth_se: float) -> bool:
+    """Whether the interval, each arm widened by the truth's own error in quadrature
+    (``sqrt(arm^2 + (z * truth_se)^2)``), holds the truth: for a normal interval the same as
+    ``|value - truth| <= z * hypot(se, truth_se)``, and it keeps an asymmetric (studentized)
+    interval's shape."""
+    v, zt = r["value"], Z95 * truth_se
+    lo = v - math.hypot(v - r["ci_low"], zt)
+    hi = v + math.hypot(r["ci_high"] - v, zt)
+    return bool(lo <= truth <= hi)
 
 
 def _runs(worlds: list[dict], n: int) -> list[tuple[dict, dict]]:
@@ -554,7 +564,8 @@ def lines(res: dict) -> list[str]:
             bcov += covered("pbm_bt", run) if "pbm_bt" in run["rows"][names[0]] else []
 
         def mean(key: dict, name: str) -> float:
-            return float(np.nanmean([key[name][j] for j in idx]))
+            x = np.array([key[name][j] for j in idx], dtype=float)
+            return float(x[np.isfinite(x)].mean()) if np.isfinite(x).any() else math.nan
 
         c = w["config"]
         out.append(f"| {w['world']} | {w['logger']} | {c['n_titles']} x "
