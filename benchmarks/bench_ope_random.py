@@ -533,6 +533,22 @@ def lines(res: dict) -> list[str]:
             fc = t[f"{n}/{e}"]["flag_counts"]
             shown = ", ".join(f"{k} {v}" for k, v in sorted(fc.items())) or "none"
             out.append(f"| {n:,} | {e} | {shown} |")
+    reps = res.get("log_reps", 1)
+    if reps > 1:
+        out += ["", f"Unflagged coverage at {big:,} visits by log (log 0 has the seeds of the "
+                "single-log runs, so it reproduces them; the spread between logs is how much "
+                "one log per world can mislead):", "",
+                "| estimator | " + " | ".join(f"log {r}" for r in range(reps)) + " |",
+                "|---|" + "---|" * reps]
+        for e in ("dr", "pbm", "pbm_sn", "pbm_bt"):
+            cells = []
+            for rep in range(reps):
+                hit = [run["rows"][k][e]["ci_low"] <= w["truth"][k]["value"]
+                       <= run["rows"][k][e]["ci_high"]
+                       for w, run in _runs(res["worlds"], big) if run.get("rep", 0) == rep
+                       for k in w["truth"] if not run["rows"][k][e]["flags"]]
+                cells.append(f"{np.mean(hit):.1%} of {len(hit)}" if hit else "n/a")
+            out.append(f"| {e} | " + " | ".join(cells) + " |")
     out += ["", f"Per world ({big:,} visits; the mean over the world's logs where there are "
             "several): DR Spearman (all targets, unflagged targets, and the ceiling of an "
             "unbiased estimator with DR's SEs), coverage of all / unflagged intervals; the same "
