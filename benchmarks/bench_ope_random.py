@@ -49,9 +49,10 @@ from reelpick.ope import (  # noqa: E402
     LoggedFeedback,
     OffPolicyEvaluation,
     OPEWarning,
-    studentized_interval,
 )
 from reelpick.ope.pages import (  # noqa: E402
+    DensePageEstimate,
+    dense_page_estimate,
     dense_page_terms,
     examination_from_rates,
     slot_play_rates,
@@ -222,6 +223,7 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
     e_hat = examination_from_rates(slot_sums, org_sum, len(v.member))
     # per visit: weighted plays, organic correction, weight sum, its expectation, unsupported
     pbm: dict[str, tuple[list, ...]] = {k: ([], [], [], [], []) for k in targets}
+    dense: dict[str, tuple[list, list]] = {k: ([], []) for k in targets}
     for sl, vb in world.batches(arrays):
         lo, hi = int(bounds[sl.start]), int(bounds[sl.stop])
         lm = logger.marginals(vb).title_slot
@@ -238,6 +240,8 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
                 runs[k][0].update(part, dist, q, logging_dist=logging_dist)
                 runs[k][1].update(part, dist, q, logging_dist=logging_dist)
             d = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
+            dense[k][0].append(d)
+            dense[k][1].append(plays)
             pbm[k][0].append((d.weight * plays).sum(axis=1) / S)
             pbm[k][1].append(d.correction / S)
             pbm[k][2].append(d.weight.sum(axis=1))
@@ -251,12 +255,14 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
             res["dr_iid"] = iid.results()["dr"]
         out[k] = res
         a, corr, wsum, ew, uns = (np.concatenate(x) for x in pbm[k])
-        out[k]["pbm"] = _pbm_estimate(a - corr, wsum, uns)
+        out[k]["pbm"] = _as_estimate(dense_page_estimate(*dense[k], ci="normal"))
         out[k]["pbm_sn"] = _pbm_sn_estimate(a, corr, wsum, ew, uns)
-        lo, hi = studentized_interval(a - corr, seed=seed)
-        out[k]["pbm_bt"] = _PBMEstimate(out[k]["pbm"].value, lo, hi, out[k]["pbm"].se,
-                                        out[k]["pbm"].ess, out[k]["pbm"].flags)
+        out[k]["pbm_bt"] = _as_estimate(dense_page_estimate(*dense[k], seed=seed))
     return out
+
+
+def _as_estimate(d: DensePageEstimate) -> _PBMEstimate:
+    return _PBMEstimate(d.value, d.lo, d.hi, d.se, d.ess, d.flags)
 
 
 @dataclass(frozen=True)

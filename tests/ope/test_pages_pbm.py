@@ -15,6 +15,7 @@ import pytest
 from reelpick.ope import LoggedFeedback
 from reelpick.ope.pages import (
     PageMarginals,
+    dense_page_estimate,
     dense_page_terms,
     examination_curve,
     examination_from_rates,
@@ -414,3 +415,49 @@ def test_dense_expected_weight_is_the_mean_weight_sum() -> None:
                      for _ in range(1500)])
     se = sums.std(axis=0) / np.sqrt(len(sums))
     assert (np.abs(sums.mean(axis=0) - ew) < 4.5 * se).all()
+
+
+def test_dense_page_estimate_on_policy_is_the_logged_rate_and_batches_pool() -> None:
+    rng = np.random.default_rng(23)
+    r, q, g = _organic_world(rng, 400)
+    _, logger, _, _ = _setup(rng, 400)
+    titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
+    d = _dense(logger)
+    terms = dense_page_terms(d, d, E, titles, organic=(ov, ot))
+    est = dense_page_estimate(terms, plays, ci="normal")
+    per = plays.sum(axis=1) / S                                 # on-policy: the logged rate
+    assert est.value == pytest.approx(per.mean())
+    se = per.std(ddof=1) / np.sqrt(per.size)
+    assert (est.lo, est.hi) == pytest.approx((per.mean() - 1.96 * se, per.mean() + 1.96 * se),
+                                             rel=1e-3)
+    assert est.flags == () and est.reliable and est.n == 400
+    halves = [dense_page_terms(d[sl], d[sl], E, titles[sl]) for sl in (slice(0, 150),
+                                                                       slice(150, 400))]
+    whole = dense_page_estimate(dense_page_terms(d, d, E, titles), plays, ci="normal")
+    pooled = dense_page_estimate(halves, [plays[:150], plays[150:]], ci="normal")
+    assert pooled.value == pytest.approx(whole.value) and pooled.se == pytest.approx(whole.se)
+    boot = dense_page_estimate(terms, plays)                     # studentized by default
+    assert boot.ci == "studentized" and boot.lo < est.value < boot.hi
+
+
+def test_dense_page_estimate_flags_a_target_the_logger_cannot_support() -> None:
+    rng = np.random.default_rng(24)
+    n = 300
+    logger = np.zeros((n, T, S))
+    logger[:, :S, :] = np.eye(S)[None]              # the logger only ever shows titles 0..S-1
+    target = np.full((n, T, S), 1.0 / T)            # the target shows every title
+    titles = np.broadcast_to(np.arange(S), (n, S))
+    plays = (rng.random((n, S)) < 0.2).astype(float)
+    est = dense_page_estimate(dense_page_terms(target, logger, E, titles), plays)
+    assert "no_support" in est.flags and not est.reliable
+
+
+def test_dense_page_estimate_invalid_inputs() -> None:
+    m = np.full((3, 4, 2), 0.25)
+    t = dense_page_terms(m, m, np.ones(2), np.array([[0, 1], [2, 3], [1, 0]]))
+    with pytest.raises(ValueError, match="plays: expected shape"):
+        dense_page_estimate(t, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="one plays array per batch"):
+        dense_page_estimate([t, t], [np.zeros((3, 2))])
+    with pytest.raises(ValueError, match="ci"):
+        dense_page_estimate(t, np.zeros((3, 2)), ci="wide")  # type: ignore[arg-type]
