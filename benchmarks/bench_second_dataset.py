@@ -65,6 +65,8 @@ def variants(window_days: float, half_life: float) -> list[tuple[str, str, dict[
         ("bpr", "bpr", {"num_threads": 1, "random_state": 0}),
         ("seq (gru, 4 epochs)", "seq", SEQ),
         ("stack", "stack", {"num_threads": 1, "random_state": 0}),
+        ("stack, binary objective", "stack",
+         {"num_threads": 1, "random_state": 0, "objective": "binary"}),
     ]
 
 

@@ -56,6 +56,18 @@ def test_predicts_a_drifting_future_better_than_recent_popularity():
     assert s.mean() > f.mean() + 0.02, (s.mean(), f.mean())
 
 
+def test_binary_objective_also_learns():
+    df = drifting_log()
+    split = time_cutoff(df, quantile=0.8)
+    titles = sorted(df["title_id"].unique())
+    m = StackRanker(**SMALL, objective="binary", min_child_samples=100).fit(split.train,
+                                                                            titles=titles)
+    pop = make_model("popular", window_days=30).fit(split.train, titles=titles)
+    s = score_model(m, split, ks=(10,)).per_member["NDCG@10"].mean()
+    p = score_model(pop, split, ks=(10,)).per_member["NDCG@10"].mean()
+    assert s > p + 0.02, (s, p)
+
+
 def test_too_little_history_ranks_by_trending_counts():
     df = pd.DataFrame({"member_id": ["a", "b", "c", "a"], "title_id": ["x", "y", "y", "z"],
                        "timestamp": [0, DAY, 2 * DAY, 3 * DAY]})
@@ -68,7 +80,18 @@ def test_too_little_history_ranks_by_trending_counts():
 @pytest.mark.parametrize("params, field", [({"holdout_fraction": 0.6}, "holdout_fraction"),
                                            ({"n_windows": 20}, "n_windows"),
                                            ({"num_leaves": 0}, "num_leaves"),
+                                           ({"objective": "xentropy"}, "objective"),
                                            ({"als_params": {"factors": 0}}, "factors")])
 def test_bad_configuration_names_the_field(params, field):
     with pytest.raises(ValueError, match=field):
         StackRanker(**params)
+
+
+def test_a_member_who_has_seen_every_title_still_gets_scores():
+    df = drifting_log(n_members=120, n_titles=30)
+    titles = sorted(df["title_id"].unique())
+    everything = pd.DataFrame({"member_id": "fan", "title_id": titles,
+                               "timestamp": df["timestamp"].max() - np.arange(len(titles))})
+    m = StackRanker(**SMALL, min_child_samples=20).fit(pd.concat([df, everything]),
+                                                       titles=titles)
+    assert np.isfinite(m.score(["fan", "m1"])).all()

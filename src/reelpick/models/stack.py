@@ -63,12 +63,14 @@ class StackConfig(ModelConfig):
     ``holdout_fraction``: share of the training rows in each label window, ``n_windows``
     windows back from the newest row (each with its own history and ALS fit);
     ``n_candidates``: titles per source; ``n_estimators``, ``learning_rate``, ``num_leaves``,
-    ``min_child_samples``: LightGBM LambdaRank; ``random_state``, ``num_threads``.
+    ``min_child_samples``: LightGBM; ``objective``: ``"lambdarank"`` (per-member lists) or
+    ``"binary"`` (each candidate a yes/no); ``random_state``, ``num_threads``.
 
     The defaults are small, heavily regularised trees (4 leaves, >= 400 rows a leaf, 60
     rounds): on ml-100k's development cut-offs (``benchmarks/bench_time.py``) a label window
     holds a few dozen members with a history, and larger rankers fitted the windows' noise and
-    lost to popularity."""
+    lost to popularity. Which objective is better depends on the data: LambdaRank on ml-100k,
+    ``"binary"`` on the simulated world of ``bench_second_dataset.py`` (BENCHMARKS.md)."""
 
     als_params: dict[str, Any] = field(default_factory=dict)
     holdout_fraction: float = 0.06
@@ -78,11 +80,14 @@ class StackConfig(ModelConfig):
     learning_rate: float = 0.1
     num_leaves: int = 4
     min_child_samples: int = 400
+    objective: str = "lambdarank"
     random_state: int = 0
     num_threads: int = 1
 
     def __post_init__(self) -> None:
         self.check(isinstance(self.als_params, dict), "als_params", "must be a dict")
+        self.check(self.objective in ("lambdarank", "binary"), "objective",
+                   "must be 'lambdarank' or 'binary'")
         self.check(0.0 < self.holdout_fraction < 0.5, "holdout_fraction", "must be in (0, 0.5)")
         self.check(self.n_windows * self.holdout_fraction < 1.0, "n_windows",
                    "n_windows x holdout_fraction must be < 1")
@@ -296,11 +301,13 @@ class StackRanker(Recommender):
         y = np.concatenate([p[1] for p in parts])
         group = np.concatenate([p[2] for p in parts])
         data = lgb.Dataset(X, y, group=group, feature_name=list(FEATURES), free_raw_data=True)
-        params = {"objective": "lambdarank", "learning_rate": c.learning_rate,
-                  "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_child_samples,
-                  "lambdarank_truncation_level": 20, "eval_at": [10],
-                  "num_threads": c.num_threads, "seed": c.random_state,
-                  "deterministic": True, "force_row_wise": True, "verbosity": -1}
+        params: dict[str, Any] = {
+            "objective": c.objective, "learning_rate": c.learning_rate,
+            "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_child_samples,
+            "num_threads": c.num_threads, "seed": c.random_state, "deterministic": True,
+            "force_row_wise": True, "verbosity": -1}
+        if c.objective == "lambdarank":
+            params.update(lambdarank_truncation_level=20, eval_at=[10])
         return lgb.train(params, data, num_boost_round=c.n_estimators)
 
     def _score(self, member_idx: np.ndarray) -> np.ndarray:
@@ -320,6 +327,8 @@ class StackRanker(Recommender):
         start = 0
         lo = float(base.max())
         for i, cc in enumerate(cands):
+            if cc.size == 0:                           # the member has seen every title
+                continue
             p = pred[start:start + cc.size]
             start += cc.size
             out[i, cc] = p - p.min() + lo + 1.0        # every candidate above every other title
