@@ -67,6 +67,8 @@ def variants(window_days: float, half_life: float) -> list[tuple[str, str, dict[
         ("stack", "stack", {"num_threads": 1, "random_state": 0}),
         ("stack, binary objective", "stack",
          {"num_threads": 1, "random_state": 0, "objective": "binary"}),
+        ("stack, objective chosen on the newest label window", "stack",
+         {"num_threads": 1, "random_state": 0, "objective": "auto"}),
     ]
 
 

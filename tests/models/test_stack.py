@@ -10,7 +10,7 @@ import pytest
 
 from reelpick.data.splits import time_cutoff
 from reelpick.evaluation import score_model
-from reelpick.models import StackRanker, make_model
+from reelpick.models import StackRanker, load_model, make_model
 
 DAY = 86400
 SMALL = {"als_params": {"factors": 8, "iterations": 8, "regularization": 0.1}}
@@ -56,16 +56,22 @@ def test_predicts_a_drifting_future_better_than_recent_popularity():
     assert s.mean() > f.mean() + 0.02, (s.mean(), f.mean())
 
 
-def test_binary_objective_also_learns():
+@pytest.mark.parametrize("objective", ["binary", "auto"])
+def test_other_objectives_also_learn_and_auto_saves_its_choice(objective, tmp_path):
     df = drifting_log()
     split = time_cutoff(df, quantile=0.8)
     titles = sorted(df["title_id"].unique())
-    m = StackRanker(**SMALL, objective="binary", min_child_samples=100).fit(split.train,
-                                                                            titles=titles)
+    m = StackRanker(**SMALL, objective=objective, min_child_samples=100).fit(split.train,
+                                                                             titles=titles)
+    assert m.objective_ in ("lambdarank", "binary")
+    assert objective == "auto" or m.objective_ == objective
     pop = make_model("popular", window_days=30).fit(split.train, titles=titles)
     s = score_model(m, split, ks=(10,)).per_member["NDCG@10"].mean()
     p = score_model(pop, split, ks=(10,)).per_member["NDCG@10"].mean()
     assert s > p + 0.02, (s, p)
+    back = load_model(m.save(tmp_path / "stack.npz"))
+    assert back.objective_ == m.objective_                     # type: ignore[attr-defined]
+    np.testing.assert_array_equal(back.score(["m1", "m2"]), m.score(["m1", "m2"]))
 
 
 def test_too_little_history_ranks_by_trending_counts():
@@ -95,3 +101,14 @@ def test_a_member_who_has_seen_every_title_still_gets_scores():
     m = StackRanker(**SMALL, min_child_samples=20).fit(pd.concat([df, everything]),
                                                        titles=titles)
     assert np.isfinite(m.score(["fan", "m1"])).all()
+
+
+def test_ndcg_of_the_objective_choice_closed_form():
+    from reelpick.models.stack import _ndcg10
+
+    pred = np.array([0.9, 0.1, 0.5, 0.3, 0.2])
+    y = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
+    # group 1 ranks its two labels second and third: (1/log2 3 + 1/log2 4) / (1 + 1/log2 3)
+    g1 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    g2 = 0.0                                       # group 2 has no label
+    assert _ndcg10(pred, y, np.array([3, 2])) == pytest.approx((g1 + g2) / 2)

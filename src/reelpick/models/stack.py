@@ -51,6 +51,9 @@ _DAY = 86400.0
 STACK_ALS = {"factors": 64, "regularization": 5.0, "alpha": 1.0, "iterations": 20,
              "weighting": "bm25", "recency_half_life_days": 60.0, "num_threads": 1}
 
+#: The objectives ``objective="auto"`` chooses between.
+OBJECTIVES = ("lambdarank", "binary")
+
 #: Feature names, in column order.
 FEATURES = ("als", "als_rank", "pop7", "pop30", "pop_all", "trend_hl7", "trend",
             "title_age_days", "title_idle_days", "member_plays", "member_age_days",
@@ -63,8 +66,10 @@ class StackConfig(ModelConfig):
     ``holdout_fraction``: share of the training rows in each label window, ``n_windows``
     windows back from the newest row (each with its own history and ALS fit);
     ``n_candidates``: titles per source; ``n_estimators``, ``learning_rate``, ``num_leaves``,
-    ``min_child_samples``: LightGBM; ``objective``: ``"lambdarank"`` (per-member lists) or
-    ``"binary"`` (each candidate a yes/no); ``random_state``, ``num_threads``.
+    ``min_child_samples``: LightGBM; ``objective``: ``"lambdarank"`` (per-member lists),
+    ``"binary"`` (each candidate a yes/no) or ``"auto"`` (the one that ranks the newest label
+    window better when trained on the others; the choice is ``objective_``); ``random_state``,
+    ``num_threads``.
 
     The defaults are small, heavily regularised trees (4 leaves, >= 400 rows a leaf, 60
     rounds): on ml-100k's development cut-offs (``benchmarks/bench_time.py``) a label window
@@ -86,8 +91,8 @@ class StackConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         self.check(isinstance(self.als_params, dict), "als_params", "must be a dict")
-        self.check(self.objective in ("lambdarank", "binary"), "objective",
-                   "must be 'lambdarank' or 'binary'")
+        self.check(self.objective in OBJECTIVES + ("auto",), "objective",
+                   "must be 'lambdarank', 'binary' or 'auto'")
         self.check(0.0 < self.holdout_fraction < 0.5, "holdout_fraction", "must be in (0, 0.5)")
         self.check(self.n_windows * self.holdout_fraction < 1.0, "n_windows",
                    "n_windows x holdout_fraction must be < 1")
@@ -223,6 +228,19 @@ def _features(cands: list[np.ndarray], als: np.ndarray | None, tables: _Tables,
     return np.concatenate(rows).astype(np.float32)
 
 
+def _ndcg10(pred: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
+    """Mean NDCG@10 over the groups (consecutive runs of ``group`` sizes) of binary labels."""
+    disc = 1.0 / np.log2(np.arange(2, 12))
+    out, start = [], 0
+    for g in group.tolist():
+        p, lab = pred[start:start + g], y[start:start + g]
+        start += g
+        top = lab[np.argsort(-p, kind="stable")[:10]]
+        ideal = np.sort(lab)[::-1][:10]
+        out.append(float(top @ disc[:top.size]) / max(float(ideal @ disc[:ideal.size]), 1e-12))
+    return float(np.mean(out)) if out else 0.0
+
+
 class StackRanker(Recommender):
     """LambdaRank over ALS and trending candidates, trained on the newest training rows
     (module docstring).
@@ -258,7 +276,8 @@ class StackRanker(Recommender):
                                     member[lab], title[lab], M, T, catalogue)
                 if part is not None:
                     parts.append(part)
-        self.booster_ = self._train(parts) if parts else None
+        self.objective_ = self._choose(parts)
+        self.booster_ = self._train(parts, self.objective_) if parts else None
         self.als_ = ALS(**c.als).fit(interactions, titles=catalogue)
         self.tables_ = _Tables.build(title, ts, T)
         self.member_table_ = _members(user_items, _member_times(member, ts, M), self.tables_)
@@ -295,18 +314,33 @@ class StackRanker(Recommender):
             return None
         return X[keep], y[keep], sizes[pos > 0]
 
-    def _train(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> lgb.Booster:
+    def _choose(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> str:
+        """The objective: the configured one, or (``"auto"``) the one whose ranker, trained on
+        every label window but the newest, has the higher NDCG@10 on the newest (LambdaRank
+        without two windows)."""
+        if self.config.objective != "auto":
+            return self.config.objective
+        if len(parts) < 2:
+            return OBJECTIVES[0]
+        X, y, group = parts[0]                       # window 0: the newest
+        scores = [_ndcg10(np.asarray(self._train(parts[1:], obj).predict(
+            X, num_threads=self.config.num_threads), dtype=np.float64), y, group)
+                  for obj in OBJECTIVES]
+        return OBJECTIVES[int(np.argmax(scores))]
+
+    def _train(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+               objective: str) -> lgb.Booster:
         c = self.config
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         group = np.concatenate([p[2] for p in parts])
         data = lgb.Dataset(X, y, group=group, feature_name=list(FEATURES), free_raw_data=True)
         params: dict[str, Any] = {
-            "objective": c.objective, "learning_rate": c.learning_rate,
+            "objective": objective, "learning_rate": c.learning_rate,
             "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_child_samples,
             "num_threads": c.num_threads, "seed": c.random_state, "deterministic": True,
             "force_row_wise": True, "verbosity": -1}
-        if c.objective == "lambdarank":
+        if objective == "lambdarank":
             params.update(lambdarank_truncation_level=20, eval_at=[10])
         return lgb.train(params, data, num_boost_round=c.n_estimators)
 
@@ -338,6 +372,7 @@ class StackRanker(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         text = b"" if self.booster_ is None else self.booster_.model_to_string().encode()
         return {"booster": np.frombuffer(text, dtype=np.uint8),
+                "objective": np.array(self.objective_),
                 "member_table": self.member_table_,
                 **{f"tab_{k}": v for k, v in self.tables_.to_arrays().items()},
                 **{f"als_{k}": v for k, v in self.als_._state().items()}}
@@ -345,6 +380,7 @@ class StackRanker(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         text = arrays["booster"].tobytes().decode()
         self.booster_ = lgb.Booster(model_str=text) if text else None
+        self.objective_ = str(arrays["objective"])
         self.member_table_ = arrays["member_table"]
         self.tables_ = _Tables.from_arrays({k[4:]: v for k, v in arrays.items()
                                             if k.startswith("tab_")})
