@@ -92,14 +92,16 @@ def tuned(split: TTSplit, catalogue: list[str], folds: int, seeds: list[int],
 
 
 def fit_models(split: TTSplit, choice: dict[str, Any], catalogue: list[str], seed: int,
-               families: list[str], stack: bool = False) -> dict[str, Recommender]:
+               families: list[str], stack: dict[str, Any] | None = None
+               ) -> dict[str, Recommender]:
     """pop-30d, per family the base alone and its blend, and (``stack``) the stacked ranker
-    with its defaults, all fitted on ``split.train``."""
+    with its defaults updated by ``stack``, all fitted on ``split.train``."""
     tr = split.train
     models: dict[str, Recommender] = {
         "pop-30d": make_model("popular", **POP).fit(tr, titles=catalogue)}
-    if stack:
-        models["stack"] = make_model("stack", random_state=seed).fit(tr, titles=catalogue)
+    if stack is not None:
+        models["stack"] = make_model("stack", **{"random_state": seed, **stack}).fit(
+            tr, titles=catalogue)
     for fam in families:
         c = choice[fam]
         rs = {"random_state": seed} if "random_state" in make_model(fam).get_params() else {}
@@ -132,6 +134,12 @@ def diff(frame: pd.DataFrame, model: str, base: str, metric: str) -> pd.DataFram
     return (wide[model] - wide[base]).rename("d").reset_index()
 
 
+def stack_params(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The stack's hyperparameters (``--stack-params`` over its defaults), or ``None`` without
+    ``--stack``."""
+    return json.loads(args.stack_params) if args.stack else None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     warnings.simplefilter("ignore", UserWarning)
     ds = load_dataset(args.data)
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         for s in seeds:
             frames.append(per_member(fit_models(split, choice, catalogue, s, families,
-                                                args.stack), split))
+                                                stack_params(args)), split))
         res = seed_mean(frames).assign(cut=label)
         rows.append(res)
         info.append({"cut": label, "quantile": q, "cutoff": split.cutoff,
@@ -175,7 +183,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               families)
         frames_by_d: dict[float, list[pd.DataFrame]] = {}
         for s in seeds:
-            models = fit_models(base_split, choice, catalogue, s, families, args.stack)
+            models = fit_models(base_split, choice, catalogue, s, families,
+                                stack_params(args))
             for d in [float(x) for x in args.delays.split(",")]:
                 split = publishing_delay(inter, t, delay_days=d, window_days=args.window_days)
                 if len(split.test) == 0:
@@ -202,7 +211,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("delay", q, flush=True)
     delays = pd.concat(delay_rows) if delay_rows else pd.DataFrame()
     return {"frame": frame, "info": info, "delays": delays, "seeds": seeds,
-            "n_rows": len(inter), "families": families, "stack": args.stack}
+            "n_rows": len(inter), "families": families, "stack": args.stack,
+            "stack_params": json.loads(args.stack_params)}
 
 
 def ci_cell(frame: pd.DataFrame, model: str, base: str, metric: str, clusters: bool,
@@ -219,7 +229,7 @@ def _params(choice: dict[str, Any], model: str) -> str:
     if model == "pop-30d":
         return "window 30 d"
     if model == "stack":
-        return "defaults (not tuned per split)"
+        return "as declared (not tuned per split)"
     fam = model[6:-1] if model.startswith("blend(") else model
     c = choice[fam]
     bp = c["blend"]["base_params"] if model.startswith("blend(") else c["alone"]
@@ -240,6 +250,11 @@ training window (`reelpick.models.stack`). Its defaults were chosen on the devel
 cut-offs of the `time-splits` section (0.8 and backtests 0.5, 0.6, 0.7, 0.9); nothing is tuned
 per split.
 """
+
+
+def _stack_params_note(args: argparse.Namespace) -> str:
+    p = json.loads(args.stack_params)
+    return "" if not p else f"In this run the stack's defaults are overridden by `{p}`.\n"
 
 
 def report(out: dict[str, Any], args: argparse.Namespace) -> str:
@@ -343,6 +358,7 @@ excluded for every model; members are those seen before `t`.
 {chr(10).join(delay_lines)}
 """ if delay_lines else "(Publishing delays not run: no `--delay-cutoffs`.)\n"
     cmd += " --stack" if args.stack else ""
+    cmd += f" --stack-params '{args.stack_params}'" if args.stack_params != "{}" else ""
     cmd += (f" --declared-model {args.declared_model}"
             if args.declared_model != "blend(als)" else "")
     cmd += f" --section {args.section}" if args.section != "time-splits" else ""
@@ -375,7 +391,7 @@ trial of the same search. `pop-30d` is `popular(window_days=30)`, untuned. Full-
 ranking, training titles excluded for every model. Per-member metrics are averaged over seeds
 {out['seeds']}; differences are paired by member, 95% percentile bootstrap ({nb} replicates,
 `reelpick.evaluation.paired_bootstrap`). Tuning took {tune_s:.0f} s in all (1 thread).
-{seq_note}{STACK_NOTE if out.get("stack") else ""}
+{seq_note}{STACK_NOTE + _stack_params_note(args) if out.get("stack") else ""}
 Summary (target: the best personalised model above pop-30d on both metrics, with the pooled
 backtest CI excluding zero):
 
@@ -410,6 +426,8 @@ def main() -> None:
     ap.add_argument("--families", default="als", help="base models to blend: als[,seq][,itemknn]")
     ap.add_argument("--stack", action="store_true",
                     help="also fit the stacked ranker (reelpick.models.StackRanker, defaults)")
+    ap.add_argument("--stack-params", default="{}",
+                    help="JSON of StackRanker hyperparameters over its defaults (with --stack)")
     ap.add_argument("--declared-model", default="blend(als)",
                     help="the model whose pooled CI the --note-file declaration checks")
     ap.add_argument("--folds", type=int, default=3)
