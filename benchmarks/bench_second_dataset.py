@@ -64,11 +64,12 @@ def variants(window_days: float, half_life: float) -> list[tuple[str, str, dict[
          {"num_threads": 1, "random_state": 0, "recency_half_life_days": half_life}),
         ("bpr", "bpr", {"num_threads": 1, "random_state": 0}),
         ("seq (gru, 4 epochs)", "seq", SEQ),
-        ("stack", "stack", {"num_threads": 1, "random_state": 0}),
+        ("stack (objective chosen on the newest label window, the default)", "stack",
+         {"num_threads": 1, "random_state": 0}),
+        ("stack, LambdaRank", "stack",
+         {"num_threads": 1, "random_state": 0, "objective": "lambdarank"}),
         ("stack, binary objective", "stack",
          {"num_threads": 1, "random_state": 0, "objective": "binary"}),
-        ("stack, objective chosen on the newest label window", "stack",
-         {"num_threads": 1, "random_state": 0, "objective": "auto"}),
     ]
 
 

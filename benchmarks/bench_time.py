@@ -243,12 +243,13 @@ def _params(choice: dict[str, Any], model: str) -> str:
 
 
 STACK_NOTE = """
-`stack` is `reelpick.models.StackRanker` with its defaults, the same for every split: LightGBM
-LambdaRank over candidates of ALS and of 7-day / 30-day / trending popularity, with member,
-title and time features, trained on 8 label windows (each 6% of the rows) inside the split's
-training window (`reelpick.models.stack`). Its defaults were chosen on the development
-cut-offs of the `time-splits` section (0.8 and backtests 0.5, 0.6, 0.7, 0.9); nothing is tuned
-per split.
+`stack` is `reelpick.models.StackRanker`, the same for every split: a LightGBM ranker over
+candidates of ALS and of 7-day / 30-day / trending popularity, with member, title and time
+features, trained on 8 label windows (each 6% of the rows) inside the split's training window
+(`reelpick.models.stack`). Its hyperparameters were chosen on the development cut-offs of the
+`time-splits` section (0.8 and backtests 0.5, 0.6, 0.7, 0.9); nothing is tuned per split except,
+with `objective="auto"`, the objective (chosen on the newest label window inside the training
+window).
 """
 
 

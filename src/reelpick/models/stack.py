@@ -20,8 +20,13 @@ then a learning-to-rank model over member, title and time features; Covington et
    (7-day vs 30-day rate), days since the title's first and latest play, and the member's
    number of plays, days since their first and latest play, and the mean log popularity of what
    they played (mainstream or niche).
-4. **LambdaRank** (LightGBM) on the candidates of members with a label among them, grouped by
-   member and window, all windows pooled.
+4. **A LightGBM ranker** on the candidates of members with a label among them, grouped by
+   member and window, all windows pooled. The objective (LambdaRank over each member's list, or
+   binary: each candidate a yes/no) is chosen by default on the data (``objective="auto"``):
+   each is trained on every window but the newest and the one with the higher NDCG@10 on the
+   newest wins. LambdaRank won on ml-100k, binary on the simulated worlds, where LambdaRank
+   lost to popularity (BENCHMARKS.md, ``time-splits-stack``, ``time-splits-stack-auto`` and
+   ``second-dataset``).
 5. **Refit** the sources and features on *all* training rows; :meth:`score` ranks the
    candidates as of the newest training row. Titles outside a member's candidates score below
    every candidate (in trending order).
@@ -74,8 +79,8 @@ class StackConfig(ModelConfig):
     The defaults are small, heavily regularised trees (4 leaves, >= 400 rows a leaf, 60
     rounds): on ml-100k's development cut-offs (``benchmarks/bench_time.py``) a label window
     holds a few dozen members with a history, and larger rankers fitted the windows' noise and
-    lost to popularity. Which objective is better depends on the data: LambdaRank on ml-100k,
-    ``"binary"`` on the simulated world of ``bench_second_dataset.py`` (BENCHMARKS.md)."""
+    lost to popularity. Which objective is better depends on the data (LambdaRank on ml-100k,
+    ``"binary"`` on the simulated worlds of ``bench_second_dataset.py``), hence ``"auto"``."""
 
     als_params: dict[str, Any] = field(default_factory=dict)
     holdout_fraction: float = 0.06
@@ -85,7 +90,7 @@ class StackConfig(ModelConfig):
     learning_rate: float = 0.1
     num_leaves: int = 4
     min_child_samples: int = 400
-    objective: str = "lambdarank"
+    objective: str = "auto"
     random_state: int = 0
     num_threads: int = 1
 
@@ -242,8 +247,8 @@ def _ndcg10(pred: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
 
 
 class StackRanker(Recommender):
-    """LambdaRank over ALS and trending candidates, trained on the newest training rows
-    (module docstring).
+    """A learned ranker over ALS and trending candidates, trained on label windows inside the
+    training data (module docstring).
 
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(0)
