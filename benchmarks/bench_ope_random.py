@@ -52,6 +52,7 @@ from reelpick.ope import (  # noqa: E402
 )
 from reelpick.ope.pages import (  # noqa: E402
     DensePageEstimate,
+    DensePageTerms,
     dense_page_estimate,
     dense_page_terms,
     examination_from_rates,
@@ -222,8 +223,7 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
         org_sum += b
     e_hat = examination_from_rates(slot_sums, org_sum, len(v.member))
     # per visit: weighted plays, organic correction, weight sum, its expectation, unsupported
-    pbm: dict[str, tuple[list, ...]] = {k: ([], [], [], [], []) for k in targets}
-    dense: dict[str, tuple[list, list]] = {k: ([], []) for k in targets}
+    dense: dict[str, tuple[list, list]] = {k: ([], []) for k in targets}   # terms, plays
     for sl, vb in world.batches(arrays):
         lo, hi = int(bounds[sl.start]), int(bounds[sl.stop])
         lm = logger.marginals(vb).title_slot
@@ -242,11 +242,6 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
             d = dense_page_terms(tm, lm, e_hat, titles, organic=(ov, ot))
             dense[k][0].append(d)
             dense[k][1].append(plays)
-            pbm[k][0].append((d.weight * plays).sum(axis=1) / S)
-            pbm[k][1].append(d.correction / S)
-            pbm[k][2].append(d.weight.sum(axis=1))
-            pbm[k][3].append(d.expected_weight)
-            pbm[k][4].append(d.unsupported)
     out = {}
     for k, (run, iid) in runs.items():
         with warnings.catch_warnings():
@@ -254,9 +249,9 @@ def evaluate(world: World, log, fb: LoggedFeedback, targets: dict, seed: int, lo
             res = run.results()
             res["dr_iid"] = iid.results()["dr"]
         out[k] = res
-        a, corr, wsum, ew, uns = (np.concatenate(x) for x in pbm[k])
-        out[k]["pbm"] = _as_estimate(dense_page_estimate(*dense[k], ci="normal"))
-        out[k]["pbm_sn"] = _pbm_sn_estimate(a, corr, wsum, ew, uns)
+        base = dense_page_estimate(*dense[k], ci="normal")
+        out[k]["pbm"] = _as_estimate(base)
+        out[k]["pbm_sn"] = _pbm_sn_estimate(*dense[k], base)
         out[k]["pbm_bt"] = _as_estimate(dense_page_estimate(*dense[k], seed=seed))
     return out
 
@@ -278,12 +273,17 @@ class _PBMEstimate:
     flags: tuple[str, ...]
 
 
-def _pbm_sn_estimate(a: np.ndarray, corr: np.ndarray, wsum: np.ndarray, ew: np.ndarray,
-                     unsupported: np.ndarray) -> _PBMEstimate:
+def _pbm_sn_estimate(terms: list[DensePageTerms], plays: list[np.ndarray],
+                     base: DensePageEstimate) -> _PBMEstimate:
     """``pbm`` self-normalised: the weighted plays divided by the weights' mean over its exact
     expectation (``DensePageTerms.expected_weight``), the organic correction subtracted;
-    delta-method interval from per-visit influence terms; flags as ``pbm``'s."""
-    base = _pbm_estimate(a - corr, wsum, unsupported)
+    delta-method interval from per-visit influence terms; ESS and flags as ``pbm``'s
+    (``base``)."""
+    S = terms[0].weight.shape[1]
+    a = np.concatenate([(t.weight * y).sum(axis=1) / S for t, y in zip(terms, plays)])
+    corr = np.concatenate([t.correction / S for t in terms])
+    wsum = np.concatenate([t.weight.sum(axis=1) for t in terms])
+    ew = np.concatenate([t.expected_weight for t in terms])
     wb, eb = wsum.mean(), ew.mean()
     if wb <= 0:
         nan = math.nan
@@ -294,18 +294,6 @@ def _pbm_sn_estimate(a: np.ndarray, corr: np.ndarray, wsum: np.ndarray, ew: np.n
     se = float(infl.std(ddof=1) / np.sqrt(a.size))
     return _PBMEstimate(float(v), float(v - Z95 * se), float(v + Z95 * se), se, base.ess,
                         base.flags)
-
-
-def _pbm_estimate(psi: np.ndarray, wsum: np.ndarray, unsupported: np.ndarray) -> _PBMEstimate:
-    """Mean and normal 95% interval of the per-visit values (visits independent); flags as
-    the slot estimators': ``no_support`` (> 1% of the target's examined mass on titles the
-    logger never shows), ``low_ess`` (Kish ESS of the visits' weight sums < 100)."""
-    m = float(psi.mean())
-    se = float(psi.std(ddof=1) / np.sqrt(psi.size))
-    ess = float(wsum.sum() ** 2 / (wsum ** 2).sum()) if (wsum ** 2).sum() > 0 else 0.0
-    flags = tuple(f for f, bad in (("no_support", float(unsupported.mean()) > 0.01),
-                                   ("low_ess", ess < 100)) if bad)
-    return _PBMEstimate(m, m - Z95 * se, m + Z95 * se, se, ess, flags)
 
 
 def one_world(i: int, sizes: list[int], truth_visits: int, log_reps: int = 1) -> dict:

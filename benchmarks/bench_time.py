@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     splits += [(f"backtest {q}", q, s) for q, s in zip(bt_q, rolling_cutoffs(
         inter, bt_q, horizon=args.horizon))]
     rows, info, choices = [], [], {}
+    stack = stack_params(args)
     for label, q, split in splits:
         key = (q, split.cutoff)
         if key not in choices:
@@ -161,8 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         frames = []
         t0 = time.perf_counter()
         for s in seeds:
-            frames.append(per_member(fit_models(split, choice, catalogue, s, families,
-                                                stack_params(args)), split))
+            frames.append(per_member(fit_models(split, choice, catalogue, s, families, stack),
+                                     split))
         res = seed_mean(frames).assign(cut=label)
         rows.append(res)
         info.append({"cut": label, "quantile": q, "cutoff": split.cutoff,
@@ -183,8 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               families)
         frames_by_d: dict[float, list[pd.DataFrame]] = {}
         for s in seeds:
-            models = fit_models(base_split, choice, catalogue, s, families,
-                                stack_params(args))
+            models = fit_models(base_split, choice, catalogue, s, families, stack)
             for d in [float(x) for x in args.delays.split(",")]:
                 split = publishing_delay(inter, t, delay_days=d, window_days=args.window_days)
                 if len(split.test) == 0:

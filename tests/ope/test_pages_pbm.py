@@ -346,12 +346,17 @@ def _dense(m: PageMarginals) -> np.ndarray:
     return m.at(t, s).reshape(n, T, S)
 
 
-def test_dense_terms_on_policy_give_the_logged_page_plays() -> None:
-    rng = np.random.default_rng(21)
-    r, q, g = _organic_world(rng, 200)
-    _, logger, _, _ = _setup(rng, 200)
+def _on_policy_log(seed: int, n: int):
+    """A logger's dense marginals ``d`` and one log of it: ``(d, titles, plays, ov, ot)``."""
+    rng = np.random.default_rng(seed)
+    r, q, g = _organic_world(rng, n)
+    _, logger, _, _ = _setup(rng, n)
     titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
-    d = _dense(logger)
+    return _dense(logger), titles, plays, ov, ot
+
+
+def test_dense_terms_on_policy_give_the_logged_page_plays() -> None:
+    d, titles, plays, ov, ot = _on_policy_log(21, 200)
     w, corr, uns, _ = dense_page_terms(d, d, E, titles, organic=(ov, ot))
     np.testing.assert_allclose(w, 1.0)
     np.testing.assert_allclose(corr, 0.0, atol=1e-12)
@@ -418,11 +423,7 @@ def test_dense_expected_weight_is_the_mean_weight_sum() -> None:
 
 
 def test_dense_page_estimate_on_policy_is_the_logged_rate_and_batches_pool() -> None:
-    rng = np.random.default_rng(23)
-    r, q, g = _organic_world(rng, 400)
-    _, logger, _, _ = _setup(rng, 400)
-    titles, plays, ov, ot = _serve_organic(rng, logger, r, q, g)
-    d = _dense(logger)
+    d, titles, plays, ov, ot = _on_policy_log(23, 400)
     terms = dense_page_terms(d, d, E, titles, organic=(ov, ot))
     est = dense_page_estimate(terms, plays, ci="normal")
     per = plays.sum(axis=1) / S                                 # on-policy: the logged rate

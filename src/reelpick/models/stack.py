@@ -180,10 +180,10 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k - 1, axis=1)[:, :k]
 
 
-def _candidates(seen: sp.csr_matrix, als: np.ndarray | None, tables: _Tables, k: int
+def _candidates(seen: sp.csr_matrix, als: np.ndarray, tables: _Tables, k: int
                 ) -> list[np.ndarray]:
-    """Per member (rows of ``seen``): the first ``k`` unseen titles of each popularity source
-    and of ALS (where the member has ALS scores), merged."""
+    """Per member (rows of ``seen`` and of their ALS scores ``als``): the first ``k`` unseen
+    titles of each popularity source and of ALS, merged."""
     n, T = seen.shape
     depth = min(T, k + int(np.diff(seen.indptr).max(initial=0)))   # room for the seen titles
     lists = [np.argsort(-src, kind="stable")[:depth]
@@ -193,33 +193,24 @@ def _candidates(seen: sp.csr_matrix, als: np.ndarray | None, tables: _Tables, k:
     for i in range(n):
         s = seen.indices[seen.indptr[i]:seen.indptr[i + 1]]
         keep = [lst[~np.isin(lst, s)][:k] for lst in lists]
-        if als is not None and np.isfinite(als[i]).any():
+        if T > s.size:
             a = als[i].copy()
             a[s] = -np.inf
-            top = _top(a[None, :], min(k, T - s.size))[0] if T > s.size else top_empty()
-            keep.append(top)
+            keep.append(_top(a[None, :], min(k, T - s.size))[0])
         out.append(np.unique(np.concatenate(keep)))
     return out
 
 
-def top_empty() -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)
-
-
-def _features(cands: list[np.ndarray], als: np.ndarray | None, tables: _Tables,
+def _features(cands: list[np.ndarray], als: np.ndarray, tables: _Tables,
               members: np.ndarray) -> np.ndarray:
     """``(sum of candidates, len(FEATURES))`` float32 for members ``members`` (rows of the
-    member table, one per candidate list)."""
+    member table and of their ALS scores ``als``, one per candidate list)."""
     rows = []
     now = tables.now
     for i, c in enumerate(cands):
-        if als is not None and np.isfinite(als[i]).any():
-            a = als[i]
-            sc = a[c]
-            rank = (a[None, :] > sc[:, None]).sum(axis=1).astype(np.float64)
-        else:
-            sc = np.full(c.size, np.nan)
-            rank = np.full(c.size, np.nan)
+        a = als[i]
+        sc = a[c]
+        rank = (a[None, :] > sc[:, None]).sum(axis=1).astype(np.float64)
         n, first, last, main = members[i]
         p7, p30 = tables.pop7[c], tables.pop30[c]
         rows.append(np.column_stack([
@@ -310,8 +301,9 @@ class StackRanker(Recommender):
         scores = als._score(known)
         cands = _candidates(seen[who], scores, tables, c.n_candidates)
         X = _features(cands, scores, tables, mtab[who])
-        y = np.concatenate([np.asarray(labels[w, cc].todense()).ravel() > 0
-                            for w, cc in zip(who, cands)]).astype(np.float64)
+        lab = labels[who]
+        y = np.concatenate([np.isin(cc, lab.indices[lab.indptr[i]:lab.indptr[i + 1]])
+                            for i, cc in enumerate(cands)]).astype(np.float64)
         sizes = np.array([cc.size for cc in cands])
         pos = np.add.reduceat(y, np.cumsum(sizes) - sizes) if sizes.size else np.zeros(0)
         keep = np.repeat(pos > 0, sizes)

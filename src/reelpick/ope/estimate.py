@@ -591,7 +591,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def studentized_interval(x: np.ndarray, *, alpha: float = 0.05, n_bootstrap: int = 999,
-                         seed: int = 0, chunk: int = 128) -> tuple[float, float]:
+                         seed: int = 0) -> tuple[float, float]:
     r"""``(low, high)``: the studentized (bootstrap-t) interval of the mean of ``x``.
 
     For heavy-tailed, skewed per-visit terms (importance weights times rewards) the normal
@@ -599,8 +599,10 @@ def studentized_interval(x: np.ndarray, *, alpha: float = 0.05, n_bootstrap: int
     the rare large terms has both a low mean *and* a low standard error, so the truth lies
     above the upper limit far more often than :math:`\alpha/2`. The bootstrap-t interval
     (Efron & Tibshirani 1993, ch. 12; Hall 1988) takes the quantiles of
-    :math:`t^* = (\bar x^* - \bar x) / \widehat{se}^*` over Poisson(1) bootstrap replicates
-    (drawn from ``seed``, so the same ``x`` gives the same interval) and
+    :math:`t^* = (\bar x^* - \bar x) / \widehat{se}^*` over the Poisson(1) bootstrap
+    replicates of :class:`StatAccumulator` (:func:`poisson_weights`: row ``i``'s weights depend
+    only on ``seed`` and ``i``, and are cached, so many targets' intervals on one log reuse
+    them) and
     returns :math:`[\bar x - t^*_{1-\alpha/2}\, \widehat{se},\ \bar x - t^*_{\alpha/2}
     \,\widehat{se}]`: second-order accurate where the normal interval is first-order, and
     longer on the side of the tail. For symmetric terms it is close to the normal interval.
@@ -628,34 +630,19 @@ def studentized_interval(x: np.ndarray, *, alpha: float = 0.05, n_bootstrap: int
     if se == 0.0:
         return m, m
     xc = x - m                            # centred: no cancellation in the second moment
-    x2 = xc * xc
-    t = []
-    for b0 in range(0, int(n_bootstrap), int(chunk)):
-        b1 = min(int(n_bootstrap), b0 + int(chunk))
-        w = _chunk_weights(seed, n, b0, b1)
-        tot = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d = (w @ xc) / tot
-            var = np.maximum((w @ x2) / tot - d * d, 0.0) * tot / np.maximum(tot - 1.0, 1.0)
-            tb = d / np.sqrt(var / tot)
-        t.append(tb[(tot >= 2) & (var > 0)])
-    ts = np.concatenate(t)
+    acc = StatAccumulator(2, ci="bootstrap", n_bootstrap=n_bootstrap, random_state=seed)
+    for lo in range(0, n, _BLOCK):        # one cached block of weights at a time
+        acc.update([xc[lo:lo + _BLOCK], xc[lo:lo + _BLOCK] ** 2], None)
+    tot = acc.boot_n
+    d, m2 = acc.boot_means().T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.maximum(m2 - d * d, 0.0) * tot / np.maximum(tot - 1.0, 1.0)
+        ts = (d / np.sqrt(var / tot))[(tot >= 2) & (var > 0)]
     ts = ts[np.isfinite(ts)]
     if ts.size < 10:
         return math.nan, math.nan
     q_lo, q_hi = np.quantile(ts, [alpha / 2.0, 1.0 - alpha / 2.0])
     return m - float(q_hi) * se, m - float(q_lo) * se
-
-
-@lru_cache(maxsize=16)
-def _chunk_weights(seed: int, n: int, b0: int, b1: int) -> np.ndarray:
-    """Poisson(1) weights ``(b1 - b0, n)`` of replicates ``b0..b1-1`` over ``n`` rows, one
-    generator per chunk (memory stays ``(chunk, n)``); cached, so the intervals of many
-    targets on one log reuse the draws (read-only)."""
-    w = np.random.default_rng([seed, 7919, b0]).poisson(1.0, size=(b1 - b0, n))
-    w = w.astype(np.float64)
-    w.flags.writeable = False
-    return w
 
 
 _POISSON1_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(25)])

@@ -318,6 +318,12 @@ def _mean(x: np.ndarray, ess: float, matched: float) -> PageEstimate:
     return PageEstimate(m, m - Z95 * se, m + Z95 * se, se, int(x.size), ess, matched)
 
 
+def _kish(w: np.ndarray) -> float:
+    """Kish's effective number of visits of per-visit weight sums ``w`` (0 without weight)."""
+    s2 = float((w ** 2).sum())
+    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
 def _ess(w: np.ndarray, L: np.ndarray) -> float:
     s2 = float((w ** 2).sum())
     if s2 <= 0:
@@ -588,7 +594,7 @@ def position_based(logged: np.ndarray, reward: np.ndarray, target: PageMarginals
     y = np.where(shown, reward, 0.0)
     p = b.mean()
     W = w.sum(axis=1)[b]  # visit-level Kish ESS: each visit contributes one statistic
-    ess = float(W.sum() ** 2 / (W ** 2).sum()) if (W ** 2).sum() > 0 else 0.0
+    ess = _kish(W)
     hit = np.zeros(logged.shape, bool)
     for k in range(target.share.size):
         hit |= (logged[:, :, None] == target.pages[:, k][:, None, :]).any(axis=2)
@@ -879,7 +885,7 @@ def dense_page_estimate(terms: DensePageTerms | Sequence[DensePageTerms],
     se = float(x.std(ddof=1) / np.sqrt(x.size))
     lo, hi = (studentized_interval(x, seed=seed) if ci == "studentized"
               else (m - Z95 * se, m + Z95 * se))
-    ess = float(w.sum() ** 2 / (w ** 2).sum()) if (w ** 2).sum() > 0 else 0.0
+    ess = _kish(w)
     flags = tuple(f for f, bad in (("no_support", float(u.mean()) > FLAG_UNSUPPORTED_MASS),
                                    ("low_ess", ess < FLAG_MIN_ESS)) if bad)
     return DensePageEstimate(m, float(lo), float(hi), se, int(x.size), ess, ci, flags)
