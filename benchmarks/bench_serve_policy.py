@@ -35,6 +35,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench_serve import (  # noqa: E402
@@ -89,6 +90,39 @@ def breakdown(model_dir: Path, members: list[str], n: int) -> dict[str, float]:
     out["titles_per_page"] = float(np.mean([len(p.title_ids) for p in pages]))
     out["rows_per_page"] = float(np.mean([len(p.row_labels) for p in pages]))
     return out
+
+
+def _page_cache(srv: Any) -> dict[str, float]:
+    """The served policy's page cache (pages, hits, misses) from ``GET /metrics``."""
+    text = httpx.get(srv.url + "/metrics", timeout=30).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("reelpick_page_cache{"):
+            what = line.split('what="')[1].split('"')[0]
+            out[what] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def precompute(srv: Any, members: list[str], chunk: int = 1_000) -> dict[str, Any]:
+    """``POST /v1/admin/precompute`` of ``members``' pages in the load's context (tv, US, 8 pm,
+    this hour): wall seconds, the server's CPU seconds and what the cache holds after. Waits
+    for the next hour when this one ends within 3 minutes (the pages are for this hour)."""
+    left = 3600 - time.time() % 3600
+    if left < 180:
+        print(f"waiting {left:.0f} s for the next hour", flush=True)
+        time.sleep(left + 1)
+    bucket = int(time.time() // 3600)
+    c0, t0 = srv.cpu(), time.perf_counter()
+    composed = 0
+    for lo in range(0, len(members), chunk):
+        r = httpx.post(srv.url + "/v1/admin/precompute", headers={"X-API-Key": KEY}, timeout=600,
+                       json={"members": members[lo:lo + chunk], "device": "tv", "country": "US",
+                             "hour": 20})
+        r.raise_for_status()
+        composed += r.json()["composed"]
+    return {"members": len(members), "composed": composed, "bucket": bucket,
+            "wall_s": time.perf_counter() - t0, "cpu_s": srv.cpu() - c0,
+            "cache": _page_cache(srv)}
 
 
 def http_loop(world: Any, model_dir: Path, work: Path, visits: int, seed: int
@@ -175,6 +209,20 @@ def main() -> None:
         res["warm"] = {"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"],
                        "members": args.warm_members}
         print("warm", res["warm"], flush=True)
+        # precomputed: another 5,000 members' first pages composed ahead (the nearline job),
+        # then asked for: every request a member's first page this hour, served remembered
+        asked = set(members)
+        ahead = [m for m in (f"m{i}" for i in np.random.default_rng(1).permutation(
+            world.config.n_members)) if m not in asked][:len(members)]
+        pre = precompute(srv, ahead)
+        print("precomputed", pre, flush=True)
+        lua_ahead = ",".join(f'"{m}"' for m in ahead)
+        h = hello.load(seconds=sec, connections=conn, path="/hello")
+        p = srv.load(seconds=sec, connections=conn, lua=HOMEPAGE_LUA % (9, lua_ahead))
+        pre["after"] = _page_cache(srv)
+        pre["same_hour"] = int(time.time() // 3600) == pre["bucket"]
+        res["precomputed"] = {"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"], **pre}
+        print("precomputed load", res["precomputed"], flush=True)
         half = float(np.median([r["homepage"]["rps"] for r in res["rounds"]])) / 2
         delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
                                 connections=HALF_CONN)
@@ -182,6 +230,16 @@ def main() -> None:
                                lua=HOMEPAGE_LUA % (3, lua_members) + RANDOM_PAUSE_LUA % delay)
         res["half"].update(rate=half, delay_ms=delay, connections=HALF_CONN)
         print("half load", res["half"], flush=True)
+        # the same at half of the precomputed pages' rate (members' pages composed ahead)
+        half_pre = res["precomputed"]["homepage"]["rps"] / 2
+        delay = calibrate_delay(srv, half_pre, lua_ahead, pause_lua=RANDOM_PAUSE_LUA,
+                                connections=HALF_CONN)
+        res["half_precomputed"] = srv.load(
+            seconds=2 * sec, connections=HALF_CONN,
+            lua=HOMEPAGE_LUA % (4, lua_ahead) + RANDOM_PAUSE_LUA % delay)
+        res["half_precomputed"].update(rate=half_pre, delay_ms=delay, connections=HALF_CONN,
+                                       same_hour=int(time.time() // 3600) == pre["bucket"])
+        print("half load, precomputed", res["half_precomputed"], flush=True)
     res["loop"] = http_loop(world, model_dir, work, args.loop_visits, args.seed)
     print("loop", res["loop"], flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -229,6 +287,14 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     lines.append(f"| warm: {w['members']} members, pages cached | {w['hello']['rps']:,.0f} | "
                  f"{w['homepage']['rps']:,.0f} | {w['ratio']:.3f} | "
                  f"{w['homepage']['p50_ms']:.1f} | {w['homepage']['p99_ms']:.1f} |")
+    pc = res.get("precomputed")
+    if pc is not None:
+        hits = pc["after"].get("hits", 0) - pc["cache"].get("hits", 0)
+        misses = pc["after"].get("misses", 0) - pc["cache"].get("misses", 0)
+        lines.append(f"| precomputed: {pc['members']:,} other members' first pages composed "
+                     f"ahead | {pc['hello']['rps']:,.0f} | {pc['homepage']['rps']:,.0f} | "
+                     f"{pc['ratio']:.3f} | {pc['homepage']['p50_ms']:.1f} | "
+                     f"{pc['homepage']['p99_ms']:.1f} |")
     ratio = float(np.median([r["ratio"] for r in res["rounds"]]))
     cpu = float(np.median([r["hello"]["cpu_ms_per_request"] / r["homepage"]["cpu_ms_per_request"]
                            for r in res["rounds"]]))
@@ -245,7 +311,31 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
               f"Poisson stream): p50 **{h['p50_ms']:.1f} ms**, p99 **{h['p99_ms']:.1f} ms** "
               f"(target <= 50 ms), {h['non_2xx']} non-2xx. Latency counts from the request "
               "leaving wrk, not from a scheduled time; each page waits for its fsync "
-              "(synchronous=FULL).", "",
+              "(synchronous=FULL).", ""]
+    if pc is not None:
+        per_page = 1000 * pc["cpu_s"] / max(pc["composed"], 1)
+        hour = "" if pc["same_hour"] else "; the hour changed during the run"
+        hp, hh = pc["homepage"]["cpu_ms_per_request"], pc["hello"]["cpu_ms_per_request"]
+        lines += [
+            "Precomputed first pages (`POST /v1/admin/precompute`, the nearline job): the "
+            f"pages of {pc['members']:,} members not asked for before, in the load's context "
+            f"and hour, composed ahead in {pc['wall_s']:.1f} s ({per_page:.2f} ms of server "
+            f"CPU a page, {pc['composed']:,} composed); the load then asked for them "
+            f"({pc['homepage']['requests']:,} requests: {hits:,.0f} cache hits, "
+            f"{misses:,.0f} misses{hour}), server CPU {hp:.2f} ms a request (hello "
+            f"{hh:.3f}: CPU ratio {hh / hp:.3f}). A precomputed page is the page the member "
+            "would have got: the same titles and propensities; only the exploration and the "
+            "images are drawn per request."]
+        hp2 = res.get("half_precomputed")
+        if hp2 is not None:
+            lines[-1] += (
+                f" At half of the precomputed pages' rate ({hp2['rate']:.0f} req/s targeted, "
+                f"{hp2['rps']:.0f} achieved, the same random pauses): p50 "
+                f"**{hp2['p50_ms']:.1f} ms**, p99 **{hp2['p99_ms']:.1f} ms**, "
+                f"{hp2['non_2xx']} non-2xx"
+                + ("" if hp2["same_hour"] else " (the hour changed during the run)") + ".")
+        lines.append("")
+    lines += [
               f"Closed loop through the service: {lp['visits']:,} simulated visits asked the "
               f"running service for pages over HTTP ({lp['http_s']:.1f} s) and posted "
               f"{lp['plays_posted']:,} plays; the export holds {lp['exported_pages']:,} pages "

@@ -64,6 +64,36 @@ def test_save_load_gives_the_same_pages(trained) -> None:
     assert not [p for p in path.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
 
 
+def test_precomputed_pages_are_the_pages_served_without_it(trained, monkeypatch) -> None:
+    """precompute composes the pages and their image distributions ahead; the pages drawn
+    afterwards are exactly those a policy that composed them on request draws, and neither
+    the page nor its images are computed again."""
+    world, _, _, path = trained
+    plain, ahead = PagePolicy.load(path), PagePolicy.load(path)
+    members, countries = world.members()["member_id"], world.config.countries
+    vb = world.make_visits(np.arange(40), world.config.start + 21 * 86_400 + 600)
+    mapped = ahead.for_members(members, countries).map_visits(vb)
+    assert ahead.precompute(mapped) == 40
+    assert ahead.precompute(mapped) == 0           # remembered: nothing composed again
+    assert ahead.cache_info() == {"pages": 40, "hits": 40, "misses": 40}
+    greedy = ahead.greedy(mapped, np.random.default_rng(0)).titles
+    calls = []
+    monkeypatch.setattr(ahead.selector, "_triple_probabilities",
+                        lambda *a: calls.append(a) or pytest.fail("images recomputed"))
+    ahead.selector.probabilities(mapped, greedy)   # the whole pages' images remembered
+    monkeypatch.undo()
+    a, b = same_pages(world, plain, ahead, vb, seed=7)
+    np.testing.assert_allclose(a.artwork_propensity, b.artwork_propensity)
+    assert ahead.cache_info()["misses"] == 40 and not calls
+    with pytest.raises(ValueError, match="pages: must be an integer >= 1"):
+        ahead.cache(0)
+    ahead.cache(5)                                 # a smaller cache keeps at most 5 pages
+    ahead.choose(ahead.for_members(members, countries).map_visits(
+        world.make_visits(np.arange(40, 50), world.config.start + 21 * 86_400 + 600)),
+        np.random.default_rng(1))
+    assert ahead.cache_info()["pages"] == 5
+
+
 def test_title_propensities_follow_the_epsilon_rule(trained) -> None:
     world, _, policy, _ = trained
     bound = policy.for_members(world.members()["member_id"], world.config.countries)

@@ -4,6 +4,7 @@ invalid-input tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -305,3 +306,23 @@ INVALID = [
 def test_invalid_inputs(make, err, match) -> None:
     with pytest.raises(err, match=match):
         make()
+
+
+def test_exploring_logger_refuses_a_stochastic_base(world, visits) -> None:
+    """ExploringPolicy's propensities assume a deterministic base: a base whose own
+    propensities are below 1 is refused by name; propensities that are 1 up to rounding pass."""
+    from reelpick.policies import ExploringPolicy
+
+    stochastic = SoftmaxPolicy(PopularityScorer(), temperature=1.0, name="soft")
+    with pytest.raises(ValueError, match="base policy 'soft' is not deterministic"):
+        ExploringPolicy(stochastic, epsilon=0.1).choose(visits, np.random.default_rng(0))
+
+    class AlmostOne:
+        name, version = "almost", "v1"
+
+        def choose(self, v, rng):
+            page = GreedyPolicy().choose(v, rng)
+            return dataclasses.replace(page, propensity=page.propensity * (1 - 1e-12))
+
+    page = ExploringPolicy(AlmostOne(), epsilon=0.1).choose(visits, np.random.default_rng(0))
+    assert ((page.propensity > 0) & (page.propensity <= 1)).all()

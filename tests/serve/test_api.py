@@ -174,6 +174,41 @@ def test_api_key_required(client: TestClient, headers: dict[str, str], status: i
     assert r.status_code == status
 
 
+def test_precompute_composes_pages_ahead_and_the_page_served_is_the_remembered_one(
+        client: TestClient) -> None:
+    """POST /v1/admin/precompute composes the members' pages for a context and hour; the
+    homepage asked for later in that context is the remembered page (no miss), and bad
+    bodies get 4xx with the field named."""
+    body = {"members": ["m1", "m2", "m3", "newcomer"], "device": "tv", "hour": 20,
+            "day_of_week": 2}
+    r = client.post("/v1/admin/precompute", json=body, headers=KEY)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["pages"] == 4 and out["composed"] == 4 and out["cached"] >= 4
+    again = client.post("/v1/admin/precompute", json=body, headers=KEY).json()
+    assert again["composed"] == 0
+    info = client.app.state.service.bundle.provider.cache_info
+    before = info()
+    for m in ("m1", "m2", "m3", "newcomer"):
+        homepage(client, member=m, hour=20, day_of_week=2)
+    after = info()
+    assert after["misses"] == before["misses"] and after["hits"] == before["hits"] + 4
+    metrics = client.get("/metrics").text
+    assert "reelpick_pages_precomputed_total 4.0" in metrics
+    assert 'reelpick_page_cache{what="hits"}' in metrics
+    for bad, field in (({**body, "country": "XX"}, "country"),
+                       ({**body, "members": []}, "members"),
+                       ({**body, "hour": 24}, "hour"),
+                       ({**body, "device": "fridge"}, "device"),
+                       ({**body, "extra": 1}, "extra")):
+        r = client.post("/v1/admin/precompute", json=bad, headers=KEY)
+        assert r.status_code == 422 and field in [d["field"] for d in r.json()["detail"]], \
+            r.text
+    assert client.post("/v1/admin/precompute", json=body).status_code == 401
+    assert client.post("/v1/admin/precompute", json=body,
+                       headers={"X-API-Key": "wrong"}).status_code == 403
+
+
 def test_writes_disabled_without_a_configured_key(make_settings) -> None:
     with TestClient(create_app(make_settings(api_key=None))) as c:
         r = c.post("/v1/events", json={"events": [_event()]}, headers={"X-API-Key": ""})

@@ -142,3 +142,42 @@ def test_concurrent_requests_are_composed_together_and_all_logged(live_server: L
         conn.close()
     for p in pages:
         assert logged[p["page_id"]] == sum(len(row["items"]) for row in p["rows"])
+
+
+def _spaced_passes(make_settings, n: int, gap_s: float, **settings: Any) -> list[int]:
+    """Sizes of the provider passes that compose ``n`` requests sent ``gap_s`` apart."""
+    with LiveServer(create_app(make_settings(**settings))) as srv:
+        provider = srv.state.bundle.provider
+        many, passes = provider.compose_many, []
+
+        def spy(requests: Any, rng: Any) -> Any:
+            passes.append(len(requests))
+            return many(requests, rng)
+
+        provider.compose_many = spy
+
+        async def spaced() -> list[int]:
+            async with httpx.AsyncClient(base_url=srv.url, timeout=60) as c:
+                await c.get("/healthz")  # connections open before the timed requests
+
+                async def one(i: int) -> int:
+                    await asyncio.sleep(i * gap_s)
+                    return (await c.get(f"/v1/homepage?member=m{i}&device=tv")).status_code
+
+                return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+        try:
+            assert asyncio.run(spaced()) == [200] * n
+        finally:
+            del provider.compose_many
+    return passes
+
+
+def test_requests_within_the_batch_wait_are_composed_in_one_pass(make_settings) -> None:
+    """Dynamic batching: requests arriving within ``batch_wait_ms`` of the first share one pass
+    of the policy; without a wait, requests that arrive apart are composed one by one; a batch
+    of ``batch_max`` runs without waiting for the deadline."""
+    assert _spaced_passes(make_settings, 4, 0.015, batch_wait_ms=100.0) == [4]
+    assert _spaced_passes(make_settings, 4, 0.15, batch_wait_ms=0.0) == [1, 1, 1, 1]
+    passes = _spaced_passes(make_settings, 6, 0.0, batch_wait_ms=100.0, batch_max=2)
+    assert sum(passes) == 6 and max(passes) <= 2, passes

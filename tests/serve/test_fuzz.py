@@ -14,13 +14,15 @@ from reelpick.testing.fuzz import fuzz  # noqa: E402
 from tests.serve.conftest import API_KEY, LiveServer  # noqa: E402
 
 RELOAD = "POST /v1/admin/reload"
+#: composes a page per generated member: as few requests as the reloads
+PRECOMPUTE = "POST /v1/admin/precompute"
 
 
 def _run(make_settings, per_operation: int, reloads: int, seed: int) -> dict:
     app = create_app(make_settings(max_batch_events=50))
     with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
         report = fuzz(client, app.openapi(), per_operation=per_operation, api_key=API_KEY,
-                      seed=seed, limits={RELOAD: reloads})
+                      seed=seed, limits={RELOAD: reloads, PRECOMPUTE: reloads})
         assert srv.state.store.alive and client.get("/healthz").status_code == 200
     summary = report.summary()
     print(summary)

@@ -207,18 +207,24 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
 
     def _posterior(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray, *,
                    need_sd: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Mean and sd of the existing variants from their sparse features (a few nonzeros
+        of ``d``: ``k`` products for the mean, ``k**2`` for the variance; padded variants
+        get mean 0 and sd 1e-9, which callers mask with ``valid``)."""
         glob, valid = self.catalog.pad(titles)
-        phi = self.history_.features(np.asarray(member), np.asarray(device), glob)
-        flat = phi.reshape(-1, phi.shape[-1])                  # one matrix product, not a batch
-        mean = (flat @ self.theta_).reshape(valid.shape)
+        member = np.asarray(member, dtype=np.int64)
+        per = valid[0].size if len(valid) else 0                   # variants per visit
+        at = np.flatnonzero(valid.reshape(-1))
+        cols, vals = self.history_.sparse_features(
+            member[at // per], np.asarray(device, dtype=np.int64)[at // per],
+            glob.reshape(-1)[at])
+        mean = np.zeros(valid.shape)
+        mean.reshape(-1)[at] = np.einsum("pk,pk->p", vals, self.theta_[cols])
         if not need_sd:
             return mean, None, valid
-        used = flat.any(axis=0)              # e.g. one device's columns of device x theme
-        A_inv = self.A_inv_
-        if 4 * used.sum() < 3 * used.size:
-            flat, A_inv = flat[:, used], A_inv[np.ix_(used, used)]
-        q = np.einsum("ij,ij->i", flat @ A_inv, flat).reshape(valid.shape)
-        return mean, np.sqrt(np.maximum(q, 1e-18)), valid
+        q = _quadratic_forms(self.A_inv_, cols, vals)
+        sd = np.full(valid.shape, 1e-9)
+        sd.reshape(-1)[at] = np.sqrt(np.maximum(q, 1e-18))
+        return mean, sd, valid
 
     def _base(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
               rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -344,6 +350,23 @@ class ThompsonArtwork(_LinearArtworkBandit):
         probs = np.zeros((n, S, V))
         probs[shown] = table[inv]
         return probs
+
+
+def _quadratic_forms(A: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """``q[p] = v' A[c, c] v`` with ``c = cols[p]``, ``v = vals[p]`` (sparse feature rows).
+    Rows that share their columns share one ``(k, k)`` block of ``A`` (the columns depend on
+    the image's theme and the device only: a few dozen blocks for thousands of rows), so the
+    blocks are gathered once and each row costs one small matrix-vector product."""
+    dim, k = A.shape[0], cols.shape[1]
+    if len(cols) == 0:
+        return np.zeros(0)
+    if k * np.log2(max(dim, 2)) < 62:               # the columns as one integer key
+        key = cols @ (dim ** np.arange(k, dtype=np.int64))
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        blocks = A[cols[first][:, :, None], cols[first][:, None, :]][inv.reshape(-1)]
+    else:  # pragma: no cover - feature spaces far larger than any configured here
+        blocks = A[cols[:, :, None], cols[:, None, :]]
+    return np.einsum("pk,pk->p", np.matmul(blocks, vals[:, :, None])[:, :, 0], vals)
 
 
 def _newest(memo: dict[Any, np.ndarray], max_entries: int) -> dict[Any, np.ndarray]:

@@ -212,43 +212,59 @@ class ArtworkHistory:
                  tables: HistoryTables | None = None) -> np.ndarray:
         """``phi`` of shape ``artwork.shape + (d,)``; ``member`` and ``device`` are ``(n,)`` and
         index the first axis of ``artwork`` (global artwork indices, any trailing shape)."""
-        cfg, cat = self.config, self.catalog
-        tab = tables or self.tables()
         a = np.asarray(artwork, dtype=np.int64)
         member = np.asarray(member, dtype=np.int64)
         device = np.asarray(device, dtype=np.int64)
         if member.shape != a.shape[:1] or device.shape != a.shape[:1]:
             raise ValueError(f"member, device: expected shape {a.shape[:1]}, got "
                              f"{member.shape}, {device.shape}")
-        # written column by column into one array (one-hot blocks by scatter), in the order of
-        # ``feature_names``
-        a = a.reshape(-1)
         rep = a.size // max(member.size, 1)
-        mb = np.repeat(member, rep)                                  # member of each artwork
+        cols, vals = self.sparse_features(np.repeat(member, rep), np.repeat(device, rep),
+                                          a.reshape(-1), tables)
+        out = np.zeros((a.size, self.dim))
+        out[np.arange(a.size)[:, None], cols] = vals   # the columns of a row are distinct
+        return out.reshape(*np.shape(artwork), self.dim)
+
+    def sparse_features(self, member: np.ndarray, device: np.ndarray, artwork: np.ndarray,
+                        tables: HistoryTables | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The nonzero part of :meth:`features` for ``(n,)`` arrays of (member, device,
+        artwork) triples: ``(cols, vals)``, each ``(n, k)``, with ``phi[i, cols[i, j]] =
+        vals[i, j]`` and every other feature 0 (``k`` = one column per feature group: the
+        theme one-hot, quality, community, the personal four, device x theme; distinct
+        within a row). Scores and variances then cost ``k`` and ``k**2`` products a row, not
+        ``d`` and ``d**2``."""
+        cfg, cat = self.config, self.catalog
+        tab = tables or self.tables()
+        a = np.asarray(artwork, dtype=np.int64)
+        mb = np.asarray(member, dtype=np.int64)
         th = cat.theme[a]
         n_th = cat.n_themes
-        out = np.zeros((a.size, self.dim))
-        i = np.arange(a.size)
-        out[i, th] = 1.0                                             # theme one-hot
+        cols: list[np.ndarray] = [th]                                # theme one-hot
+        vals: list[np.ndarray] = [np.ones(a.size)]
         col = n_th
+
+        def const(values: np.ndarray) -> None:
+            nonlocal col
+            cols.append(np.full(a.size, col, dtype=np.int64))
+            vals.append(values)
+            col += 1
+
         if cfg.quality:
-            out[:, col] = cat.quality[a]
-            col += 1
+            const(cat.quality[a])
         if cfg.community:
-            out[:, col] = tab.art_lift[a]
-            col += 1
+            const(tab.art_lift[a])
         if cfg.personal:
-            out[i, col + th] = tab.tau[mb, th]                       # e_theme * tau_m
+            cols.append(col + th)                                    # e_theme * tau_m
+            vals.append(tab.tau[mb, th])
             col += n_th
-            out[:, col] = tab.share[mb, th]
-            out[:, col + 1] = tab.gtheme[mb, th]
-            col += 2
+            const(tab.share[mb, th])
+            const(tab.gtheme[mb, th])
             if cfg.community:
-                out[:, col] = tab.clu_lift[tab.cluster[mb], a]
-                col += 1
-        if cfg.context:
-            out[i, col + np.repeat(device, rep) * n_th + th] = 1.0   # device x theme one-hot
-        return out.reshape(*np.shape(artwork), self.dim)
+                const(tab.clu_lift[tab.cluster[mb], a])
+        if cfg.context:                                              # device x theme one-hot
+            cols.append(col + np.asarray(device, dtype=np.int64) * n_th + th)
+            vals.append(np.ones(a.size))
+        return np.stack(cols, axis=1), np.stack(vals, axis=1).astype(np.float64)
 
     def row_features(self, rows: ArtworkRows, tables: HistoryTables | None = None) -> np.ndarray:
         """``(m, d)`` features of logged rows from this history as it stands."""

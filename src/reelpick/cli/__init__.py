@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from reelpick.cli import causal, demo, evaluate, logs, ope, promote, serve, simulate, train
+from reelpick.cli import (
+    causal,
+    demo,
+    evaluate,
+    logs,
+    ope,
+    precompute,
+    promote,
+    serve,
+    simulate,
+    train,
+)
 
 app = typer.Typer(
     name="reelpick",
@@ -19,6 +30,7 @@ app.command("simulate")(simulate.simulate)
 app.command("simulate-many")(simulate.simulate_many)
 app.add_typer(causal.app, name="causal")
 app.command("ope")(ope.ope)
+app.command("precompute")(precompute.precompute)
 app.command("promote")(promote.promote)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)

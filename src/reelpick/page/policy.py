@@ -279,6 +279,54 @@ class PagePolicy:
         """The deterministic composed pages (no exploration, first images)."""
         return self._base.choose(visits, rng)
 
+    def precompute(self, visits: VisitBatch) -> int:
+        """Compose and remember the pages of ``visits`` before they are asked for (the nearline
+        half of serving): the composed page at the start of each visit's hour (sources,
+        ranker, rows) and the image distributions of its titles, drawing nothing. A later
+        :meth:`choose` of a visit with the same key (member, device, country, hour, weekday,
+        hour bucket, layout) draws only the exploration and the images, and its pages and
+        propensities are exactly those it would have had without the precompute (the same
+        random numbers give the same page). Returns how many pages were composed (the others
+        were remembered already). Remembered pages are kept up to :meth:`cache`'s capacity.
+
+        >>> import numpy as np
+        >>> from reelpick.world import PromotionPolicy, World, WorldConfig
+        >>> world = World(WorldConfig.preset("small"), seed=0)
+        >>> log = world.simulate(PromotionPolicy(), 1500)
+        >>> policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
+        ...     artworks=world.artworks(), interactions=log.interactions(),
+        ...     config=PagePolicyConfig(n_rows=2, n_positions=5, trees=20))
+        >>> visits = policy.visits(["m1", "m2"], timestamp=np.full(2, world.config.start + 86_400),
+        ...     device=np.zeros(2), country=np.zeros(2), hour=np.full(2, 20),
+        ...     day_of_week=np.full(2, 4))
+        >>> policy.precompute(visits), policy.precompute(visits)
+        (2, 0)
+        """
+        before = self._base.misses
+        base = self._base.choose(visits, np.random.default_rng(0))  # deterministic: no draws
+        selector = self._explorer.artwork
+        if getattr(selector, "_memo", None) is not None:  # a memoising bandit
+            selector.probabilities(visits, base.titles)  # type: ignore[attr-defined]
+        return self._base.misses - before
+
+    def cache_info(self) -> dict[str, int]:
+        """``{"pages": remembered, "hits": ..., "misses": ...}`` of the composed-page cache
+        (hits and misses counted per visit since the policy was built)."""
+        base = self._base
+        return {"pages": len(base), "hits": int(base.hits), "misses": int(base.misses)}
+
+    def cache(self, pages: int) -> None:
+        """Remember up to ``pages`` composed pages (one per visit key and hour) and the image
+        distributions of as many whole pages (default: 50,000 pages, 4,096 image
+        distributions). An image distribution of a page takes ``n_slots x max_variants``
+        floats (12.8 kB for 200 slots of up to 8 images)."""
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+            raise ValueError(f"pages: must be an integer >= 1, got {pages!r}")
+        self._base.max_entries = pages
+        selector = self._explorer.artwork
+        if getattr(selector, "_memo", None) is not None:
+            selector.memoize(max_pages=pages)  # type: ignore[attr-defined]
+
     def for_members(self, member_ids: Sequence[object] | pd.Series,
                     countries: Sequence[str] | None = None) -> BoundPagePolicy:
         """This policy for visits whose ``member`` indexes ``member_ids`` and whose ``country``

@@ -58,6 +58,10 @@ class CachedPagePolicy:
     def version(self) -> str:
         return str(getattr(self.base, "version", "v0"))
 
+    def __len__(self) -> int:
+        """Pages remembered."""
+        return len(self._pages)
+
     def clear(self) -> None:
         self._pages.clear()
 

@@ -41,7 +41,8 @@ def _deterministic_page(policy: Policy, visits: VisitBatch, rng: np.random.Gener
     """``policy``'s pages, checked to be deterministic (propensity 1 on its own page): the
     exploring loggers' propensities assume it."""
     base = policy.choose(visits, rng)
-    if not np.allclose(base.propensity[base.titles >= 0], 1.0):
+    p = base.propensity[base.titles >= 0]
+    if not (p == 1.0).all() and not np.allclose(p, 1.0):  # exact ones: the usual case, cheap
         raise ValueError(f"base policy {policy.name!r} is not deterministic "
                          "(propensities < 1): an exploring logger needs a deterministic base")
     return base

@@ -6,7 +6,7 @@ its writer; at shutdown it commits what is queued and closes the log. Tests swap
 
 >>> app = create_app(Settings(api_key="k", data_dir="/tmp/rp-doc"))
 >>> sorted(app.openapi()["paths"])[:3]
-['/healthz', '/metrics', '/v1/admin/reload']
+['/healthz', '/metrics', '/v1/admin/precompute']
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ class ServiceApp(FastAPI):
         return on
 
 
+def _cache_info(state: ServiceState | None) -> dict[str, int]:
+    info = getattr(state.bundle.provider, "cache_info", None) if state is not None else None
+    return info() if info is not None else {}
+
+
 def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
                store: EventStore | None = None, metrics: Metrics | None = None) -> FastAPI:
     """Build the service. Nothing is loaded or opened until the app starts (lifespan).
@@ -111,6 +116,8 @@ def create_app(settings: Settings, *, loader: BundleLoader = load_bundle,
                                                                               settings)
         log.on_commit = metrics.on_commit
         metrics.track_queue(log.queue_depth)
+        metrics.track_page_cache(
+            lambda: _cache_info(getattr(app.state, "service", None)))
         log.start()
         app.state.service = state = ServiceState(settings, log, loader, bundle, metrics)
         watch = (asyncio.create_task(state.watch(settings.watch_seconds))

@@ -72,4 +72,5 @@ def load_bundle(settings: Settings) -> ModelBundle:
 
     pp = PagePolicyProvider.from_dir(Path(model_dir) / manifest["path"],
                                      version=manifest["version"])
+    pp.cache(settings.page_cache)
     return ModelBundle(pp.catalog, pp, manifest)

@@ -42,6 +42,12 @@ class Metrics:
                            ["version", "policy"], registry=r)
         self.reloads = Counter("reelpick_model_reloads", "Model reloads by result",
                                ["result"], registry=r)
+        self.precomputed = Counter("reelpick_pages_precomputed",
+                                   "Pages composed ahead by POST /v1/admin/precompute",
+                                   registry=r)
+        self.page_cache = Gauge("reelpick_page_cache", "The served policy's page cache: "
+                                "pages remembered, and hits and misses since the model loaded",
+                                ["what"], registry=r)
 
         # label children looked up once (``labels()`` validates and locks on every call)
         self._pages = {cold: self.pages.labels("true" if cold else "false")
@@ -70,6 +76,15 @@ class Metrics:
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
+
+    def track_page_cache(self, info: Callable[[], dict[str, int]]) -> None:
+        """Read the page cache's ``{"pages", "hits", "misses"}`` from ``info`` at every
+        scrape."""
+        def reader(what: str) -> Callable[[], float]:
+            return lambda: float(info().get(what, 0))
+
+        for what in ("pages", "hits", "misses"):
+            self.page_cache.labels(what).set_function(reader(what))
 
     def set_model(self, version: str, policy: str) -> None:
         self.model.clear()

@@ -34,10 +34,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from reelpick.data.schema import DEVICES
+from reelpick.decision import VisitBatch
 from reelpick.page import COLD, PagePolicy
 from reelpick.serve.catalog import Catalog
 from reelpick.serve.provider import Page, PageContext
@@ -74,48 +76,91 @@ class PagePolicyProvider:
     def compose_many(self, requests: Sequence[tuple[str, PageContext]],
                      rng: np.random.Generator) -> list[Page]:
         """The pages of several requests in one pass of the policy."""
+        visits = self._visits(requests)
+        with self._lock:
+            pages = self.policy.choose(visits, rng)
+        return self._pages(pages, [m for m, _ in requests])
+
+    def precompute(self, requests: Sequence[tuple[str, PageContext]]) -> int:
+        """Compose and remember the pages of ``requests`` before they are asked for
+        (:meth:`PagePolicy.precompute <reelpick.page.PagePolicy.precompute>`: the same pages
+        and propensities a request then gets, at the cost of drawing its exploration and
+        images); returns how many were composed (the rest were remembered already)."""
+        if not requests:
+            return 0
+        visits = self._visits(requests)
+        with self._lock:
+            return self.policy.precompute(visits)
+
+    def cache(self, pages: int) -> None:
+        """Remember up to ``pages`` composed pages (:meth:`PagePolicy.cache
+        <reelpick.page.PagePolicy.cache>`)."""
+        with self._lock:
+            self.policy.cache(pages)
+
+    def cache_info(self) -> dict[str, int]:
+        """``{"pages", "hits", "misses"}`` of the policy's page cache
+        (:meth:`PagePolicy.cache_info <reelpick.page.PagePolicy.cache_info>`)."""
+        return self.policy.cache_info()
+
+    def _visits(self, requests: Sequence[tuple[str, PageContext]]) -> VisitBatch:
         ids = [m for m, _ in requests]
         ctx = [c for _, c in requests]
         unknown = sorted({c.country for c in ctx} - set(self._country))
         if unknown:
             raise ValueError(f"country {unknown[0]!r}: not in the policy's catalogue")
-        visits = self.policy.visits(
+        return self.policy.visits(
             ids, timestamp=np.array([c.timestamp for c in ctx], np.int64),
             device=np.array([self._device.get(c.device, 0) for c in ctx]),
             country=np.array([self._country[c.country] for c in ctx]),
             hour=np.array([c.hour for c in ctx]),
             day_of_week=np.array([c.day_of_week for c in ctx]))
-        with self._lock:
-            pages = self.policy.choose(visits, rng)
-        return [self._page(pages, i, member) for i, member in enumerate(ids)]
 
-    def _page(self, pages: object, i: int, member_id: str) -> Page:
-        titles = pages.titles[i]  # type: ignore[attr-defined]
-        shown = np.flatnonzero(titles >= 0)
-        t = titles[shown]
-        labels = pages.slot_label  # type: ignore[attr-defined]
-        rows = pages.row_index[i, shown]  # type: ignore[attr-defined]
-        # rows renumbered densely in page order (a row may have been left empty); each row's
-        # label is that of its first slot
-        uniq, first, dense = np.unique(rows, return_index=True, return_inverse=True)
-        row_labels = (labels[i, shown[first]].tolist() if labels is not None
-                      else [pages.row_labels[r] for r in uniq.tolist()])  # type: ignore
-        row_labels = [str(x) for x in row_labels]
-        dense = dense.astype(np.int32)
-        art = self.catalog.art_offset[t] + pages.artworks[i, shown]  # type: ignore[attr-defined]
-        source = pages.source  # type: ignore[attr-defined]
-        explored = bool(source is not None and source[i] == "explore")
-        return Page(
-            title_ids=self.catalog.title_ids[t].tolist(),
-            artwork_ids=self.catalog.artwork_ids[art].tolist(),
-            row_index=dense, position=pages.position[i, shown].astype(np.int32),  # type: ignore
-            propensity=pages.propensity[i, shown].astype(float),  # type: ignore[attr-defined]
-            artwork_propensity=pages.artwork_propensity[i, shown].astype(float),  # type: ignore
-            score=(pages.score[i, shown].astype(float) if pages.score is not None  # type: ignore
-                   else np.full(shown.size, np.nan)),
-            explored=np.full(shown.size, explored),
-            row_labels=tuple(row_labels),
-            row_reasons=tuple("uniform exploration" if explored else "ranked for you"
-                              for _ in row_labels),
-            cold_start=member_id not in self._known,
-            title_index=t.astype(np.int64), artwork_index=art.astype(np.int64))
+    def _pages(self, pages: Any, ids: Sequence[str]) -> list[Page]:
+        """The service's :class:`Page` of every visit of ``pages`` (the shown slots, rows
+        renumbered densely in page order: a row may have been left empty; each row's label is
+        that of its first slot), the arrays of all pages gathered in one pass and sliced."""
+        titles = pages.titles
+        n, S = titles.shape
+        shown = titles >= 0
+        flat = np.flatnonzero(shown.ravel())               # page by page, slots in order
+        bounds = np.searchsorted(flat, np.arange(n + 1) * S).tolist()
+        page_of, slot = np.divmod(flat, S)
+        t = titles.ravel()[flat]
+        rows = pages.row_index.ravel()[flat]
+        R = int(rows.max()) + 1 if rows.size else 1
+        present = np.zeros((n, R), dtype=bool)
+        present[page_of, rows] = True
+        dense = (np.cumsum(present, axis=1, dtype=np.int32) - 1)[page_of, rows]
+        first = np.full((n, R), S, dtype=np.int64)           # each row's first slot
+        np.minimum.at(first, (page_of, rows), slot)
+        art = self.catalog.art_offset[t] + pages.artworks.ravel()[flat]
+        title_ids = self.catalog.title_ids[t].tolist()
+        artwork_ids = self.catalog.artwork_ids[art].tolist()
+        position = pages.position.ravel()[flat].astype(np.int32)
+        propensity = pages.propensity.ravel()[flat].astype(float)
+        art_prop = pages.artwork_propensity.ravel()[flat].astype(float)
+        score = (pages.score.ravel()[flat].astype(float) if pages.score is not None
+                 else np.full(flat.size, np.nan))
+        source = pages.source
+        explored = (np.asarray(source == "explore", dtype=bool) if source is not None
+                    else np.zeros(n, dtype=bool))
+        slot_explored = explored[page_of]
+        t, art = t.astype(np.int64), art.astype(np.int64)
+        labels = pages.slot_label
+        out = []
+        for i, member in enumerate(ids):
+            lo, hi = bounds[i], bounds[i + 1]
+            used = np.flatnonzero(present[i])
+            row_labels = tuple(str(x) for x in (
+                labels[i, first[i, used]].tolist() if labels is not None
+                else [pages.row_labels[r] for r in used.tolist()]))
+            reason = "uniform exploration" if explored[i] else "ranked for you"
+            out.append(Page(
+                title_ids=title_ids[lo:hi], artwork_ids=artwork_ids[lo:hi],
+                row_index=dense[lo:hi], position=position[lo:hi],
+                propensity=propensity[lo:hi], artwork_propensity=art_prop[lo:hi],
+                score=score[lo:hi], explored=slot_explored[lo:hi], row_labels=row_labels,
+                row_reasons=(reason,) * len(row_labels), cold_start=member not in self._known,
+                title_index=t[lo:hi], artwork_index=art[lo:hi]))
+        return out

@@ -146,6 +146,28 @@ class ReloadOut(_Response):
     seconds: float
 
 
+class PrecomputeIn(_Request):
+    """Body of ``POST /v1/admin/precompute``: members whose pages to compose ahead, in one
+    context. ``country``, ``hour`` and ``day_of_week`` default as in ``GET /v1/homepage``;
+    ``at`` (Unix seconds, default now) picks the hour the pages are for."""
+
+    members: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
+    device: Device = "web"
+    country: Annotated[str | None, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")
+                       ] = None
+    hour: Annotated[int | None, Field(ge=0, le=23)] = None
+    day_of_week: Annotated[int | None, Field(ge=0, le=6)] = None
+    at: Annotated[int | None, Field(ge=0, le=2**40)] = None
+
+
+class PrecomputeOut(_Response):
+    pages: int = Field(description="Pages asked for.")
+    composed: int = Field(description="Pages composed now (the others were remembered).")
+    cached: int = Field(description="Pages the policy remembers after this call.")
+    seconds: float
+    model_version: str
+
+
 class LogHealth(_Response):
     alive: bool
     integrity: str

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     #: reaches one of them; the watch brings every worker to the published version.
     watch_seconds: float = Field(default=0.0, ge=0.0, le=86_400.0)
 
+    #: Composed pages the served policy remembers (one per member, context and hour: repeat
+    #: visits and pages of ``POST /v1/admin/precompute``), and whole pages' image
+    #: distributions as many (about 12.8 kB each for 200 slots of up to 8 images).
+    page_cache: int = Field(default=10_000, ge=1, le=10_000_000)
+
+    #: Dynamic batching of ``GET /v1/homepage``: a request waits up to this many milliseconds
+    #: for others to be composed with it in one pass (0: only those already scheduled). Under
+    #: load, a batch of many pages costs a fraction of the CPU a page that one alone does.
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    #: A batch this large is composed at once, without waiting further.
+    batch_max: int = Field(default=32, ge=1, le=1_024)
+
     # limits
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
     max_batch_events: int = Field(default=1_000, ge=1, le=100_000)

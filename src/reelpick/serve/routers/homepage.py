@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from reelpick.data.schema import DEVICES
 from reelpick.serve.bundle import ModelBundle
+from reelpick.serve.catalog import Catalog
 from reelpick.serve.deps import BundleDep, StateDep
 from reelpick.serve.errors import ApiError, error_response, item, log
 from reelpick.serve.provider import Page, PageContext
@@ -86,6 +87,38 @@ def _page_id() -> str:
     return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
+def page_context(catalog: Catalog, member: str, device: str, country: str | None,
+                 hour: int | None, day_of_week: int | None, at: int | None, now: int, *,
+                 where: str = "query") -> PageContext | ApiError:
+    """The context a page is composed in: ``country`` defaults to the member's (the
+    catalogue's first for unknown members), ``hour`` and ``day_of_week`` to the UTC time of
+    ``at`` (default ``now``); the :class:`ApiError` to answer (422 naming ``where``.country)
+    for a country the catalogue does not have."""
+    ts = now if at is None else int(at)
+    country = country or catalog.member_country.get(member) or catalog.countries[0]
+    if country not in catalog.countries:
+        return ApiError(422, [where, "country"],
+                        f"unknown country {country!r}; known: {list(catalog.countries)}", "enum")
+    if hour is None or day_of_week is None:
+        tm = _gmtime(ts)
+        hour = tm.tm_hour if hour is None else hour
+        day_of_week = tm.tm_wday if day_of_week is None else day_of_week
+    return PageContext(device=device, country=country, hour=hour, day_of_week=day_of_week,
+                       timestamp=ts)
+
+
+_GMTIME: tuple[int, time.struct_time] = (-1, time.gmtime(0))
+
+
+def _gmtime(ts: int) -> time.struct_time:
+    """``time.gmtime(ts)``, kept for the last second asked (a batch shares its ``now``)."""
+    global _GMTIME
+    last = _GMTIME
+    if last[0] != ts:
+        last = _GMTIME = (ts, time.gmtime(ts))
+    return last[1]
+
+
 def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Query_]
                 ) -> list[Started | ApiError]:
     """Compose the pages of ``queries`` (``(member, device, country, hour, day_of_week)``),
@@ -94,25 +127,16 @@ def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Quer
     closed). A provider with ``compose_many`` composes them in one pass."""
     cat = bundle.catalog
     now = int(time.time())
-    tm: time.struct_time | None = None
     out: list[Started | ApiError | None] = [None] * len(queries)
     todo: list[tuple[int, str, PageContext]] = []
     for i, query in enumerate(queries):
         member, device, country, hour, day_of_week = query[:5]
-        at = query[5] if len(query) > 5 else None
-        ts = now if at is None else int(at)
-        country = country or cat.member_country.get(member) or cat.countries[0]
-        if country not in cat.countries:
-            out[i] = ApiError(422, ["query", "country"],
-                              f"unknown country {country!r}; known: {list(cat.countries)}",
-                              "enum")
-            continue
-        if hour is None or day_of_week is None:
-            tm_ts = (tm := tm or time.gmtime(now)) if at is None else time.gmtime(ts)
-            hour = tm_ts.tm_hour if hour is None else hour
-            day_of_week = tm_ts.tm_wday if day_of_week is None else day_of_week
-        todo.append((i, member, PageContext(device=device, country=country, hour=hour,
-                                            day_of_week=day_of_week, timestamp=ts)))
+        ctx = page_context(cat, member, device, country, hour, day_of_week,
+                           query[5] if len(query) > 5 else None, now)
+        if isinstance(ctx, ApiError):
+            out[i] = ctx
+        else:
+            todo.append((i, member, ctx))
     if not todo:
         return out  # type: ignore[return-value]
     provider = bundle.provider
@@ -240,18 +264,43 @@ class HomepageFastPath:
     ``False`` when the request is for the framework. ``state()`` returns the
     :class:`ServiceState` (``None`` before start-up).
 
-    Requests that reach it in the same turn of the event loop are composed together
-    (:func:`start_pages`, one pass of the provider's ``compose_many``): the first one schedules
-    the batch with ``loop.call_soon``, which runs after every request already scheduled; none
-    waits for later ones."""
+    Requests are composed together (:func:`start_pages`, one pass of the provider's
+    ``compose_many``; dynamic batching): the first one of a batch schedules it
+    ``settings.batch_wait_ms`` later (``loop.call_later``), and every request that reaches it
+    meanwhile joins, up to ``settings.batch_max`` (then it runs at once, and the next request
+    starts another). Each request waits at most that long for the others; under load a batch
+    of many pages costs a fraction of the CPU a page that one alone does (the fixed cost of a
+    pass is shared). With
+    ``batch_wait_ms=0`` a batch is the requests already scheduled when it runs
+    (``loop.call_soon``): none waits for later ones."""
 
     def __init__(self, state: Callable[[], ServiceState | None]) -> None:
         self.state = state
-        # requests waiting for the next batch, per event loop (one, unless tests start more)
+        # requests waiting for the next batch, and its scheduled run, per event loop (one,
+        # unless tests start more)
         self._pending: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        self._runs: dict[asyncio.AbstractEventLoop, asyncio.Handle] = {}
+
+    def _join(self, loop: asyncio.AbstractEventLoop, entry: _Pending) -> None:
+        """Add a request to the loop's next batch (scheduling the batch when it is the first)."""
+        settings = entry[0].settings
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            wait = settings.batch_wait_ms / 1000.0
+            self._runs[loop] = (loop.call_later(wait, self._flush, loop) if wait > 0
+                                else loop.call_soon(self._flush, loop))
+        pending.append(entry)
+        if len(pending) >= settings.batch_max:  # full: it runs now; the next request starts
+            del self._pending[loop]             # another
+            self._runs.pop(loop).cancel()
+            loop.call_soon(self._run, pending)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending.pop(loop, [])
+        self._runs.pop(loop, None)
+        self._run(self._pending.pop(loop, []))
+
+    def _run(self, batch: list[_Pending]) -> None:
         by_bundle: dict[int, list[_Pending]] = {}
         for entry in batch:
             if not entry[2].done():  # a cancelled request is not composed
@@ -283,11 +332,7 @@ class HomepageFastPath:
             try:
                 loop = asyncio.get_running_loop()
                 waiter: asyncio.Future[Started] = loop.create_future()
-                pending = self._pending.get(loop)
-                if pending is None:
-                    pending = self._pending[loop] = []
-                    loop.call_soon(self._flush, loop)
-                pending.append((state, q, waiter))  # type: ignore[arg-type]
+                self._join(loop, (state, q, waiter))  # type: ignore[arg-type]
                 body = await (await waiter).finish(state)
             except ApiError as exc:
                 status = exc.status
