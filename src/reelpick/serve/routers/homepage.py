@@ -270,9 +270,8 @@ class HomepageFastPath:
     meanwhile joins, up to ``settings.batch_max`` (then it runs at once, and the next request
     starts another). Each request waits at most that long for the others; under load a batch
     of many pages costs a fraction of the CPU a page that one alone does (the fixed cost of a
-    pass is shared). With
-    ``batch_wait_ms=0`` a batch is the requests already scheduled when it runs
-    (``loop.call_soon``): none waits for later ones."""
+    pass is shared). With ``batch_wait_ms=0`` a batch is the requests already scheduled when
+    it runs (``loop.call_soon``): none waits for later ones."""
 
     def __init__(self, state: Callable[[], ServiceState | None]) -> None:
         self.state = state
