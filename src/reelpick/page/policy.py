@@ -51,6 +51,11 @@ Example
 True
 >>> bool(((page.propensity > 0) & (page.propensity <= 1)).all())
 True
+>>> visits = policy.visits(["m1", "m2"], timestamp=np.full(2, world.config.start + 86_400),
+...     device=np.zeros(2), country=np.zeros(2), hour=np.full(2, 20),
+...     day_of_week=np.full(2, 4))
+>>> policy.precompute(visits), policy.precompute(visits)   # composed ahead, then remembered
+(2, 0)
 """
 
 from __future__ import annotations
@@ -287,25 +292,12 @@ class PagePolicy:
         hour bucket, layout) draws only the exploration and the images, and its pages and
         propensities are exactly those it would have had without the precompute (the same
         random numbers give the same page). Returns how many pages were composed (the others
-        were remembered already). Remembered pages are kept up to :meth:`cache`'s capacity.
-
-        >>> import numpy as np
-        >>> from reelpick.world import PromotionPolicy, World, WorldConfig
-        >>> world = World(WorldConfig.preset("small"), seed=0)
-        >>> log = world.simulate(PromotionPolicy(), 1500)
-        >>> policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
-        ...     artworks=world.artworks(), interactions=log.interactions(),
-        ...     config=PagePolicyConfig(n_rows=2, n_positions=5, trees=20))
-        >>> visits = policy.visits(["m1", "m2"], timestamp=np.full(2, world.config.start + 86_400),
-        ...     device=np.zeros(2), country=np.zeros(2), hour=np.full(2, 20),
-        ...     day_of_week=np.full(2, 4))
-        >>> policy.precompute(visits), policy.precompute(visits)
-        (2, 0)
-        """
+        were remembered already; the module example runs it). Remembered pages are kept up to
+        :meth:`cache`'s capacity."""
         before = self._base.misses
         base = self._base.choose(visits, np.random.default_rng(0))  # deterministic: no draws
         selector = self._explorer.artwork
-        if getattr(selector, "_memo", None) is not None:  # a memoising bandit
+        if hasattr(selector, "memoize"):  # a memoising bandit (memoized in __init__)
             selector.probabilities(visits, base.titles)  # type: ignore[attr-defined]
         return self._base.misses - before
 
@@ -324,8 +316,8 @@ class PagePolicy:
             raise ValueError(f"pages: must be an integer >= 1, got {pages!r}")
         self._base.max_entries = pages
         selector = self._explorer.artwork
-        if getattr(selector, "_memo", None) is not None:
-            selector.memoize(max_pages=pages)  # type: ignore[attr-defined]
+        if hasattr(selector, "memoize"):
+            selector.memoize(max_pages=pages)  # type: ignore[union-attr]
 
     def for_members(self, member_ids: Sequence[object] | pd.Series,
                     countries: Sequence[str] | None = None) -> BoundPagePolicy:

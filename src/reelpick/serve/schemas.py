@@ -13,6 +13,12 @@ MAX_BATCH = 100_000
 _ID = r"^[A-Za-z0-9_.:@-]+$"
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID)]
 Device = Literal[DEVICES]  # type: ignore[valid-type]
+#: A page's context, as ``GET /v1/homepage`` and ``POST /v1/admin/precompute`` take it
+Country = Annotated[str | None, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")]
+Hour = Annotated[int | None, Field(ge=0, le=23)]
+DayOfWeek = Annotated[int | None, Field(ge=0, le=6)]
+#: Unix seconds
+At = Annotated[int | None, Field(ge=0, le=2**40)]
 
 
 class _Request(BaseModel):
@@ -32,13 +38,12 @@ class HomepageQuery(BaseModel):
 
     member: Id
     device: Device = "web"
-    country: Annotated[str | None, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")
-                       ] = None
-    hour: Annotated[int | None, Field(ge=0, le=23)] = None
-    day_of_week: Annotated[int | None, Field(ge=0, le=6)] = None
+    country: Country = None
+    hour: Hour = None
+    day_of_week: DayOfWeek = None
     #: the time the page is for (Unix seconds; default: now): replays and simulations ask
     #: for the page of a given moment (titles released by then, the time logged)
-    at: Annotated[int | None, Field(ge=0, le=2**40)] = None
+    at: At = None
 
 
 class ContextOut(_Response):
@@ -153,11 +158,10 @@ class PrecomputeIn(_Request):
 
     members: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
     device: Device = "web"
-    country: Annotated[str | None, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")
-                       ] = None
-    hour: Annotated[int | None, Field(ge=0, le=23)] = None
-    day_of_week: Annotated[int | None, Field(ge=0, le=6)] = None
-    at: Annotated[int | None, Field(ge=0, le=2**40)] = None
+    country: Country = None
+    hour: Hour = None
+    day_of_week: DayOfWeek = None
+    at: At = None
 
 
 class PrecomputeOut(_Response):

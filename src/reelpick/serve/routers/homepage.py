@@ -100,23 +100,11 @@ def page_context(catalog: Catalog, member: str, device: str, country: str | None
         return ApiError(422, [where, "country"],
                         f"unknown country {country!r}; known: {list(catalog.countries)}", "enum")
     if hour is None or day_of_week is None:
-        tm = _gmtime(ts)
+        tm = time.gmtime(ts)
         hour = tm.tm_hour if hour is None else hour
         day_of_week = tm.tm_wday if day_of_week is None else day_of_week
     return PageContext(device=device, country=country, hour=hour, day_of_week=day_of_week,
                        timestamp=ts)
-
-
-_GMTIME: tuple[int, time.struct_time] = (-1, time.gmtime(0))
-
-
-def _gmtime(ts: int) -> time.struct_time:
-    """``time.gmtime(ts)``, kept for the last second asked (a batch shares its ``now``)."""
-    global _GMTIME
-    last = _GMTIME
-    if last[0] != ts:
-        last = _GMTIME = (ts, time.gmtime(ts))
-    return last[1]
 
 
 def start_pages(state: ServiceState, bundle: ModelBundle, queries: Sequence[Query_]
