@@ -75,7 +75,7 @@ def test_precomputed_pages_are_the_pages_served_without_it(trained, monkeypatch)
     mapped = ahead.for_members(members, countries).map_visits(vb)
     assert ahead.precompute(mapped) == 40
     assert ahead.precompute(mapped) == 0           # remembered: nothing composed again
-    assert ahead.cache_info() == {"pages": 40, "hits": 40, "misses": 40}
+    assert ahead.cache_info() == {"pages": 40, "hits": 40, "misses": 40, "stored": 0}
     greedy = ahead.greedy(mapped, np.random.default_rng(0)).titles
     calls = []
     monkeypatch.setattr(ahead.selector, "_triple_probabilities",
@@ -254,3 +254,69 @@ def test_the_sequence_source_saves_without_pickle_and_composes_the_same_pages(
     assert loaded.config.sequence and "seq" in [s.name for s in loaded.composer.sources]
     vb = world.make_visits(np.arange(40), world.config.start + 21 * 86_400)
     same_pages(world, seq, loaded, vb, seed=8)
+
+
+def test_pages_composed_in_another_process_are_served_from_the_store(trained, tmp_path,
+                                                                     monkeypatch) -> None:
+    """A policy that uses a PageStore serves the pages another process of the same version
+    precomputed into it: the same titles, images and propensities as composing them, and
+    neither the page nor its images computed again; another version finds nothing."""
+    from reelpick.page.store import PageStore
+
+    world, _, _, path = trained
+    job, served, plain = PagePolicy.load(path), PagePolicy.load(path), PagePolicy.load(path)
+    store = PageStore(tmp_path / "pages.sqlite3")
+    members, countries = world.members()["member_id"], world.config.countries
+    vb = world.make_visits(np.arange(30), world.config.start + 21 * 86_400 + 900)
+    mapped = job.for_members(members, countries).map_visits(vb)
+    assert job.precompute(mapped, store=store) == 30
+    assert store.versions() == {job.version: 30}
+    served.use_store(store)
+    monkeypatch.setattr(served.composer, "compose",
+                        lambda *a: pytest.fail("page composed again"))
+    monkeypatch.setattr(served.selector, "_win_probabilities",
+                        lambda *a: pytest.fail("images computed again"))
+    greedy = served.greedy(mapped, np.random.default_rng(0))       # from the store
+    monkeypatch.undo()
+    assert served.cache_info() == {"pages": 30, "hits": 30, "misses": 0, "stored": 30}
+    np.testing.assert_array_equal(greedy.titles, plain.greedy(mapped, np.random.default_rng(0)
+                                                              ).titles)
+    np.testing.assert_array_equal(greedy.slot_label, plain.greedy(
+        mapped, np.random.default_rng(0)).slot_label)
+    images = served.selector.win_probabilities(mapped.member, mapped.device, greedy.titles)
+    expected = plain.selector.win_probabilities(mapped.member, mapped.device, greedy.titles)
+    np.testing.assert_allclose(images, expected, rtol=0, atol=1e-9)  # quadrature tolerance
+    a, b = same_pages(world, plain, served, vb, seed=3)
+    np.testing.assert_allclose(a.artwork_propensity, b.artwork_propensity, atol=1e-9)
+    # the served process's precompute writes only what the store lacked
+    more = job.for_members(members, countries).map_visits(
+        world.make_visits(np.arange(25, 35), world.config.start + 21 * 86_400 + 900))
+    assert served.precompute(more) == 5 and len(store) == 35
+    other = PageStore(tmp_path / "pages.sqlite3")                 # a second connection
+    assert len(other.get(job.version, [b"nothing"])) == 0
+    assert other.get("another-version", []) == {}
+    assert other.prune(keep_version="another-version") == 35 and len(store) == 0
+
+
+def test_page_store_round_trip_and_errors(tmp_path) -> None:
+    from reelpick.page.store import PageStore, StoredPage
+
+    store = PageStore(tmp_path / "sub" / "pages.sqlite3")          # the folder is created
+    pages = [StoredPage(key=bytes([i]), bucket=100 + i, titles=np.arange(4) - i,
+                        labels=["a", "b", "é", ""], score=np.array([.5, np.nan, 0, 1]),
+                        probs=np.linspace(0, 1, 3) * i) for i in range(3)]
+    assert store.put("v", pages) == 3
+    got = store.get("v", [bytes([2]), bytes([0]), b"\xff"])
+    assert sorted(got) == [bytes([0]), bytes([2])]
+    np.testing.assert_array_equal(got[bytes([2])].titles, np.arange(4) - 2)
+    np.testing.assert_array_equal(got[bytes([2])].score, pages[2].score)
+    np.testing.assert_array_equal(got[bytes([2])].probs, pages[2].probs)
+    assert got[bytes([0])].labels == ["a", "b", "é", ""] and got[bytes([0])].bucket == 100
+    bare = StoredPage(key=bytes([0]), bucket=1, titles=np.array([7]))
+    store.put("v", [bare])                                         # replaced, not duplicated
+    assert len(store) == 3 and store.get("v", [bytes([0])])[bytes([0])].labels is None
+    assert len(store.get("v", [bytes([i % 256]) for i in range(1_200)])) == 3  # > one chunk
+    assert store.prune(from_bucket=102) == 2 and store.prune() == 0
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(ValueError, match="dir.sqlite3: cannot open the page store"):
+        PageStore(tmp_path / "dir.sqlite3")

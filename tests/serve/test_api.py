@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,6 +208,39 @@ def test_precompute_composes_pages_ahead_and_the_page_served_is_the_remembered_o
     assert client.post("/v1/admin/precompute", json=body).status_code == 401
     assert client.post("/v1/admin/precompute", json=body,
                        headers={"X-API-Key": "wrong"}).status_code == 403
+
+
+def test_pages_precomputed_by_another_process_are_served_from_the_page_store(
+        client: TestClient) -> None:
+    """Pages composed into the service's page store by another process (the nearline job,
+    another worker) are served from it: no page composed on request, the stored hits on
+    /metrics, and the pages those the service composes itself."""
+    from reelpick.page import PagePolicy
+    from reelpick.page.store import PageStore
+    from reelpick.serve.policy_provider import PagePolicyProvider
+    from reelpick.serve.provider import PageContext
+
+    state = client.app.state.service
+    settings = state.settings
+    policy_dir = Path(settings.model_dir) / state.bundle.manifest["path"]
+    job = PagePolicyProvider.from_dir(policy_dir)          # another process's copy
+    members = ["m4", "m5", "m6", "stranger"]
+    at = 1_900_000_000
+    ctx = PageContext("mobile", "US", 9, 5, at)
+    store = PageStore(settings.page_store_path)
+    assert job.precompute([(m, ctx) for m in members], store=store) == 4
+    assert set(store.versions()) == {PagePolicy.load(policy_dir).version}  # one per key
+    info = state.bundle.provider.cache_info
+    before = info()
+    for m in members:
+        homepage(client, member=m, device="mobile", country="US", hour=9, day_of_week=5,
+                 at=at)
+    after = info()
+    assert after["misses"] == before["misses"]
+    stored = sum(store.versions().values())    # unknown members share the cold-start key
+    assert after["stored"] == before["stored"] + stored and stored >= 3
+    assert f'reelpick_page_cache{{what="stored"}} {after["stored"]:.1f}' in \
+        client.get("/metrics").text
 
 
 def test_writes_disabled_without_a_configured_key(make_settings) -> None:

@@ -90,3 +90,38 @@ def test_reelpick_precompute_from_the_served_log(make_settings, tmp_path) -> Non
     with pytest.raises(PrecomputeError, match="precompute"):
         precompute(srv.url, API_KEY, pd.DataFrame({"member_id": ["m1"], "device": ["tv"],
                                                    "country": ["US"]}), timeout=2)
+
+
+def test_reelpick_precompute_into_the_page_store_is_served_by_the_service(
+        make_settings, model_dir, tmp_path) -> None:
+    """``reelpick precompute --model-dir --store`` composes in its own process; a real
+    uvicorn serving that model directory with that page store then serves those pages from
+    the store (no page composed on request), and refusals name their cause."""
+    from reelpick.serve import create_app
+
+    at = int(time.time()) // 3600 * 3600 + 300
+    store = tmp_path / "shared" / "pages.sqlite3"
+    r = runner.invoke(app, ["precompute", "--model-dir", str(model_dir), "--store", str(store),
+                            "--members", "m1,m2,m3", "--device", "tv", "--at", str(at)])
+    assert r.exit_code == 0, r.output
+    assert "3 pages: 3 composed into" in r.output
+    with LiveServer(create_app(make_settings(page_store=store))) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        info = srv.state.bundle.provider.cache_info
+        before = info()
+        for m in ("m1", "m2", "m3"):
+            assert c.get("/v1/homepage", params={"member": m, "device": "tv",
+                                                 "at": at}).status_code == 200
+        after = info()
+        assert after["misses"] == before["misses"], (before, after)
+        assert after["stored"] == before["stored"] + 3
+    r = runner.invoke(app, ["precompute", "--model-dir", str(model_dir), "--members", "m1"])
+    assert r.exit_code == 2 and "give --store" in r.output
+    r = runner.invoke(app, ["precompute", "--model-dir", str(tmp_path), "--store", str(store),
+                            "--members", "m1"])
+    assert r.exit_code == 2 and "manifest" in r.output, r.output
+    r = runner.invoke(app, ["precompute", "--model-dir", str(model_dir), "--store", str(store),
+                            "--members", "m1", "--country", "XX"])
+    assert r.exit_code == 2 and "unknown country 'XX'" in r.output, r.output
+    r = runner.invoke(app, ["precompute", "--members", "m1"])
+    assert r.exit_code == 2 and "exactly one of --url" in r.output

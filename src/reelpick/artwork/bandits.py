@@ -300,9 +300,7 @@ class ThompsonArtwork(_LinearArtworkBandit):
         n, S = titles.shape
         V = int(self.catalog.max_variants)
         pm = self._page_memo
-        kind = titles.dtype.str
-        pkeys = [(int(m), int(d), kind, row.tobytes())
-                 for m, d, row in zip(member.tolist(), device.tolist(), titles)]
+        pkeys = _page_keys(member, device, titles)
         hits = [pm.get(k) for k in pkeys]
         probs = np.empty((n, S, V))
         for i, h in enumerate(hits):
@@ -318,6 +316,36 @@ class ThompsonArtwork(_LinearArtworkBandit):
                 if len(pm) > self._page_memo_max:
                     self._page_memo = _newest(pm, self._page_memo_max)
         return probs
+
+    def win_probabilities(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray
+                          ) -> np.ndarray:
+        """``(n, S, V)`` Thompson win probabilities of the images of ``titles (n, S)`` (-1
+        empty: zeros) for members and devices ``(n,)``, before any epsilon mixing: the
+        distribution :meth:`select` draws from; from the memo after :meth:`memoize`."""
+        member = np.asarray(member, dtype=np.int64)
+        self._check_members(member)
+        titles = np.asarray(titles, dtype=np.int64)
+        if self._memo is None:
+            return self._win_probabilities(member, np.asarray(device), titles)
+        return self._memo_probabilities(member, np.asarray(device), titles)
+
+    def remember_pages(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
+                       probs: np.ndarray) -> None:
+        """Remember ``probs (n, S, V)`` (:meth:`win_probabilities` computed elsewhere, e.g.
+        by another process) as the distributions of whole pages ``titles (n, S)`` for members
+        and devices ``(n,)``: a later :meth:`select` of such a page draws from them. Needs
+        :meth:`memoize`."""
+        if self._memo is None:
+            raise ValueError("remember_pages: the bandit does not memoize (call memoize())")
+        titles = np.asarray(titles, dtype=np.int64)
+        V = int(self.catalog.max_variants)
+        if probs.shape != (*titles.shape, V):
+            raise ValueError(f"probs: expected shape {(*titles.shape, V)}, got {probs.shape}")
+        pm = self._page_memo
+        for k, p in zip(_page_keys(np.asarray(member), np.asarray(device), titles), probs):
+            pm[k] = p
+        if len(pm) > self._page_memo_max:
+            self._page_memo = _newest(pm, self._page_memo_max)
 
     def _triple_probabilities(self, member: np.ndarray, device: np.ndarray,
                               titles: np.ndarray) -> np.ndarray:
@@ -350,6 +378,14 @@ class ThompsonArtwork(_LinearArtworkBandit):
         probs = np.zeros((n, S, V))
         probs[shown] = table[inv]
         return probs
+
+
+def _page_keys(member: np.ndarray, device: np.ndarray, titles: np.ndarray
+               ) -> list[tuple[int, int, str, bytes]]:
+    """The page memo's key of each page: member, device and the page's titles."""
+    kind = titles.dtype.str
+    return [(int(m), int(d), kind, row.tobytes())
+            for m, d, row in zip(member.tolist(), device.tolist(), titles)]
 
 
 def _quadratic_forms(A: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:

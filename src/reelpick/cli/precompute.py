@@ -4,7 +4,10 @@ the coming hour on a running service, before they ask (``POST /v1/admin/precompu
 Example, at the start of every hour: ``reelpick precompute --url http://127.0.0.1:8000
 --api-key KEY --logs runs/served --days 7`` (the members served in the last 7 days of the
 exported log, each on the device and in the country of most of their pages), or
-``--members m1,m2 --device tv`` for a given list.
+``--members m1,m2 --device tv`` for a given list. With ``--model-dir DIR --store FILE``
+instead of ``--url`` the pages are composed in this process, with the policy published in
+``DIR``, into the page store every worker of the service reads (its ``REELPICK_PAGE_STORE``):
+the serving processes spend no CPU on them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from reelpick.cli._common import console, fail, find_table, parse_list
 
 
 def precompute(
-    url: Annotated[str, typer.Option("--url", help="Base URL of the running service.")],
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Base URL of the running service (it composes the pages).")] = None,
+    model_dir: Annotated[Path | None, typer.Option(
+        "--model-dir", help="Instead of --url: compose here with the policy published in this "
+        "model directory, into --store.", file_okay=False)] = None,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="Page store file of --model-dir (the service's REELPICK_PAGE_STORE; "
+        "default DATA_DIR/pages.sqlite3), read by every worker.", dir_okay=False)] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", help="Admin key (default: REELPICK_ADMIN_KEY, else REELPICK_API_KEY).")
     ] = None,
@@ -45,15 +55,22 @@ def precompute(
     chunk: Annotated[int, typer.Option("--chunk", min=1, max=100_000,
                                        help="Members per request.")] = 1_000,
 ) -> None:
-    """Compose members' pages ahead on a running service (the nearline job)."""
+    """Compose members' pages ahead (the nearline job): on a running service, or here into
+    the service's page store."""
     import pandas as pd
     from rich.progress import Progress
 
     from reelpick.data.loaders import load_table
     from reelpick.data.schema import DEVICES, IMPRESSIONS
-    from reelpick.serve.nearline import PrecomputeError, likely_contexts
+    from reelpick.serve.nearline import PrecomputeError, likely_contexts, precompute_into_store
     from reelpick.serve.nearline import precompute as run
 
+    if (url is None) == (model_dir is None):
+        fail("give exactly one of --url (the service composes) or --model-dir with --store "
+             "(this process composes into the page store)")
+    if model_dir is not None and store is None:
+        fail("--model-dir: give --store, the service's page store file (REELPICK_PAGE_STORE, "
+             "by default pages.sqlite3 in its data folder)")
     if (logs is None) == (members is None):
         fail("give exactly one of --logs (members from the served log) or --members")
     if logs is not None:
@@ -80,11 +97,23 @@ def precompute(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("composing pages", total=len(contexts))
         try:
-            out = run(url, key, contexts, hour=hour, day_of_week=day_of_week,
-                      at=at, chunk=chunk, progress=lambda n: bar.update(task, completed=n))
+            if model_dir is not None:
+                assert store is not None
+                out = precompute_into_store(
+                    model_dir, store, contexts, hour=hour, day_of_week=day_of_week, at=at,
+                    chunk=chunk, progress=lambda n: bar.update(task, completed=n))
+            else:
+                assert url is not None
+                out = run(url, key, contexts, hour=hour, day_of_week=day_of_week,
+                          at=at, chunk=chunk, progress=lambda n: bar.update(task, completed=n))
         except PrecomputeError as exc:
             fail(str(exc))
             return
+    if model_dir is not None:
+        console.print(f"{out['pages']:,} pages: {out['composed']:,} composed into {store} "
+                      f"({out['stored']:,} pages of model {out['model_version']} stored, "
+                      f"{out['seconds']:.1f} s)")
+        return
     console.print(f"{out['pages']:,} pages asked for in {out['requests']} request(s): "
                   f"{out['composed']:,} composed, the rest remembered already; the service "
                   f"remembers {out['cached']:,} pages ({out['seconds']:.1f} s, model "

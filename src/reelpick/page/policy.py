@@ -80,6 +80,7 @@ from reelpick.decision import Catalog, PageBatch, VisitBatch
 from reelpick.decision.tables import LoggedPages, logged_pages
 from reelpick.models import available_models
 from reelpick.page.implicit import implicit_impressions
+from reelpick.page.store import PageStore, StoredPage
 from reelpick.policies.cached import CachedPagePolicy
 from reelpick.policies.exploring import ExploringPolicy
 from reelpick.ranking import (
@@ -235,6 +236,8 @@ class PagePolicy:
             selector.memoize()
         self._explorer = ExploringPolicy(self._base, epsilon=config.epsilon,
                                          artwork=self._artwork_selector(), name=name)
+        self._store: PageStore | None = None
+        self.stored_hits = 0
 
     # ------------------------------------------------------------------ serving
     def _artwork_selector(self) -> Any:
@@ -278,13 +281,17 @@ class PagePolicy:
 
     def choose(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
         """Pages for ``visits`` (members indexed into :attr:`members`), exact propensities."""
+        if self._store is not None:
+            self._recall(visits)
         return self._explorer.choose(visits, rng)
 
     def greedy(self, visits: VisitBatch, rng: np.random.Generator) -> PageBatch:
         """The deterministic composed pages (no exploration, first images)."""
+        if self._store is not None:
+            self._recall(visits)
         return self._base.choose(visits, rng)
 
-    def precompute(self, visits: VisitBatch) -> int:
+    def precompute(self, visits: VisitBatch, store: PageStore | None = None) -> int:
         """Compose and remember the pages of ``visits`` before they are asked for (the nearline
         half of serving): the composed page at the start of each visit's hour (sources,
         ranker, rows) and the image distributions of its titles, drawing nothing. A later
@@ -293,19 +300,135 @@ class PagePolicy:
         propensities are exactly those it would have had without the precompute (the same
         random numbers give the same page). Returns how many pages were composed (the others
         were remembered already; the module example runs it). Remembered pages are kept up to
-        :meth:`cache`'s capacity."""
+        :meth:`cache`'s capacity. The pages are also written to ``store`` (default: the store
+        of :meth:`use_store`, which gets those it did not have), where other processes
+        serving this version find them."""
+        return self._precompute(visits, store)[0]
+
+    def _precompute(self, visits: VisitBatch, store: PageStore | None) -> tuple[int, int]:
+        """(composed, written to ``store`` or the attached store)."""
+        target = store if store is not None else self._store
+        found = self._recall(visits) if self._store is not None else np.zeros(len(visits), bool)
         before = self._base.misses
         base = self._base.choose(visits, np.random.default_rng(0))  # deterministic: no draws
+        selector = self._memoising_selector()
+        probs = None
+        if selector is not None:
+            probs = selector.win_probabilities(visits.member, visits.device, base.titles)
+        composed = self._base.misses - before
+        written = 0
+        if target is not None:
+            todo = np.flatnonzero(~found) if target is self._store else np.arange(len(visits))
+            written = target.put(self.version, self._stored_pages(visits, base, probs, todo))
+        return composed, written
+
+    def use_store(self, store: PageStore | None) -> None:
+        """Look up, before composing, the pages not remembered here in ``store`` (pages
+        composed ahead by another process: ``reelpick precompute --store``, another
+        worker), and write the pages :meth:`precompute` composes to it; ``None``: stop.
+        A stored page is the one this policy would compose (same version, visit key and
+        hour); the exploration and the images are still drawn per request.
+
+        >>> import tempfile, numpy as np
+        >>> from reelpick.page.store import PageStore
+        >>> from reelpick.world import PromotionPolicy, World, WorldConfig
+        >>> world = World(WorldConfig.preset("small"), seed=0)
+        >>> log = world.simulate(PromotionPolicy(), 1500)
+        >>> policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
+        ...     artworks=world.artworks(), interactions=log.interactions(),
+        ...     config=PagePolicyConfig(n_rows=2, n_positions=5, trees=20))
+        >>> d = policy.save(tempfile.mkdtemp())
+        >>> store = PageStore(Path(tempfile.mkdtemp()) / "pages.sqlite3")
+        >>> visits = policy.visits(["m1", "m2"], timestamp=np.full(2, world.config.start),
+        ...     device=np.zeros(2), country=np.zeros(2), hour=np.full(2, 20),
+        ...     day_of_week=np.full(2, 4))
+        >>> policy.precompute(visits, store=store), len(store)   # the nearline job
+        (2, 2)
+        >>> served = PagePolicy.load(d)          # a serving process
+        >>> served.use_store(store)
+        >>> a = served.choose(visits, np.random.default_rng(1))
+        >>> b = policy.choose(visits, np.random.default_rng(1))
+        >>> served.cache_info()["stored"], bool((a.titles == b.titles).all())
+        (2, True)
+        """
+        self._store = store
+
+    def _memoising_selector(self) -> Any:
+        """The artwork bandit when it remembers image distributions (memoized in
+        ``__init__``), else ``None``."""
         selector = self._explorer.artwork
-        if hasattr(selector, "memoize"):  # a memoising bandit (memoized in __init__)
-            selector.probabilities(visits, base.titles)  # type: ignore[attr-defined]
-        return self._base.misses - before
+        return selector if hasattr(selector, "remember_pages") else None
+
+    def _stored_pages(self, visits: VisitBatch, base: Any, probs: np.ndarray | None,
+                      rows: np.ndarray) -> list[StoredPage]:
+        """The pages ``rows`` of ``base`` (and their image distributions) as stored pages."""
+        keys = self._base.keys(visits)
+        labels = getattr(base, "slot_label", None)
+        score = getattr(base, "score", None)
+        bucket = visits.timestamp // self._base.bucket
+        out = []
+        for i in rows.tolist():
+            t = base.titles[i]
+            packed = None
+            if probs is not None:
+                mask = self._variant_mask(t, probs.shape[2])
+                if not probs[i][~mask].any():  # else: not storable, images computed on use
+                    packed = probs[i][mask]
+            out.append(StoredPage(
+                key=_key_bytes(keys[i]), bucket=int(bucket[i]), titles=t,
+                labels=None if labels is None else [str(x) for x in labels[i]],
+                score=None if score is None else score[i], probs=packed))
+        return out
+
+    def _variant_mask(self, titles: np.ndarray, n_variants: int) -> np.ndarray:
+        """``(S, V)``: which (slot, image) pairs of a page's ``titles`` exist."""
+        nv = np.where(titles >= 0, self.catalog.n_variants[np.maximum(titles, 0)], 0)
+        return np.arange(n_variants)[None, :] < nv[:, None]
+
+    def _recall(self, visits: VisitBatch) -> np.ndarray:
+        """Remember the stored pages of the visits not remembered here (:meth:`use_store`);
+        ``(n,)`` which visits' pages were found in the store."""
+        assert self._store is not None
+        found = np.zeros(len(visits), dtype=bool)
+        keys = self._base.keys(visits)
+        want = [i for i, k in enumerate(keys) if k not in self._base]
+        if not want:
+            return found
+        names = [_key_bytes(keys[i]) for i in want]
+        stored = self._store.get(self.version, names)
+        if not stored:
+            return found
+        selector = self._memoising_selector()
+        S = visits.n_slots
+        art: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for i, name in zip(want, names):
+            page = stored.get(name)
+            if page is None or page.titles.size != S:
+                continue
+            labels = None if page.labels is None else np.array(page.labels, dtype=object)
+            self._base.remember(keys[i], (page.titles, labels, page.score))
+            found[i] = True
+            if selector is not None and page.probs is not None:
+                V = int(selector.catalog.max_variants)
+                mask = self._variant_mask(page.titles, V)
+                if int(mask.sum()) == page.probs.size:
+                    p = np.zeros((S, V))
+                    p[mask] = page.probs
+                    art.append((i, page.titles, p))
+        if art:
+            idx = np.array([a[0] for a in art])
+            selector.remember_pages(visits.member[idx], visits.device[idx],
+                                    np.stack([a[1] for a in art]), np.stack([a[2] for a in art]))
+        self.stored_hits += int(found.sum())
+        return found
 
     def cache_info(self) -> dict[str, int]:
-        """``{"pages": remembered, "hits": ..., "misses": ...}`` of the composed-page cache
-        (hits and misses counted per visit since the policy was built)."""
+        """``{"pages": remembered, "hits": ..., "misses": ..., "stored": ...}`` of the
+        composed-page cache (hits and misses counted per visit since the policy was built;
+        ``stored``: pages found in the :meth:`use_store` store, counted among the hits)."""
         base = self._base
-        return {"pages": len(base), "hits": int(base.hits), "misses": int(base.misses)}
+        return {"pages": len(base), "hits": int(base.hits), "misses": int(base.misses),
+                "stored": int(self.stored_hits)}
 
     def cache(self, pages: int) -> None:
         """Remember up to ``pages`` composed pages (one per visit key and hour) and the image
@@ -421,6 +544,11 @@ class PagePolicy:
         return cls(config=config, composer=composer, titles=titles, artworks=artworks,
                    catalog=catalog, members=members, selector=selector, info=header["info"],
                    version=header["version"], name=header["name"])
+
+
+def _key_bytes(key: tuple[int, ...]) -> bytes:
+    """A visit key as the page store's key."""
+    return np.array(key, dtype="<i8").tobytes()
 
 
 class BoundPagePolicy:

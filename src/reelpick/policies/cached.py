@@ -65,6 +65,28 @@ class CachedPagePolicy:
     def clear(self) -> None:
         self._pages.clear()
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the page of visit key ``key`` (:meth:`keys`) is remembered."""
+        return key in self._pages
+
+    def get(self, key: tuple[int, ...]) -> _Entry | None:
+        """The remembered ``(titles, slot_label, score)`` of visit key ``key``, or ``None``."""
+        return self._pages.get(key)
+
+    def remember(self, key: tuple[int, ...], entry: _Entry) -> None:
+        """Remember ``entry`` (``(titles (S,), slot_label (S,) or None, score (S,) or None)``)
+        as the page of visit key ``key``: a page the base policy composed for that key
+        elsewhere (e.g. another process, :class:`reelpick.page.store.PageStore`); not counted
+        as a hit or a miss."""
+        self._pages[key] = entry
+        while len(self._pages) > self.max_entries:
+            self._pages.popitem(last=False)
+
+    def keys(self, visits: VisitBatch) -> list[tuple[int, ...]]:
+        """The visit key of each visit: member, device, country, hour, weekday, bucket
+        (``timestamp // bucket_seconds``), rows and positions."""
+        return self._keys(visits)
+
     def _keys(self, visits: VisitBatch) -> list[tuple[int, ...]]:
         cols = np.column_stack([visits.member, visits.device, visits.country, visits.hour,
                                 visits.day_of_week, visits.timestamp // self.bucket])

@@ -68,9 +68,11 @@ def load_bundle(settings: Settings) -> ModelBundle:
                          f"published page policy ({POLICY_KIND!r}); the ALS model directory "
                          "(`reelpick train --policy als`) is no longer served: train with "
                          "`reelpick train --policy page` and publish with `reelpick promote`")
+    from reelpick.page.store import PageStore
     from reelpick.serve.policy_provider import PagePolicyProvider  # LightGBM: load on use
 
     pp = PagePolicyProvider.from_dir(Path(model_dir) / manifest["path"],
                                      version=manifest["version"])
     pp.cache(settings.page_cache)
+    pp.use_store(PageStore(settings.page_store_path))
     return ModelBundle(pp.catalog, pp, manifest)

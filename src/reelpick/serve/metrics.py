@@ -46,7 +46,8 @@ class Metrics:
                                    "Pages composed ahead by POST /v1/admin/precompute",
                                    registry=r)
         self.page_cache = Gauge("reelpick_page_cache", "The served policy's page cache: "
-                                "pages remembered, and hits and misses since the model loaded",
+                                "pages remembered, and hits and misses since the model loaded "
+                                "(stored: hits found in the shared page store)",
                                 ["what"], registry=r)
 
         # label children looked up once (``labels()`` validates and locks on every call)
@@ -78,12 +79,12 @@ class Metrics:
         self.queue_depth.set_function(depth)
 
     def track_page_cache(self, info: Callable[[], dict[str, int]]) -> None:
-        """Read the page cache's ``{"pages", "hits", "misses"}`` from ``info`` at every
-        scrape."""
+        """Read the page cache's ``{"pages", "hits", "misses", "stored"}`` from ``info`` at
+        every scrape (``stored``: hits found in the shared page store)."""
         def reader(what: str) -> Callable[[], float]:
             return lambda: float(info().get(what, 0))
 
-        for what in ("pages", "hits", "misses"):
+        for what in ("pages", "hits", "misses", "stored"):
             self.page_cache.labels(what).set_function(reader(what))
 
     def set_model(self, version: str, policy: str) -> None:

@@ -3,7 +3,10 @@
 :func:`likely_contexts` picks, from the served log's impressions, the members who visited in
 the last days and the context each visits in most (device, country), most active first;
 :func:`precompute` asks a running service to compose their pages for one hour, one request per
-(device, country) group and chunk. ``reelpick precompute`` runs both (``docs/serve.md``).
+(device, country) group and chunk; :func:`precompute_into_store` composes them in this process
+instead, from the published policy, into the page store every worker of the service reads
+(:mod:`reelpick.page.store`), so the serving processes spend no CPU on them. ``reelpick
+precompute`` runs either (``docs/serve.md``).
 
 >>> import pandas as pd
 >>> imp = pd.DataFrame({"page_id": ["p1", "p1", "p2", "p3", "p4"],
@@ -22,11 +25,12 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["PrecomputeError", "likely_contexts", "precompute"]
+__all__ = ["PrecomputeError", "likely_contexts", "precompute", "precompute_into_store"]
 
 
 class PrecomputeError(RuntimeError):
@@ -127,3 +131,60 @@ def _post(url: str, api_key: str | None, body: dict[str, Any], timeout: float
         raise PrecomputeError(f"{url}: {exc.code} {why}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise PrecomputeError(f"{url}: {exc}") from None
+
+
+def precompute_into_store(model_dir: str | Path, store: str | Path, contexts: pd.DataFrame, *,
+                          hour: int | None = None, day_of_week: int | None = None,
+                          at: int | None = None, chunk: int = 1_000,
+                          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Compose the pages of ``contexts`` (as :func:`precompute`) in this process with the
+    policy published in ``model_dir`` (its manifest's current version) and write them to the
+    page store file ``store`` (the service's ``REELPICK_PAGE_STORE``, by default
+    ``pages.sqlite3`` in its data folder); pages of other versions and of past hours are
+    deleted first. Returns ``{"pages", "composed", "stored", "seconds", "model_version"}``.
+    Raises :class:`PrecomputeError` for a model directory or store that cannot be read, or
+    an unknown country."""
+    import time
+
+    from reelpick.page.store import PageStore
+    from reelpick.serve.app import limit_threads
+    from reelpick.serve.errors import ApiError
+    from reelpick.serve.model_dir import read_manifest
+    from reelpick.serve.policy_provider import PagePolicyProvider
+    from reelpick.serve.routers.homepage import page_context
+
+    if chunk < 1:
+        raise ValueError(f"chunk: must be >= 1, got {chunk!r}")
+    limit_threads(1)  # as the service: the same floating-point sums, the same pages
+    t0 = time.perf_counter()
+    try:
+        manifest = read_manifest(Path(model_dir))
+        provider = PagePolicyProvider.from_dir(Path(model_dir) / manifest["path"],
+                                               version=manifest["version"])
+        pages = PageStore(store)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PrecomputeError(f"{exc}") from None
+    provider.cache(max(chunk, 1_000))  # memory: at most a chunk's pages remembered here
+    now = int(time.time())
+    ts = now if at is None else int(at)
+    pages.prune(keep_version=provider.policy.version, from_bucket=ts // 3600)
+    frame = contexts.assign(country=contexts["country"].fillna("").astype(str))
+    composed = done = 0
+    for (device, country), group in frame.groupby(["device", "country"], sort=True):
+        members = group["member_id"].astype(str).tolist()
+        for lo in range(0, len(members), chunk):
+            requests = []
+            for m in members[lo:lo + chunk]:
+                ctx = page_context(provider.catalog, m, str(device), country or None, hour,
+                                   day_of_week, at, now)
+                if isinstance(ctx, ApiError):
+                    raise PrecomputeError(f"member {m!r}: {ctx.msg}")
+                requests.append((m, ctx))
+            composed += provider.precompute(requests, store=pages)
+            done += len(requests)
+            if progress is not None:
+                progress(done)
+    stored = pages.versions().get(provider.policy.version, 0)
+    pages.close()
+    return {"pages": done, "composed": composed, "stored": stored,
+            "seconds": time.perf_counter() - t0, "model_version": manifest["version"]}

@@ -41,6 +41,7 @@ import numpy as np
 from reelpick.data.schema import DEVICES
 from reelpick.decision import VisitBatch
 from reelpick.page import COLD, PagePolicy
+from reelpick.page.store import PageStore
 from reelpick.serve.catalog import Catalog
 from reelpick.serve.provider import Page, PageContext
 
@@ -81,16 +82,25 @@ class PagePolicyProvider:
             pages = self.policy.choose(visits, rng)
         return self._pages(pages, [m for m, _ in requests])
 
-    def precompute(self, requests: Sequence[tuple[str, PageContext]]) -> int:
+    def precompute(self, requests: Sequence[tuple[str, PageContext]],
+                   store: PageStore | None = None) -> int:
         """Compose and remember the pages of ``requests`` before they are asked for
         (:meth:`PagePolicy.precompute <reelpick.page.PagePolicy.precompute>`: the same pages
         and propensities a request then gets, at the cost of drawing its exploration and
-        images); returns how many were composed (the rest were remembered already)."""
+        images); returns how many were composed (the rest were remembered already). The
+        pages are written to ``store`` too (default: the :meth:`use_store` store)."""
         if not requests:
             return 0
         visits = self._visits(requests)
         with self._lock:
-            return self.policy.precompute(visits)
+            return self.policy.precompute(visits, store=store)
+
+    def use_store(self, store: PageStore | None) -> None:
+        """Share composed pages through ``store`` (:meth:`PagePolicy.use_store
+        <reelpick.page.PagePolicy.use_store>`): pages composed ahead elsewhere are served from
+        it, and :meth:`precompute` writes to it."""
+        with self._lock:
+            self.policy.use_store(store)
 
     def cache(self, pages: int) -> None:
         """Remember up to ``pages`` composed pages (:meth:`PagePolicy.cache

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     #: visits and pages of ``POST /v1/admin/precompute``), and whole pages' image
     #: distributions as many (about 12.8 kB each for 200 slots of up to 8 images).
     page_cache: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: SQLite file of pages composed ahead, shared by every worker and by ``reelpick
+    #: precompute --store`` (``reelpick.page.store``): a page not remembered in the process is
+    #: looked up there before it is composed. ``None``: ``pages.sqlite3`` in ``data_dir``.
+    page_store: Path | None = None
 
     #: Dynamic batching of ``GET /v1/homepage``: a request waits up to this many milliseconds
     #: for others to be composed with it in one pass (0: only those already scheduled). Under
@@ -89,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "events.sqlite3"
+
+    @property
+    def page_store_path(self) -> Path:
+        return self.page_store if self.page_store is not None else self.data_dir / "pages.sqlite3"
 
     def admin_secret(self) -> SecretStr | None:
         return self.admin_key if self.admin_key is not None else self.api_key
