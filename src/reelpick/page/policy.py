@@ -303,10 +303,6 @@ class PagePolicy:
         :meth:`cache`'s capacity. The pages are also written to ``store`` (default: the store
         of :meth:`use_store`, which gets those it did not have), where other processes
         serving this version find them."""
-        return self._precompute(visits, store)[0]
-
-    def _precompute(self, visits: VisitBatch, store: PageStore | None) -> tuple[int, int]:
-        """(composed, written to ``store`` or the attached store)."""
         target = store if store is not None else self._store
         found = self._recall(visits) if self._store is not None else np.zeros(len(visits), bool)
         before = self._base.misses
@@ -315,12 +311,10 @@ class PagePolicy:
         probs = None
         if selector is not None:
             probs = selector.win_probabilities(visits.member, visits.device, base.titles)
-        composed = self._base.misses - before
-        written = 0
         if target is not None:
             todo = np.flatnonzero(~found) if target is self._store else np.arange(len(visits))
-            written = target.put(self.version, self._stored_pages(visits, base, probs, todo))
-        return composed, written
+            target.put(self.version, self._stored_pages(visits, base, probs, todo))
+        return self._base.misses - before
 
     def use_store(self, store: PageStore | None) -> None:
         """Look up, before composing, the pages not remembered here in ``store`` (pages

@@ -69,10 +69,6 @@ class CachedPagePolicy:
         """Whether the page of visit key ``key`` (:meth:`keys`) is remembered."""
         return key in self._pages
 
-    def get(self, key: tuple[int, ...]) -> _Entry | None:
-        """The remembered ``(titles, slot_label, score)`` of visit key ``key``, or ``None``."""
-        return self._pages.get(key)
-
     def remember(self, key: tuple[int, ...], entry: _Entry) -> None:
         """Remember ``entry`` (``(titles (S,), slot_label (S,) or None, score (S,) or None)``)
         as the page of visit key ``key``: a page the base policy composed for that key

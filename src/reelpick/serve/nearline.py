@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,24 +94,31 @@ def precompute(base_url: str, api_key: str | None, contexts: pd.DataFrame, *,
     extra = {k: v for k, v in (("hour", hour), ("day_of_week", day_of_week), ("at", at))
              if v is not None}
     done = 0
-    # a missing country ("" or None): the service's default, each member's own
+    for device, country, members in _chunks(contexts, chunk):
+        body = {"members": members, "device": device, **extra}
+        if country:
+            body["country"] = country
+        answer = _post(url, api_key, body, timeout)
+        for k in ("pages", "composed", "seconds"):
+            total[k] += answer[k]
+        total["cached"] = answer["cached"]
+        total["model_version"] = answer["model_version"]
+        total["requests"] += 1
+        done += len(members)
+        if progress is not None:
+            progress(done)
+    return total
+
+
+def _chunks(contexts: pd.DataFrame, chunk: int) -> Iterator[tuple[str, str, list[str]]]:
+    """``(device, country, members)`` of ``contexts`` by (device, country) group, at most
+    ``chunk`` members each; a missing country ("" or None) is ``""``: the service's default,
+    each member's own."""
     frame = contexts.assign(country=contexts["country"].fillna("").astype(str))
     for (device, country), group in frame.groupby(["device", "country"], sort=True):
         members = group["member_id"].astype(str).tolist()
         for lo in range(0, len(members), chunk):
-            body = {"members": members[lo:lo + chunk], "device": str(device), **extra}
-            if country:
-                body["country"] = country
-            answer = _post(url, api_key, body, timeout)
-            for k in ("pages", "composed", "seconds"):
-                total[k] += answer[k]
-            total["cached"] = answer["cached"]
-            total["model_version"] = answer["model_version"]
-            total["requests"] += 1
-            done += len(body["members"])
-            if progress is not None:
-                progress(done)
-    return total
+            yield str(device), str(country), members[lo:lo + chunk]
 
 
 def _post(url: str, api_key: str | None, body: dict[str, Any], timeout: float
@@ -168,22 +175,19 @@ def precompute_into_store(model_dir: str | Path, store: str | Path, contexts: pd
     now = int(time.time())
     ts = now if at is None else int(at)
     pages.prune(keep_version=provider.policy.version, from_bucket=ts // 3600)
-    frame = contexts.assign(country=contexts["country"].fillna("").astype(str))
     composed = done = 0
-    for (device, country), group in frame.groupby(["device", "country"], sort=True):
-        members = group["member_id"].astype(str).tolist()
-        for lo in range(0, len(members), chunk):
-            requests = []
-            for m in members[lo:lo + chunk]:
-                ctx = page_context(provider.catalog, m, str(device), country or None, hour,
-                                   day_of_week, at, now)
-                if isinstance(ctx, ApiError):
-                    raise PrecomputeError(f"member {m!r}: {ctx.msg}")
-                requests.append((m, ctx))
-            composed += provider.precompute(requests, store=pages)
-            done += len(requests)
-            if progress is not None:
-                progress(done)
+    for device, country, members in _chunks(contexts, chunk):
+        requests = []
+        for m in members:
+            ctx = page_context(provider.catalog, m, device, country or None, hour, day_of_week,
+                               at, now)
+            if isinstance(ctx, ApiError):
+                raise PrecomputeError(f"member {m!r}: {ctx.msg}")
+            requests.append((m, ctx))
+        composed += provider.precompute(requests, store=pages)
+        done += len(requests)
+        if progress is not None:
+            progress(done)
     stored = pages.versions().get(provider.policy.version, 0)
     pages.close()
     return {"pages": done, "composed": composed, "stored": stored,
