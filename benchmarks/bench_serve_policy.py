@@ -10,7 +10,11 @@ bandit + epsilon exploration, 10 rows x 20 titles) on a simulated log of the ``d
 2. uvicorn on 127.0.0.1 (1 BLAS thread): interleaved closed-loop rounds of hello-world and
    ``GET /v1/homepage`` (every page logged durably before the answer), then the homepage
    paced at half its maximum rate (p50/p99);
-3. the closed loop through the service: simulated members request ``--loop-visits`` pages
+3. the page store: another 5,000 members' first pages composed by ``reelpick precompute
+   --model-dir --store`` in its own process (the serving process spends nothing on them),
+   then served by a fresh server reading that store (1 process, and ``--workers 2`` against a
+   2-worker hello-world), closed loop and at half load;
+4. the closed loop through the service: simulated members request ``--loop-visits`` pages
    over HTTP (:class:`reelpick.world.service.ServicePolicy`) and post their plays; the plays
    per visit are compared with the same policy simulated in process on the same visits.
 
@@ -125,6 +129,83 @@ def precompute(srv: Any, members: list[str], chunk: int = 1_000) -> dict[str, An
             "cache": _page_cache(srv)}
 
 
+def _wait_for_hour(need_s: float) -> int:
+    """The hour bucket to precompute for, after waiting for the next hour when this one ends
+    within ``need_s`` seconds (precomputed pages are for their hour)."""
+    left = 3600 - time.time() % 3600
+    if left < need_s:
+        print(f"waiting {left:.0f} s for the next hour", flush=True)
+        time.sleep(left + 1)
+    return int(time.time() // 3600)
+
+
+def store_job(model_dir: Path, store: Path, members: list[str]) -> dict[str, Any]:
+    """``reelpick precompute --model-dir --store`` of ``members`` (tv, US, 8 pm, this hour) in
+    a subprocess: wall and CPU seconds, pages stored, the file's size."""
+    import resource
+    import subprocess
+
+    from reelpick.page.store import PageStore
+
+    cli = Path(sys.executable).with_name("reelpick")
+    cmd = [str(cli), "precompute", "--model-dir", str(model_dir), "--store", str(store),
+           "--members", ",".join(members), "--device", "tv", "--country", "US", "--hour", "20"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ps = PageStore(store)
+    pages = len(ps)
+    ps.close()
+    return {"members": len(members), "wall_s": wall, "stored": pages,
+            "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+            "mb": sum(f.stat().st_size for f in store.parent.glob(store.name + "*")) / 2**20,
+            "said": out.stdout.strip().splitlines()[-1:]}
+
+
+def store_rounds(hello: Any, model_dir: Path, data: Path, lua_members: str, sec: int,
+                 conn: int, rounds: int, workers: int, seed: int) -> dict[str, Any]:
+    """Closed-loop rounds (and, with 1 worker, the half load) of a fresh server over the page
+    store in ``data`` (``REELPICK_DATA_DIR``: its default store is ``pages.sqlite3`` there)."""
+    env = {"REELPICK_MODEL_DIR": str(model_dir), "REELPICK_API_KEY": KEY,
+           "REELPICK_DATA_DIR": str(data)}
+    out: dict[str, Any] = {"workers": workers, "rounds": []}
+    with Server("reelpick.serve.app:app_from_env", env, workers=workers) as srv:
+        wrk(srv.url, seconds=2, connections=4, lua=HOMEPAGE_LUA % (seed, lua_members))
+        before = _page_cache(srv)
+        for r in range(rounds):
+            h = hello.load(seconds=sec, connections=conn, path="/hello")
+            p = srv.load(seconds=sec, connections=conn,
+                         lua=HOMEPAGE_LUA % (seed + 1 + r, lua_members))
+            out["rounds"].append({"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"]})
+            print(f"store x{workers} round {r}: ratio {p['rps'] / h['rps']:.3f}", h, p,
+                  flush=True)
+        out["cache"] = {k: v - before.get(k, 0) for k, v in _page_cache(srv).items()}
+        out["batch"] = _batch_pages(srv)
+        if workers == 1:
+            half = float(np.median([r["homepage"]["rps"] for r in out["rounds"]])) / 2
+            delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
+                                    connections=HALF_CONN)
+            out["half"] = srv.load(seconds=2 * sec, connections=HALF_CONN,
+                                   lua=HOMEPAGE_LUA % (seed + 9, lua_members)
+                                   + RANDOM_PAUSE_LUA % delay)
+            out["half"].update(rate=half, delay_ms=delay, connections=HALF_CONN)
+            print(f"store half load: {out['half']}", flush=True)
+    return out
+
+
+def _batch_pages(srv: Any) -> float:
+    """Mean pages per composing pass of the server (``reelpick_homepage_batch_pages``; of the
+    worker that answered, with several)."""
+    text = httpx.get(srv.url + "/metrics", timeout=30).text
+    got = {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+           if line.startswith("reelpick_homepage_batch_pages_")}
+    n = got.get("reelpick_homepage_batch_pages_count", 0.0)
+    return got.get("reelpick_homepage_batch_pages_sum", 0.0) / n if n else float("nan")
+
+
 def http_loop(world: Any, model_dir: Path, work: Path, visits: int, seed: int
               ) -> dict[str, Any]:
     """Simulated members through the real service vs the same policy in process."""
@@ -172,6 +253,9 @@ def main() -> None:
     ap.add_argument("--warm-members", type=int, default=300,
                     help="Members of the warm run (pages cached within the hour).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers2", action=argparse.BooleanOptionalAction, default=True,
+                    help="Also serve the page store with --workers 2 (against a 2-worker "
+                         "hello-world).")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
                     help="Markdown file whose serve-policy section is written; the raw results "
                          "go to benchmarks/results/serve_policy.json, or next to any other "
@@ -240,6 +324,24 @@ def main() -> None:
         res["half_precomputed"].update(rate=half_pre, delay_ms=delay, connections=HALF_CONN,
                                        same_hour=int(time.time() // 3600) == pre["bucket"])
         print("half load, precomputed", res["half_precomputed"], flush=True)
+        # the page store: a third 5,000 members' first pages composed by the nearline job in
+        # its own process, then served by fresh servers that read the store
+        asked |= set(ahead)
+        stored = [m for m in (f"m{i}" for i in np.random.default_rng(2).permutation(
+            world.config.n_members)) if m not in asked][:len(members)]
+        lua_stored = ",".join(f'"{m}"' for m in stored)
+        data = work / "data-store"
+        res["store_bucket"] = _wait_for_hour(300)
+        res["store_job"] = store_job(model_dir, data / "pages.sqlite3", stored)
+        print("store job", res["store_job"], flush=True)
+        res["store"] = store_rounds(hello, model_dir, data, lua_stored, sec, conn,
+                                    args.rounds, 1, 20)
+    if args.workers2:
+        with Server("bench_serve:hello_app", workers=2) as hello2:
+            wrk(hello2.url + "/hello", seconds=2, connections=4)
+            res["store2"] = store_rounds(hello2, model_dir, data, lua_stored, sec, conn,
+                                         args.rounds, 2, 40)
+    res["store_same_hour"] = int(time.time() // 3600) == res["store_bucket"]
     res["loop"] = http_loop(world, model_dir, work, args.loop_visits, args.seed)
     print("loop", res["loop"], flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -295,6 +397,16 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                      f"ahead | {pc['hello']['rps']:,.0f} | {pc['homepage']['rps']:,.0f} | "
                      f"{pc['ratio']:.3f} | {pc['homepage']['p50_ms']:.1f} | "
                      f"{pc['homepage']['p99_ms']:.1f} |")
+    for key in ("store", "store2"):
+        st = res.get(key)
+        if st is None:
+            continue
+        for i, r in enumerate(st["rounds"]):
+            lines.append(
+                f"| page store, {st['workers']} worker{'s' if st['workers'] > 1 else ''}"
+                f"{' (hello-world: 2 workers too)' if st['workers'] > 1 else ''}, run {i} | "
+                f"{r['hello']['rps']:,.0f} | {r['homepage']['rps']:,.0f} | {r['ratio']:.3f} | "
+                f"{r['homepage']['p50_ms']:.1f} | {r['homepage']['p99_ms']:.1f} |")
     ratio = float(np.median([r["ratio"] for r in res["rounds"]]))
     cpu = float(np.median([r["hello"]["cpu_ms_per_request"] / r["homepage"]["cpu_ms_per_request"]
                            for r in res["rounds"]]))
@@ -334,6 +446,34 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                 f"**{hp2['p50_ms']:.1f} ms**, p99 **{hp2['p99_ms']:.1f} ms**, "
                 f"{hp2['non_2xx']} non-2xx"
                 + ("" if hp2["same_hour"] else " (the hour changed during the run)") + ".")
+        lines.append("")
+    st, job = res.get("store"), res.get("store_job")
+    if st is not None and job is not None:
+        sr = float(np.median([r["ratio"] for r in st["rounds"]]))
+        scpu = float(np.median([r["homepage"]["cpu_ms_per_request"] for r in st["rounds"]]))
+        hcpu = float(np.median([r["hello"]["cpu_ms_per_request"] for r in st["rounds"]]))
+        c, sh = st["cache"], st["half"]
+        hour = "" if res.get("store_same_hour", True) else " (the hour changed during the run)"
+        lines += [
+            "The page store (`reelpick precompute --model-dir DIR --store FILE`, the nearline "
+            f"job in its own process): the first pages of {job['members']:,} members asked "
+            f"for by no earlier round, composed in {job['wall_s']:.1f} s ({job['cpu_s']:.1f} s "
+            f"of CPU, loading the policy included) into {job['stored']:,} stored pages "
+            f"({job['mb']:.0f} MB; members the policy does not know share the cold-start "
+            "page); then a fresh server (`REELPICK_DATA_DIR` holding that `pages.sqlite3`) "
+            f"served them: {c.get('stored', 0):,.0f} pages found in the store, "
+            f"{c.get('misses', 0):,.0f} composed on request{hour}, "
+            f"{st['batch']:.1f} pages per composing pass on average. Median ratio "
+            f"**{sr:.3f}** (target >= 0.15), server CPU {scpu:.2f} ms a request (hello "
+            f"{hcpu:.3f}). At half of its rate ({sh['rate']:.0f} req/s targeted, "
+            f"{sh['rps']:.0f} achieved, the same random pauses): p50 **{sh['p50_ms']:.1f} "
+            f"ms**, p99 **{sh['p99_ms']:.1f} ms**, {sh['non_2xx']} non-2xx."]
+        s2 = res.get("store2")
+        if s2 is not None:
+            r2 = float(np.median([r["ratio"] for r in s2["rounds"]]))
+            lines[-1] += (
+                f" With `--workers 2` on the same store (each worker reads it; the "
+                f"hello-world also with 2 workers): median ratio **{r2:.3f}**.")
         lines.append("")
     lines += [
               f"Closed loop through the service: {lp['visits']:,} simulated visits asked the "

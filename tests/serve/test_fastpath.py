@@ -170,6 +170,13 @@ def _spaced_passes(make_settings, n: int, gap_s: float, **settings: Any) -> list
             assert asyncio.run(spaced()) == [200] * n
         finally:
             del provider.compose_many
+        # /metrics counts every pass and its pages (one page alone goes by compose: a pass too)
+        got = {line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+               for line in httpx.get(srv.url + "/metrics").text.splitlines()
+               if line.startswith("reelpick_homepage_batch_pages_")}
+        singles = n - sum(passes)
+        assert got["reelpick_homepage_batch_pages_sum"] == n, got
+        assert got["reelpick_homepage_batch_pages_count"] == len(passes) + singles, got
     return passes
 
 

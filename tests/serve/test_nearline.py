@@ -125,3 +125,32 @@ def test_reelpick_precompute_into_the_page_store_is_served_by_the_service(
     assert r.exit_code == 2 and "unknown country 'XX'" in r.output, r.output
     r = runner.invoke(app, ["precompute", "--members", "m1"])
     assert r.exit_code == 2 and "exactly one of --url" in r.output
+
+
+def test_precompute_into_store_keeps_written_chunks_and_closes_the_store_on_error(
+        model_dir, tmp_path, monkeypatch) -> None:
+    """A failure part-way (an unknown country in the second chunk) raises PrecomputeError
+    naming the member; the first chunk's pages stay in the store and the file is closed."""
+    from reelpick.page.store import PageStore
+    from reelpick.serve.nearline import precompute_into_store
+
+    closed: list[bool] = []
+    close = PageStore.close
+
+    def spy(self: PageStore) -> None:
+        closed.append(True)
+        close(self)
+
+    monkeypatch.setattr(PageStore, "close", spy)
+    contexts = pd.DataFrame({"member_id": ["m1", "m2", "m3"], "device": ["tv"] * 3,
+                             "country": ["US", "US", "XX"]})
+    store = tmp_path / "pages.sqlite3"
+    with pytest.raises(PrecomputeError, match="member 'm3'.*unknown country 'XX'"):
+        precompute_into_store(model_dir, store, contexts, chunk=2)
+    assert closed == [True]
+    monkeypatch.undo()
+    pages = PageStore(store)
+    try:
+        assert sum(pages.versions().values()) == 2
+    finally:
+        pages.close()

@@ -11,6 +11,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _JOBS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_BATCH = (1, 2, 4, 8, 12, 16, 24, 32, 64, 128, 256, 512, 1024)
 
 
 class Metrics:
@@ -36,6 +37,10 @@ class Metrics:
         self.commit_seconds = Histogram("reelpick_log_transaction_duration_seconds",
                                         "Event-log transaction time including fsync",
                                         buckets=_LATENCY, registry=r)
+        self.batch_pages = Histogram("reelpick_homepage_batch_pages",
+                                     "Home pages composed together in one pass of the policy "
+                                     "(dynamic batching: REELPICK_BATCH_WAIT_MS, "
+                                     "REELPICK_BATCH_MAX)", buckets=_BATCH, registry=r)
         self.queue_depth = Gauge("reelpick_log_queue_depth", "Jobs waiting for the log writer",
                                  registry=r)
         self.model = Gauge("reelpick_model_info", "The model version being served",

@@ -171,24 +171,26 @@ def precompute_into_store(model_dir: str | Path, store: str | Path, contexts: pd
         pages = PageStore(store)
     except (OSError, ValueError, KeyError) as exc:
         raise PrecomputeError(f"{exc}") from None
-    provider.cache(max(chunk, 1_000))  # memory: at most a chunk's pages remembered here
-    now = int(time.time())
-    ts = now if at is None else int(at)
-    pages.prune(keep_version=provider.policy.version, from_bucket=ts // 3600)
-    composed = done = 0
-    for device, country, members in _chunks(contexts, chunk):
-        requests = []
-        for m in members:
-            ctx = page_context(provider.catalog, m, device, country or None, hour, day_of_week,
-                               at, now)
-            if isinstance(ctx, ApiError):
-                raise PrecomputeError(f"member {m!r}: {ctx.msg}")
-            requests.append((m, ctx))
-        composed += provider.precompute(requests, store=pages)
-        done += len(requests)
-        if progress is not None:
-            progress(done)
-    stored = pages.versions().get(provider.policy.version, 0)
-    pages.close()
+    try:
+        provider.cache(max(chunk, 1_000))  # memory: at most a chunk's pages remembered here
+        now = int(time.time())
+        ts = now if at is None else int(at)
+        pages.prune(keep_version=provider.policy.version, from_bucket=ts // 3600)
+        composed = done = 0
+        for device, country, members in _chunks(contexts, chunk):
+            requests = []
+            for m in members:
+                ctx = page_context(provider.catalog, m, device, country or None, hour,
+                                   day_of_week, at, now)
+                if isinstance(ctx, ApiError):
+                    raise PrecomputeError(f"member {m!r}: {ctx.msg}")
+                requests.append((m, ctx))
+            composed += provider.precompute(requests, store=pages)
+            done += len(requests)
+            if progress is not None:
+                progress(done)
+        stored = pages.versions().get(provider.policy.version, 0)
+    finally:  # what was written stays (each chunk is one transaction); the file is closed
+        pages.close()
     return {"pages": done, "composed": composed, "stored": stored,
             "seconds": time.perf_counter() - t0, "model_version": manifest["version"]}

@@ -294,6 +294,7 @@ class HomepageFastPath:
                 by_bundle.setdefault(id(entry[0].bundle), []).append(entry)
         for items in by_bundle.values():
             state = items[0][0]
+            state.metrics.batch_pages.observe(len(items))
             try:
                 results: list[Any] = start_pages(state, state.bundle, [q for _, q, _ in items])
             except Exception as exc:  # noqa: BLE001 - each request answers it (500)
