@@ -111,11 +111,7 @@ def precompute(srv: Any, members: list[str], chunk: int = 1_000) -> dict[str, An
     """``POST /v1/admin/precompute`` of ``members``' pages in the load's context (tv, US, 8 pm,
     this hour): wall seconds, the server's CPU seconds and what the cache holds after. Waits
     for the next hour when this one ends within 3 minutes (the pages are for this hour)."""
-    left = 3600 - time.time() % 3600
-    if left < 180:
-        print(f"waiting {left:.0f} s for the next hour", flush=True)
-        time.sleep(left + 1)
-    bucket = int(time.time() // 3600)
+    bucket = _wait_for_hour(180)
     c0, t0 = srv.cpu(), time.perf_counter()
     composed = 0
     for lo in range(0, len(members), chunk):

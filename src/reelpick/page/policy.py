@@ -56,6 +56,17 @@ True
 ...     day_of_week=np.full(2, 4))
 >>> policy.precompute(visits), policy.precompute(visits)   # composed ahead, then remembered
 (2, 0)
+>>> import tempfile
+>>> from reelpick.page.store import PageStore
+>>> d = policy.save(tempfile.mkdtemp())     # pages are stored under the saved version
+>>> store = PageStore(Path(tempfile.mkdtemp()) / "pages.sqlite3")
+>>> policy.precompute(visits, store=store), len(store)   # the nearline job writes them
+(0, 2)
+>>> served = PagePolicy.load(d)            # a serving process
+>>> served.use_store(store)
+>>> a, b = (p.choose(visits, np.random.default_rng(1)) for p in (served, policy))
+>>> served.cache_info()["stored"], bool((a.titles == b.titles).all())
+(2, True)
 """
 
 from __future__ import annotations
@@ -321,29 +332,8 @@ class PagePolicy:
         composed ahead by another process: ``reelpick precompute --store``, another
         worker), and write the pages :meth:`precompute` composes to it; ``None``: stop.
         A stored page is the one this policy would compose (same version, visit key and
-        hour); the exploration and the images are still drawn per request.
-
-        >>> import tempfile, numpy as np
-        >>> from reelpick.page.store import PageStore
-        >>> from reelpick.world import PromotionPolicy, World, WorldConfig
-        >>> world = World(WorldConfig.preset("small"), seed=0)
-        >>> log = world.simulate(PromotionPolicy(), 1500)
-        >>> policy = train_page_policy(log.impressions(), log.outcomes(), world.titles(),
-        ...     artworks=world.artworks(), interactions=log.interactions(),
-        ...     config=PagePolicyConfig(n_rows=2, n_positions=5, trees=20))
-        >>> d = policy.save(tempfile.mkdtemp())
-        >>> store = PageStore(Path(tempfile.mkdtemp()) / "pages.sqlite3")
-        >>> visits = policy.visits(["m1", "m2"], timestamp=np.full(2, world.config.start),
-        ...     device=np.zeros(2), country=np.zeros(2), hour=np.full(2, 20),
-        ...     day_of_week=np.full(2, 4))
-        >>> policy.precompute(visits, store=store), len(store)   # the nearline job
-        (2, 2)
-        >>> served = PagePolicy.load(d)          # a serving process
-        >>> served.use_store(store)
-        >>> a = served.choose(visits, np.random.default_rng(1))
-        >>> b = policy.choose(visits, np.random.default_rng(1))
-        >>> served.cache_info()["stored"], bool((a.titles == b.titles).all())
-        (2, True)
+        hour); the exploration and the images are still drawn per request (the module example
+        runs it).
         """
         self._store = store
 
