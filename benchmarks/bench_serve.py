@@ -218,17 +218,20 @@ def _ms(text: str) -> float:
 
 
 def calibrate_delay(srv: Server, rate: float, lua_members: str, tries: int = 5, *,
-                    pause_lua: str = PACED_LUA, connections: int = PACED_CONN) -> int:
+                    pause_lua: str = PACED_LUA, connections: int = PACED_CONN,
+                    page_lua: str | None = None) -> int:
     """The per-connection pause (ms, wrk's granularity; the mean pause with
     :data:`RANDOM_PAUSE_LUA`) that paces ``connections`` connections to ``rate`` requests/s:
     start from ``C / rate`` and subtract the measured latency, re-measured on short runs until
-    the achieved rate is within 5% (or the pause reaches 0)."""
+    the achieved rate is within 5% (or the pause reaches 0). ``page_lua``: the requests'
+    script (default :data:`HOMEPAGE_LUA` over ``lua_members``)."""
     base = 1000 * connections / rate
     delay = base
     for _ in range(tries):
         d = max(int(round(delay)), 0)
         r = srv.load(seconds=3, connections=connections,
-                     lua=HOMEPAGE_LUA % (9, lua_members) + pause_lua % d)
+                     lua=(HOMEPAGE_LUA % (9, lua_members) if page_lua is None else page_lua)
+                     + pause_lua % d)
         print(f"calibrate: pause {d} ms -> {r['rps']:.0f} req/s (target {rate:.0f})", flush=True)
         if abs(r["rps"] / rate - 1) < 0.05 or (d == 0 and r["rps"] < rate):
             return d

@@ -7,9 +7,12 @@ bandit + epsilon exploration, 10 rows x 20 titles) on a simulated log of the ``d
 (2,000 titles, 20,000 members, pages of 10 x 20), publishes it as a model directory, and measures:
 
 1. in process: compose one page, 16 pages at a time, render the JSON;
-2. uvicorn on 127.0.0.1 (1 BLAS thread): interleaved closed-loop rounds of hello-world and
-   ``GET /v1/homepage`` (every page logged durably before the answer), then the homepage
-   paced at half its maximum rate (p50/p99);
+2. uvicorn on 127.0.0.1 (1 BLAS thread): interleaved closed-loop runs of hello-world and
+   ``GET /v1/homepage`` (every page logged durably before the answer) at each of
+   ``--connections`` (default 16 and 64: a server that composes the requests in flight
+   together needs enough of them to reach its maximum rate; the maximum load is the count
+   with the homepage's highest median rate), members' first pages each at an hour of its own,
+   then the homepage paced at half its maximum rate (p50/p99);
 3. the page store: another 5,000 members' first pages composed by ``reelpick precompute
    --model-dir --store`` in its own process (the serving process spends nothing on them),
    then served by a fresh server reading that store (1 process, and ``--workers 2`` against a
@@ -57,6 +60,12 @@ from bench_serve import (  # noqa: E402
 HALF_CONN = 32
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: :data:`HOMEPAGE_LUA` at another hour (``% (seed, members, hour)``): a context no other run
+#: asks for, so that a member's first request of the run is a first page (composed).
+FIRST_LUA = HOMEPAGE_LUA.replace("hour=20", "hour=%d")
+#: The hours of those runs (20 is the other runs' hour).
+FIRST_HOURS = [h for h in range(24) if h != 20]
 
 
 def breakdown(model_dir: Path, members: list[str], n: int) -> dict[str, float]:
@@ -162,7 +171,7 @@ def store_job(model_dir: Path, store: Path, members: list[str]) -> dict[str, Any
 
 
 def store_rounds(hello: Any, model_dir: Path, data: Path, lua_members: str, sec: int,
-                 conn: int, rounds: int, workers: int, seed: int) -> dict[str, Any]:
+                 conns: list[int], rounds: int, workers: int, seed: int) -> dict[str, Any]:
     """Closed-loop rounds (and, with 1 worker, the half load) of a fresh server over the page
     store in ``data`` (``REELPICK_DATA_DIR``: its default store is ``pages.sqlite3`` there)."""
     env = {"REELPICK_MODEL_DIR": str(model_dir), "REELPICK_API_KEY": KEY,
@@ -172,16 +181,17 @@ def store_rounds(hello: Any, model_dir: Path, data: Path, lua_members: str, sec:
         wrk(srv.url, seconds=2, connections=4, lua=HOMEPAGE_LUA % (seed, lua_members))
         before = _page_cache(srv)
         for r in range(rounds):
-            h = hello.load(seconds=sec, connections=conn, path="/hello")
-            p = srv.load(seconds=sec, connections=conn,
-                         lua=HOMEPAGE_LUA % (seed + 1 + r, lua_members))
-            out["rounds"].append({"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"]})
-            print(f"store x{workers} round {r}: ratio {p['rps'] / h['rps']:.3f}", h, p,
-                  flush=True)
+            runs = closed_loop(hello, srv, conns, sec, HOMEPAGE_LUA % (seed + 1 + r, lua_members))
+            for run in runs:
+                run["round"] = r
+                print(f"store x{workers} round {r}, {run['connections']} connections: ratio "
+                      f"{run['ratio']:.3f}", run["hello"], run["homepage"], flush=True)
+            out["rounds"] += runs
         out["cache"] = {k: v - before.get(k, 0) for k, v in _page_cache(srv).items()}
         out["batch"] = _batch_pages(srv)
         if workers == 1:
-            half = float(np.median([r["homepage"]["rps"] for r in out["rounds"]])) / 2
+            half = float(np.median([r["homepage"]["rps"]
+                                    for r in best_level(out["rounds"])[1]])) / 2
             delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
                                     connections=HALF_CONN)
             out["half"] = srv.load(seconds=2 * sec, connections=HALF_CONN,
@@ -190,6 +200,32 @@ def store_rounds(hello: Any, model_dir: Path, data: Path, lua_members: str, sec:
             out["half"].update(rate=half, delay_ms=delay, connections=HALF_CONN)
             print(f"store half load: {out['half']}", flush=True)
     return out
+
+
+def closed_loop(hello: Any, srv: Any, conns: list[int], sec: int, lua: str, *,
+                cache: bool = False) -> list[dict[str, Any]]:
+    """Hello-world then the homepage, closed loop, at each connection count of ``conns``
+    (a batching server needs enough requests in flight to reach its maximum rate); with
+    ``cache``, the pages the server composed during each run (``misses`` of its page cache)."""
+    out = []
+    for c in conns:
+        h = hello.load(seconds=sec, connections=c, path="/hello")
+        before = _page_cache(srv) if cache else {}
+        p = srv.load(seconds=sec, connections=c, lua=lua)
+        if cache:
+            p["composed"] = _page_cache(srv).get("misses", 0) - before.get("misses", 0)
+        out.append({"connections": c, "hello": h, "homepage": p, "ratio": p["rps"] / h["rps"]})
+    return out
+
+
+def best_level(runs: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """The connection count at which the homepage's median throughput is highest (its
+    maximum load), and the runs at that count."""
+    conns = sorted({r["connections"] for r in runs})
+    med = {c: float(np.median([r["homepage"]["rps"] for r in runs if r["connections"] == c]))
+           for c in conns}
+    c = max(conns, key=med.__getitem__)
+    return c, [r for r in runs if r["connections"] == c]
 
 
 def _batch_pages(srv: Any) -> float:
@@ -243,7 +279,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--visits", type=int, default=20_000, help="Simulated visits to train on.")
     ap.add_argument("--seconds", type=int, default=8, help="Length of each closed-loop run.")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", default="16,64",
+                    help="Comma-separated connection counts of the closed-loop runs (each "
+                         "measured for hello-world and the homepage; the maximum load is the "
+                         "count with the homepage's highest median rate).")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--loop-visits", type=int, default=2_000)
     ap.add_argument("--warm-members", type=int, default=300,
@@ -257,6 +296,13 @@ def main() -> None:
                          "go to benchmarks/results/serve_policy.json, or next to any other "
                          "--out (same name, .json).")
     args = ap.parse_args()
+    try:
+        conns = sorted({int(c) for c in str(args.connections).split(",") if c.strip()})
+    except ValueError:
+        sys.exit(f"--connections: expected comma-separated integers, got {args.connections!r}")
+    if not conns or min(conns) < 1:
+        sys.exit(f"--connections: expected positive integers, got {args.connections!r}")
+    args.connections = conns
     if shutil.which("wrk") is None:
         sys.exit("bench_serve_policy needs wrk on PATH (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="reelpick-bench-"))
@@ -269,24 +315,27 @@ def main() -> None:
     lua_members = ",".join(f'"{m}"' for m in members)
     env = {"REELPICK_MODEL_DIR": str(model_dir), "REELPICK_API_KEY": KEY,
            "REELPICK_DATA_DIR": str(work / "data-home")}
-    sec, conn = args.seconds, args.connections
+    sec = args.seconds
     res["rounds"] = []
     with Server("bench_serve:hello_app") as hello, Server(
             "reelpick.serve.app:app_from_env", env) as srv:
         wrk(hello.url + "/hello", seconds=2, connections=4)
         wrk(srv.url, seconds=3, connections=4, lua=HOMEPAGE_LUA % (1, lua_members))
+        hours = iter(FIRST_HOURS)
         for r in range(args.rounds):
-            h = hello.load(seconds=sec, connections=conn, path="/hello")
-            p = srv.load(seconds=sec, connections=conn, lua=HOMEPAGE_LUA % (2 + r, lua_members))
-            res["rounds"].append({"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"]})
-            print(f"round {r}: ratio {p['rps'] / h['rps']:.3f}", h, p, flush=True)
+            for c in conns:  # each run in a context of its own: first pages
+                hour = next(hours)
+                run = closed_loop(hello, srv, [c], sec,
+                                  FIRST_LUA % (2 + r, lua_members, hour), cache=True)[0]
+                run.update(round=r, hour=hour)
+                print(f"round {r}, {c} connections, hour {hour}: ratio {run['ratio']:.3f}",
+                      run["hello"], run["homepage"], flush=True)
+                res["rounds"].append(run)
         # warm: the same few members again within the hour (their pages and image
         # distributions cached): what repeat visits cost
         few = ",".join(f'"{m}"' for m in members[:args.warm_members])
         wrk(srv.url, seconds=4, connections=4, lua=HOMEPAGE_LUA % (7, few))
-        h = hello.load(seconds=sec, connections=conn, path="/hello")
-        p = srv.load(seconds=sec, connections=conn, lua=HOMEPAGE_LUA % (8, few))
-        res["warm"] = {"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"],
+        res["warm"] = {"runs": closed_loop(hello, srv, conns, sec, HOMEPAGE_LUA % (8, few)),
                        "members": args.warm_members}
         print("warm", res["warm"], flush=True)
         # precomputed: another 5,000 members' first pages composed ahead (the nearline job),
@@ -297,21 +346,25 @@ def main() -> None:
         pre = precompute(srv, ahead)
         print("precomputed", pre, flush=True)
         lua_ahead = ",".join(f'"{m}"' for m in ahead)
-        h = hello.load(seconds=sec, connections=conn, path="/hello")
-        p = srv.load(seconds=sec, connections=conn, lua=HOMEPAGE_LUA % (9, lua_ahead))
+        runs = closed_loop(hello, srv, conns, sec, HOMEPAGE_LUA % (9, lua_ahead))
         pre["after"] = _page_cache(srv)
         pre["same_hour"] = int(time.time() // 3600) == pre["bucket"]
-        res["precomputed"] = {"hello": h, "homepage": p, "ratio": p["rps"] / h["rps"], **pre}
+        res["precomputed"] = {"runs": runs, **pre}
         print("precomputed load", res["precomputed"], flush=True)
-        half = float(np.median([r["homepage"]["rps"] for r in res["rounds"]])) / 2
+        half = float(np.median([r["homepage"]["rps"]
+                                for r in best_level(res["rounds"])[1]])) / 2
         delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
-                                connections=HALF_CONN)
+                                connections=HALF_CONN,
+                                page_lua=FIRST_LUA % (9, lua_members, next(hours)))
+        hour = next(hours)
+        c0 = _page_cache(srv).get("misses", 0)
         res["half"] = srv.load(seconds=2 * sec, connections=HALF_CONN,
-                               lua=HOMEPAGE_LUA % (3, lua_members) + RANDOM_PAUSE_LUA % delay)
-        res["half"].update(rate=half, delay_ms=delay, connections=HALF_CONN)
+                               lua=FIRST_LUA % (3, lua_members, hour) + RANDOM_PAUSE_LUA % delay)
+        res["half"].update(rate=half, delay_ms=delay, connections=HALF_CONN, hour=hour,
+                           composed=_page_cache(srv).get("misses", 0) - c0)
         print("half load", res["half"], flush=True)
         # the same at half of the precomputed pages' rate (members' pages composed ahead)
-        half_pre = res["precomputed"]["homepage"]["rps"] / 2
+        half_pre = best_level(res["precomputed"]["runs"])[1][0]["homepage"]["rps"] / 2
         delay = calibrate_delay(srv, half_pre, lua_ahead, pause_lua=RANDOM_PAUSE_LUA,
                                 connections=HALF_CONN)
         res["half_precomputed"] = srv.load(
@@ -330,12 +383,12 @@ def main() -> None:
         res["store_bucket"] = _wait_for_hour(300)
         res["store_job"] = store_job(model_dir, data / "pages.sqlite3", stored)
         print("store job", res["store_job"], flush=True)
-        res["store"] = store_rounds(hello, model_dir, data, lua_stored, sec, conn,
+        res["store"] = store_rounds(hello, model_dir, data, lua_stored, sec, conns,
                                     args.rounds, 1, 20)
     if args.workers2:
         with Server("bench_serve:hello_app", workers=2) as hello2:
             wrk(hello2.url + "/hello", seconds=2, connections=4)
-            res["store2"] = store_rounds(hello2, model_dir, data, lua_stored, sec, conn,
+            res["store2"] = store_rounds(hello2, model_dir, data, lua_stored, sec, conns,
                                          args.rounds, 2, 40)
     res["store_same_hour"] = int(time.time() // 3600) == res["store_bucket"]
     res["loop"] = http_loop(world, model_dir, work, args.loop_visits, args.seed)
@@ -349,10 +402,32 @@ def main() -> None:
     write_section(args.out, "serve-policy", report(res, args))
 
 
+def _row(name: str, r: dict[str, Any], composed: str = "") -> str:
+    p = r["homepage"]
+    return (f"| {name} | {r['connections']} | {r['hello']['rps']:,.0f} | {p['rps']:,.0f} | "
+            f"{r['ratio']:.3f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
+            f"{p['cpu_ms_per_request']:.2f} |{composed}")
+
+
+def _summary(name: str, runs: list[dict[str, Any]], half: dict[str, Any] | None) -> str:
+    """One line of the maximum-load table: the runs at the homepage's best connection count."""
+    c, best = best_level(runs)
+    ratio = float(np.median([r["ratio"] for r in best]))
+    rps = float(np.median([r["homepage"]["rps"] for r in best]))
+    cpu = float(np.median([r["homepage"]["cpu_ms_per_request"] for r in best]))
+    hcpu = float(np.median([r["hello"]["cpu_ms_per_request"] for r in best]))
+    hl = "-" if half is None else (f"{half['p50_ms']:.1f} / **{half['p99_ms']:.1f}** "
+                                   f"({half['rps']:,.0f})")
+    return (f"| {name} | {c} | {rps:,.0f} | **{ratio:.3f}** | {cpu:.2f} ({hcpu:.3f}) | "
+            f"{hcpu / cpu:.3f} | {hl} |")
+
+
 def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     b, h, lp = res["breakdown"], res["half"], res["loop"]
+    conns = ", ".join(str(c) for c in args.connections)
     cmd = "python benchmarks/bench_serve_policy.py" + (
         f" --visits {args.visits}" if args.visits != 20_000 else "")
+    wait = os.environ.get("REELPICK_BATCH_WAIT_MS")
     lines = [
         header("Serving the shipped page policy (loopback)", cmd),
         f"`PagePolicy` trained on {res['visits']:,} simulated visits of the `default` world "
@@ -360,94 +435,90 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"{res['train_s']:.1f} s): candidate sources (ALS, item-kNN, trending in context, "
         "continue watching, because you watched) -> LightGBM ranker -> context-shaped rows "
         "(10 x 20) -> epsilon = 0.1 exploration -> Thompson artwork bandit, every page logged "
-        "durably (SQLite, group commit) before the answer. uvicorn, 1 process, 1 BLAS thread; "
-        f"wrk 1 thread, {args.connections} connections, {args.seconds} s runs, hello-world "
-        f"and homepage interleaved. Pages carry {b['titles_per_page']:.0f} titles in "
-        f"{b['rows_per_page']:.1f} rows on average.\n",
+        "durably (SQLite, group commit) before the answer. uvicorn, 1 process, 1 BLAS thread"
+        + ("" if wait is None else f", `REELPICK_BATCH_WAIT_MS={wait}`")
+        + f"; wrk 1 thread, {args.seconds} s closed-loop runs at {conns} connections, "
+        "hello-world and homepage interleaved at each. Pages carry "
+        f"{b['titles_per_page']:.0f} titles in {b['rows_per_page']:.1f} rows on average.\n",
         "| in process (1 thread) | µs per page |", "|---|---:|",
         f"| compose one page (member's first page this hour) | {b['compose_us']:,.0f} |",
         f"| compose 16 at a time (first pages) | {b['compose_batch16_cold_us']:,.0f} |",
         f"| compose 16 at a time (same members again: cached) | "
         f"{b['compose_batch16_us']:,.0f} |",
-        f"| render JSON | {b['render_us']:,.0f} |", "",
-        "Rounds 0-2 draw members from 5,000, so most requests are a member's first page in the "
-        "hour (composed: sources, ranker, rows, image probabilities); the warm run repeats a few "
-        "members, whose composed page and image distributions are cached for the hour "
-        "(`CachedPagePolicy`, the bandit's memo: the same policy, only exploration and images "
-        "drawn per request).\n",
-        "| round | hello req/s | homepage req/s | ratio | homepage p50 ms | p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|"]
-    for i, r in enumerate(res["rounds"]):
-        lines.append(f"| {i} | {r['hello']['rps']:,.0f} | {r['homepage']['rps']:,.0f} | "
-                     f"{r['ratio']:.3f} | {r['homepage']['p50_ms']:.1f} | "
-                     f"{r['homepage']['p99_ms']:.1f} |")
+        f"| render JSON | {b['render_us']:,.0f} |", ""]
+    pc, st, st2, job = (res.get("precomputed"), res.get("store"), res.get("store2"),
+                        res.get("store_job"))
     w = res["warm"]
-    lines.append(f"| warm: {w['members']} members, pages cached | {w['hello']['rps']:,.0f} | "
-                 f"{w['homepage']['rps']:,.0f} | {w['ratio']:.3f} | "
-                 f"{w['homepage']['p50_ms']:.1f} | {w['homepage']['p99_ms']:.1f} |")
-    pc = res.get("precomputed")
+    lines += [
+        "At maximum load (the connection count with the homepage's highest median rate; "
+        "the ratio is the median over the runs at that count of homepage / hello-world "
+        "req/s, each pair measured back to back; server CPU from `/proc`, hello-world's in "
+        "brackets; half load: p50 / p99 ms (req/s achieved) at half of that rate):\n",
+        "| pages | connections | homepage req/s | ratio (target >= 0.15) | server CPU ms a "
+        "request | CPU ratio | half load p50 / p99 ms (target p99 <= 50) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        _summary("composed on request (members' first pages, rounds 0-"
+                 f"{args.rounds - 1})", res["rounds"], h),
+        _summary(f"repeat pages ({w['members']} members, cached)", w["runs"], None)]
     if pc is not None:
-        hits = pc["after"].get("hits", 0) - pc["cache"].get("hits", 0)
-        misses = pc["after"].get("misses", 0) - pc["cache"].get("misses", 0)
-        lines.append(f"| precomputed: {pc['members']:,} other members' first pages composed "
-                     f"ahead | {pc['hello']['rps']:,.0f} | {pc['homepage']['rps']:,.0f} | "
-                     f"{pc['ratio']:.3f} | {pc['homepage']['p50_ms']:.1f} | "
-                     f"{pc['homepage']['p99_ms']:.1f} |")
-    for key in ("store", "store2"):
-        st = res.get(key)
-        if st is None:
+        lines.append(_summary("precomputed in the server (`POST /v1/admin/precompute`)",
+                              pc["runs"], res.get("half_precomputed")))
+    if st is not None:
+        lines.append(_summary("page store, 1 worker (`reelpick precompute --store`)",
+                              st["rounds"], st.get("half")))
+    if st2 is not None:
+        lines.append(_summary("page store, 2 workers (hello-world: 2 workers too)",
+                              st2["rounds"], None))
+    lines += [
+        "", "Every closed-loop run. Each run of rounds 0-2 asks for pages at an hour no other "
+        "run asks for, drawing members from 5,000: a member's first request of the run is a "
+        "first page, composed on request (sources, ranker, rows, image probabilities), and "
+        "`composed` counts them (the others are the same member again, cached):\n",
+        "| run | connections | hello req/s | homepage req/s | ratio | p50 ms | p99 ms | "
+        "server CPU ms a request | composed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rounds"]:
+        lines.append(_row(f"round {r['round']}", r,
+                          f" {r['homepage'].get('composed', float('nan')):,.0f} |"))
+    for r in w["runs"]:
+        lines.append(_row(f"warm: {w['members']} members, pages cached", r, " |"))
+    if pc is not None:
+        for r in pc["runs"]:
+            lines.append(_row(f"precomputed: {pc['members']:,} other members", r, " |"))
+    for s_ in (st, st2):
+        if s_ is None:
             continue
-        for i, r in enumerate(st["rounds"]):
-            lines.append(
-                f"| page store, {st['workers']} worker{'s' if st['workers'] > 1 else ''}"
-                f"{' (hello-world: 2 workers too)' if st['workers'] > 1 else ''}, run {i} | "
-                f"{r['hello']['rps']:,.0f} | {r['homepage']['rps']:,.0f} | {r['ratio']:.3f} | "
-                f"{r['homepage']['p50_ms']:.1f} | {r['homepage']['p99_ms']:.1f} |")
-    ratio = float(np.median([r["ratio"] for r in res["rounds"]]))
-    cpu = float(np.median([r["hello"]["cpu_ms_per_request"] / r["homepage"]["cpu_ms_per_request"]
-                           for r in res["rounds"]]))
-    w_cpu = w["hello"]["cpu_ms_per_request"] / w["homepage"]["cpu_ms_per_request"]
-    lines += ["", f"Median throughput ratio homepage / hello-world: **{ratio:.3f}** (target "
-              f">= 0.15); by the server's CPU time per request (which depends less on the "
-              f"other jobs of the machine): {cpu:.3f}, warm {w_cpu:.3f} (CPU ms per request: "
-              f"hello {res['rounds'][0]['hello']['cpu_ms_per_request']:.3f}, homepage "
-              + ", ".join(f"{r['homepage']['cpu_ms_per_request']:.2f}" for r in res["rounds"])
-              + f", warm {w['homepage']['cpu_ms_per_request']:.2f}). At half of the "
-              f"homepage's maximum rate ({h['rate']:.0f} req/s targeted, {h['rps']:.0f} "
-              f"achieved; {h['connections']} connections, each pausing a random time of mean "
+        for r in s_["rounds"]:
+            lines.append(_row(f"page store, {s_['workers']} worker"
+                              f"{'s' if s_['workers'] > 1 else ''}, round {r['round']}", r, " |"))
+    lines += ["", f"Half load, first pages (a context of its own, {h['composed']:,.0f} of "
+              f"{h['requests']:,} pages composed): {h['rate']:.0f} req/s targeted, "
+              f"{h['rps']:.0f} achieved ({h['connections']} connections, each pausing a "
+              "random time of mean "
               f"{h['delay_ms']} ms between requests, so that together they arrive nearly as a "
-              f"Poisson stream): p50 **{h['p50_ms']:.1f} ms**, p99 **{h['p99_ms']:.1f} ms** "
-              f"(target <= 50 ms), {h['non_2xx']} non-2xx. Latency counts from the request "
-              "leaving wrk, not from a scheduled time; each page waits for its fsync "
-              "(synchronous=FULL).", ""]
+              f"Poisson stream): p50 **{h['p50_ms']:.1f} ms**, p99 **{h['p99_ms']:.1f} ms**, "
+              f"{h['non_2xx']} non-2xx. Latency counts from the request leaving wrk, not from a "
+              "scheduled time; each page waits for its fsync (synchronous=FULL).", ""]
     if pc is not None:
         per_page = 1000 * pc["cpu_s"] / max(pc["composed"], 1)
+        hits = pc["after"].get("hits", 0) - pc["cache"].get("hits", 0)
+        misses = pc["after"].get("misses", 0) - pc["cache"].get("misses", 0)
         hour = "" if pc["same_hour"] else "; the hour changed during the run"
-        hp, hh = pc["homepage"]["cpu_ms_per_request"], pc["hello"]["cpu_ms_per_request"]
         lines += [
-            "Precomputed first pages (`POST /v1/admin/precompute`, the nearline job): the "
-            f"pages of {pc['members']:,} members not asked for before, in the load's context "
-            f"and hour, composed ahead in {pc['wall_s']:.1f} s ({per_page:.2f} ms of server "
-            f"CPU a page, {pc['composed']:,} composed); the load then asked for them "
-            f"({pc['homepage']['requests']:,} requests: {hits:,.0f} cache hits, "
-            f"{misses:,.0f} misses{hour}), server CPU {hp:.2f} ms a request (hello "
-            f"{hh:.3f}: CPU ratio {hh / hp:.3f}). A precomputed page is the page the member "
-            "would have got: the same titles and propensities; only the exploration and the "
-            "images are drawn per request."]
+            "Precomputed first pages (`POST /v1/admin/precompute`, the nearline job in the "
+            f"serving process): the pages of {pc['members']:,} members not asked for before, "
+            f"in the load's context and hour, composed ahead in {pc['wall_s']:.1f} s "
+            f"({per_page:.2f} ms of server CPU a page, {pc['composed']:,} composed); the load "
+            f"then asked for them ({hits:,.0f} cache hits, {misses:,.0f} misses{hour}). A "
+            "precomputed page is the page the member would have got: the same titles and "
+            "propensities; only the exploration and the images are drawn per request."]
         hp2 = res.get("half_precomputed")
         if hp2 is not None:
             lines[-1] += (
-                f" At half of the precomputed pages' rate ({hp2['rate']:.0f} req/s targeted, "
-                f"{hp2['rps']:.0f} achieved, the same random pauses): p50 "
-                f"**{hp2['p50_ms']:.1f} ms**, p99 **{hp2['p99_ms']:.1f} ms**, "
-                f"{hp2['non_2xx']} non-2xx"
+                f" Half load: {hp2['rate']:.0f} req/s targeted, {hp2['rps']:.0f} achieved"
                 + ("" if hp2["same_hour"] else " (the hour changed during the run)") + ".")
         lines.append("")
-    st, job = res.get("store"), res.get("store_job")
     if st is not None and job is not None:
-        sr = float(np.median([r["ratio"] for r in st["rounds"]]))
-        scpu = float(np.median([r["homepage"]["cpu_ms_per_request"] for r in st["rounds"]]))
-        hcpu = float(np.median([r["hello"]["cpu_ms_per_request"] for r in st["rounds"]]))
         c, sh = st["cache"], st["half"]
         hour = "" if res.get("store_same_hour", True) else " (the hour changed during the run)"
         lines += [
@@ -459,17 +530,11 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
             "page); then a fresh server (`REELPICK_DATA_DIR` holding that `pages.sqlite3`) "
             f"served them: {c.get('stored', 0):,.0f} pages found in the store, "
             f"{c.get('misses', 0):,.0f} composed on request{hour}, "
-            f"{st['batch']:.1f} pages per composing pass on average. Median ratio "
-            f"**{sr:.3f}** (target >= 0.15), server CPU {scpu:.2f} ms a request (hello "
-            f"{hcpu:.3f}). At half of its rate ({sh['rate']:.0f} req/s targeted, "
-            f"{sh['rps']:.0f} achieved, the same random pauses): p50 **{sh['p50_ms']:.1f} "
-            f"ms**, p99 **{sh['p99_ms']:.1f} ms**, {sh['non_2xx']} non-2xx."]
-        s2 = res.get("store2")
-        if s2 is not None:
-            r2 = float(np.median([r["ratio"] for r in s2["rounds"]]))
-            lines[-1] += (
-                f" With `--workers 2` on the same store (each worker reads it; the "
-                f"hello-world also with 2 workers): median ratio **{r2:.3f}**.")
+            f"{st['batch']:.1f} pages per composing pass on average. Half load: "
+            f"{sh['rate']:.0f} req/s targeted, {sh['rps']:.0f} achieved."
+            + ("" if st2 is None else
+               f" With `--workers 2` each worker reads the store ({st2['batch']:.1f} pages "
+               "per pass in the worker that answered `/metrics`).")]
         lines.append("")
     lines += [
               f"Closed loop through the service: {lp['visits']:,} simulated visits asked the "

@@ -4,6 +4,7 @@ every update."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reelpick.artwork import ThompsonArtwork
 
@@ -78,3 +79,54 @@ def test_page_memo_serves_repeat_pages_exactly_and_forgets(world, catalog, explo
         ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
         .partial_fit(explore_rows).probabilities_for(member, device, titles),
         memo.probabilities_for(member, device, titles), rtol=0, atol=1e-10)
+
+
+def test_pages_shown_once_are_drawn_alike_and_not_remembered(world, catalog,
+                                                              explore_rows) -> None:
+    """``once=`` (an explored page's random titles): the same distributions and draws as
+    without a memo, and nothing of those pages enters either memo, so a stream of explored
+    pages never pushes the repeat pages' distributions out."""
+    plain = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+    memo = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+    assert not memo.remembers_pages
+    memo.memoize(max_pages=4)
+    assert memo.remembers_pages
+    rng = np.random.default_rng(8)
+    member = rng.integers(0, world.config.n_members, 3)
+    device = rng.integers(0, 4, 3)
+    titles = rng.integers(-1, catalog.n_titles, (3, 9))
+    memo.probabilities_for(member, device, titles)  # three repeat pages remembered
+    keys, triples = set(memo._page_memo), set(memo._memo)
+    for seed in range(20):  # 20 batches of 1 repeat page and 5 explored ones
+        who = np.concatenate([member[seed % 3:seed % 3 + 1],
+                              rng.integers(0, world.config.n_members, 5)])
+        dev = np.concatenate([device[seed % 3:seed % 3 + 1], rng.integers(0, 4, 5)])
+        t = np.concatenate([titles[seed % 3:seed % 3 + 1],
+                            rng.integers(-1, catalog.n_titles, (5, 9))])
+        once = np.arange(6) > 0
+        a = plain.select_for(who, dev, t, np.random.default_rng(seed))
+        b = memo.select_for(who, dev, t, np.random.default_rng(seed), once=once)
+        np.testing.assert_array_equal(a.artworks, b.artworks)
+        np.testing.assert_allclose(a.propensity, b.propensity, rtol=0, atol=1e-10)
+    assert set(memo._page_memo) == keys and set(memo._memo) == triples
+    with pytest.raises(ValueError, match="once: expected shape"):
+        memo.select_for(member, device, titles, rng, once=np.ones(2, bool))
+
+
+def test_the_exploring_logger_marks_its_explored_pages_as_shown_once(world, catalog,
+                                                                      explore_rows) -> None:
+    """ExploringPolicy passes its explored pages as ``once=`` to a remembering bandit: after
+    many visits the page memo holds only the base pages."""
+    from reelpick.policies import ExploringPolicy, GreedyPolicy
+
+    bandit = ThompsonArtwork(catalog, world.config.n_members, noise=0.25).fit(explore_rows)
+    bandit.memoize()
+    policy = ExploringPolicy(GreedyPolicy(), epsilon=0.5, artwork=bandit)
+    visits = world.make_visits(np.arange(60), world.config.start + 3600)
+    page = policy.choose(visits, np.random.default_rng(0))
+    explored = page.source == "explore"
+    assert 0 < explored.sum() < len(visits)
+    assert len(bandit._page_memo) == len({
+        (int(m), int(d), page.titles.dtype.str, t.tobytes())
+        for m, d, t in zip(visits.member[~explored], visits.device[~explored],
+                           page.titles[~explored])})

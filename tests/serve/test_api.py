@@ -243,6 +243,27 @@ def test_pages_precomputed_by_another_process_are_served_from_the_page_store(
         client.get("/metrics").text
 
 
+def test_precompute_deletes_the_page_stores_pages_of_past_hours(client: TestClient) -> None:
+    """POST /v1/admin/precompute deletes the store's pages of hours before the one it
+    composes for (of any version), keeps those of that hour, and says how many it deleted."""
+    import numpy as np
+
+    from reelpick.page.store import PageStore, StoredPage
+
+    at = 1_900_000_000
+    store = PageStore(client.app.state.service.settings.page_store_path)
+    page = {"titles": np.array([0, 1]), "probs": None}
+    store.put("old-version", [StoredPage(b"past", at // 3600 - 2, **page)])
+    store.put("old-version", [StoredPage(b"now", at // 3600, **page)])
+    body = {"members": ["m1", "m2"], "device": "tv", "hour": 20, "day_of_week": 2, "at": at}
+    r = client.post("/v1/admin/precompute", json=body, headers=KEY)
+    assert r.status_code == 200, r.text
+    assert r.json()["pruned"] == 1
+    assert store.get("old-version", [b"past", b"now"]).keys() == {b"now"}
+    assert client.post("/v1/admin/precompute", json=body, headers=KEY).json()["pruned"] == 0
+    store.close()
+
+
 def test_writes_disabled_without_a_configured_key(make_settings) -> None:
     with TestClient(create_app(make_settings(api_key=None))) as c:
         r = c.post("/v1/events", json={"events": [_event()]}, headers={"X-API-Key": ""})

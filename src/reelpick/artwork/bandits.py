@@ -227,7 +227,8 @@ class _LinearArtworkBandit(ArtworkSelectorBase):
         return mean, sd, valid
 
     def _base(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
-              rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray | None]:
+              rng: np.random.Generator | None, once: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
 
@@ -241,7 +242,7 @@ class EpsilonGreedyArtwork(_LinearArtworkBandit):
                  **kw: object) -> None:
         super().__init__(catalog, n_members, epsilon=epsilon, **kw)  # type: ignore[arg-type]
 
-    def _base(self, member, device, titles, rng):
+    def _base(self, member, device, titles, rng, once=None):
         mean, _, valid = self._posterior(member, device, titles, need_sd=False)
         return _onehot_argmax(np.where(valid, mean, -np.inf), valid), None
 
@@ -252,7 +253,7 @@ class LinUCBArtwork(_LinearArtworkBandit):
 
     name = "artwork-linucb"
 
-    def _base(self, member, device, titles, rng):
+    def _base(self, member, device, titles, rng, once=None):
         mean, sd, valid = self.posterior(member, device, titles)
         ucb = mean + self.config.alpha * sd
         return _onehot_argmax(np.where(valid, ucb, -np.inf), valid), None
@@ -282,12 +283,25 @@ class ThompsonArtwork(_LinearArtworkBandit):
                 mu, np.where(valid, self.config.noise * sd, 1.0)[shown])
         return probs
 
-    def _base(self, member, device, titles, rng):
+    @property
+    def remembers_pages(self) -> bool:
+        """Whether image distributions are remembered (:meth:`memoize`): then ``select``
+        takes ``once=``, the pages shown once, whose distributions are not remembered."""
+        return self._memo is not None
+
+    def _base(self, member, device, titles, rng, once=None):
         titles = np.asarray(titles)
+        member, device = np.asarray(member), np.asarray(device)
         if self._memo is None:
             probs = self._win_probabilities(member, device, titles)
+        elif once is not None and once.any():  # pages shown once: computed, not remembered
+            probs = np.empty((*titles.shape, int(self.catalog.max_variants)))
+            keep = ~once
+            if keep.any():
+                probs[keep] = self._memo_probabilities(member[keep], device[keep], titles[keep])
+            probs[once] = self._win_probabilities(member[once], device[once], titles[once])
         else:
-            probs = self._memo_probabilities(np.asarray(member), np.asarray(device), titles)
+            probs = self._memo_probabilities(member, device, titles)
         shown = probs.any(axis=2)
         draw = None if rng is None else _draw(probs, rng.random(shown.shape))
         return probs, draw

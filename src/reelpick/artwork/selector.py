@@ -82,7 +82,8 @@ class ArtworkSelectorBase:
     """Epsilon mixing, sampling and marginals on top of a base distribution ``_base``.
 
     Subclasses define ``catalog``, ``config.epsilon``, ``n_members`` and ``_base(member, device,
-    titles, rng) -> (probs (n, S, V), draw (n, S) or None)`` (``None``: the base is one-hot)."""
+    titles, rng, once) -> (probs (n, S, V), draw (n, S) or None)`` (``None``: the base is
+    one-hot; ``once``: ``(n,)`` pages shown once, or ``None``, see :meth:`select_for`)."""
 
     name = "artwork"
     catalog: object
@@ -90,7 +91,8 @@ class ArtworkSelectorBase:
     n_members: int
 
     def _base(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
-              rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray | None]:
+              rng: np.random.Generator | None, once: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
     def _mix(self, base: np.ndarray, titles: np.ndarray) -> np.ndarray:
@@ -125,12 +127,20 @@ class ArtworkSelectorBase:
                                       r.title[:, None])[:, 0, :]  # type: ignore[attr-defined]
 
     def select_for(self, member: np.ndarray, device: np.ndarray, titles: np.ndarray,
-                   rng: np.random.Generator) -> ArtworkChoice:
-        """:meth:`select` on plain arrays (member and device ``(n,)``, titles ``(n, S)``)."""
+                   rng: np.random.Generator, *, once: np.ndarray | None = None
+                   ) -> ArtworkChoice:
+        """:meth:`select` on plain arrays (member and device ``(n,)``, titles ``(n, S)``).
+        ``once`` ``(n,)`` marks pages shown once (an explored page's random titles): a
+        selector that remembers image distributions for repeat pages computes theirs without
+        remembering them (the same distributions; no repeat page's memo is pushed out)."""
         member = np.asarray(member, dtype=np.int64)
         self._check_members(member)
         titles = np.asarray(titles)
-        base, draw = self._base(member, np.asarray(device), titles, rng)
+        if once is not None:
+            once = np.asarray(once, dtype=bool)
+            if once.shape != (len(member),):
+                raise ValueError(f"once: expected shape ({len(member)},), got {once.shape}")
+        base, draw = self._base(member, np.asarray(device), titles, rng, once)
         probs = self._mix(base, titles)
         shown = titles >= 0
         if draw is None:
@@ -145,10 +155,10 @@ class ArtworkSelectorBase:
         prop = np.take_along_axis(probs, art[..., None], axis=2)[..., 0]
         return ArtworkChoice(art, np.where(shown, prop, 1.0))
 
-    def select(self, visits: VisitBatch, titles: np.ndarray, rng: np.random.Generator
-               ) -> ArtworkChoice:
+    def select(self, visits: VisitBatch, titles: np.ndarray, rng: np.random.Generator, *,
+               once: np.ndarray | None = None) -> ArtworkChoice:
         t = _check_titles(visits, titles, self.catalog.n_titles)  # type: ignore[attr-defined]
-        return self.select_for(visits.member, visits.device, t, rng)
+        return self.select_for(visits.member, visits.device, t, rng, once=once)
 
     def artwork_marginals(self, visits: VisitBatch, chunk_elements: int = 2_000_000
                           ) -> np.ndarray:

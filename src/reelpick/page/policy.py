@@ -337,6 +337,11 @@ class PagePolicy:
         """
         self._store = store
 
+    @property
+    def store(self) -> PageStore | None:
+        """The store of :meth:`use_store` (``None``: none)."""
+        return self._store
+
     def _memoising_selector(self) -> Any:
         """The artwork bandit when it remembers image distributions (memoized in
         ``__init__``), else ``None``."""

@@ -50,11 +50,19 @@ def _deterministic_page(policy: Policy, visits: VisitBatch, rng: np.random.Gener
 
 def _annotated(visits: VisitBatch, base: AnnotatedPageBatch, titles: np.ndarray,
                prop: np.ndarray, source: np.ndarray, rng: np.random.Generator,
-               artwork: object | None = None) -> AnnotatedPageBatch:
+               artwork: object | None = None, explored: np.ndarray | None = None
+               ) -> AnnotatedPageBatch:
     """The served page: ``titles`` in ``base``'s layout, images from ``artwork``
-    (``select(visits, titles, rng)``) or uniform over each title's variants."""
+    (``select(visits, titles, rng)``) or uniform over each title's variants. ``explored``
+    ``(n,)``: the uniformly random pages, shown once, passed as ``once=`` to a selector that
+    remembers image distributions (``remembers_pages``), so that they do not push the repeat
+    pages' distributions out of its memo."""
     if artwork is not None:
-        choice = artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
+        if explored is not None and explored.any() and getattr(artwork, "remembers_pages",
+                                                               False):
+            choice = artwork.select(visits, titles, rng, once=explored)  # type: ignore
+        else:
+            choice = artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
         arts, aprop = choice.artworks, choice.propensity
     else:
         nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]
@@ -104,7 +112,7 @@ class ExploringPolicy:
         prop = self.epsilon / np.maximum(A, 1)[:, None] + (1 - self.epsilon) * match
         prop = np.where(titles >= 0, np.minimum(prop, 1.0), 1.0)
         source = np.where(explore, "explore", str(self.base.name)).astype(object)
-        return _annotated(visits, base, titles, prop, source, rng, self.artwork)
+        return _annotated(visits, base, titles, prop, source, rng, self.artwork, explore)
 
 
 class PoolExploringPolicy:

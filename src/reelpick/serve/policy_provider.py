@@ -102,6 +102,14 @@ class PagePolicyProvider:
         with self._lock:
             self.policy.use_store(store)
 
+    def prune_store(self, from_bucket: int) -> int:
+        """Delete the pages of hours before ``from_bucket`` (``timestamp // 3600``) from the
+        :meth:`use_store` store (pages of every version: another worker may serve another
+        one); how many were deleted (0 without a store)."""
+        with self._lock:
+            store = self.policy.store
+        return 0 if store is None else store.prune(from_bucket=int(from_bucket))
+
     def cache(self, pages: int) -> None:
         """Remember up to ``pages`` composed pages (:meth:`PagePolicy.cache
         <reelpick.page.PagePolicy.cache>`)."""

@@ -168,6 +168,8 @@ class PrecomputeOut(_Response):
     pages: int = Field(description="Pages asked for.")
     composed: int = Field(description="Pages composed now (the others were remembered).")
     cached: int = Field(description="Pages the policy remembers after this call.")
+    pruned: int = Field(0, description="Pages of past hours deleted from the page store "
+                                       "first (they are never served again).")
     seconds: float
     model_version: str
 

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     #: Dynamic batching of ``GET /v1/homepage``: a request waits up to this many milliseconds
     #: for others to be composed with it in one pass (0: only those already scheduled). Under
     #: load, a batch of many pages costs a fraction of the CPU a page that one alone does.
-    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    batch_wait_ms: float = Field(default=1.0, ge=0.0, le=100.0)
     #: A batch this large is composed at once, without waiting further.
     batch_max: int = Field(default=32, ge=1, le=1_024)
 

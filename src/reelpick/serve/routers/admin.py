@@ -46,8 +46,9 @@ async def precompute(body: PrecomputeIn, state: StateDep, _: AdminKeyDep) -> Pre
     usual device). A page asked for later in the same context and hour is then the remembered
     one, with the same titles and propensities it would have had (only its exploration and
     images are drawn per request), at a fraction of the cost. Pages are composed
-    :data:`PRECOMPUTE_CHUNK` at a time between requests; a reload forgets them (run it again
-    after publishing)."""
+    :data:`PRECOMPUTE_CHUNK` at a time between requests and written to the page store too,
+    whose pages of hours before the one asked for are deleted first (``pruned``); a reload
+    forgets the pages remembered in the process (run it again after publishing)."""
     bundle = state.bundle
     provider = bundle.provider
     run = getattr(provider, "precompute", None)
@@ -63,6 +64,8 @@ async def precompute(body: PrecomputeIn, state: StateDep, _: AdminKeyDep) -> Pre
             raise ctx
         requests.append((member, ctx))
     t0 = time.perf_counter()
+    prune = getattr(provider, "prune_store", None)
+    pruned = 0 if prune is None else prune((now if body.at is None else body.at) // 3600)
     composed = 0
     for lo in range(0, len(requests), PRECOMPUTE_CHUNK):
         composed += run(requests[lo:lo + PRECOMPUTE_CHUNK])
@@ -70,6 +73,6 @@ async def precompute(body: PrecomputeIn, state: StateDep, _: AdminKeyDep) -> Pre
     state.metrics.precomputed.inc(composed)
     info = getattr(provider, "cache_info", None)
     cached = int(info()["pages"]) if info is not None else composed
-    return PrecomputeOut(pages=len(requests), composed=composed, cached=cached,
+    return PrecomputeOut(pages=len(requests), composed=composed, cached=cached, pruned=pruned,
                          seconds=round(time.perf_counter() - t0, 4),
                          model_version=provider.version)
