@@ -190,8 +190,7 @@ def store_rounds(hello: Any, model_dir: Path, data: Path, lua_members: str, sec:
         out["cache"] = {k: v - before.get(k, 0) for k, v in _page_cache(srv).items()}
         out["batch"] = _batch_pages(srv)
         if workers == 1:
-            half = float(np.median([r["homepage"]["rps"]
-                                    for r in best_level(out["rounds"])[1]])) / 2
+            half = best_level(out["rounds"])[2] / 2
             delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
                                     connections=HALF_CONN)
             out["half"] = srv.load(seconds=2 * sec, connections=HALF_CONN,
@@ -218,14 +217,14 @@ def closed_loop(hello: Any, srv: Any, conns: list[int], sec: int, lua: str, *,
     return out
 
 
-def best_level(runs: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+def best_level(runs: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]], float]:
     """The connection count at which the homepage's median throughput is highest (its
-    maximum load), and the runs at that count."""
+    maximum load), the runs at that count and that median (req/s)."""
     conns = sorted({r["connections"] for r in runs})
     med = {c: float(np.median([r["homepage"]["rps"] for r in runs if r["connections"] == c]))
            for c in conns}
     c = max(conns, key=med.__getitem__)
-    return c, [r for r in runs if r["connections"] == c]
+    return c, [r for r in runs if r["connections"] == c], med[c]
 
 
 def _batch_pages(srv: Any) -> float:
@@ -351,8 +350,7 @@ def main() -> None:
         pre["same_hour"] = int(time.time() // 3600) == pre["bucket"]
         res["precomputed"] = {"runs": runs, **pre}
         print("precomputed load", res["precomputed"], flush=True)
-        half = float(np.median([r["homepage"]["rps"]
-                                for r in best_level(res["rounds"])[1]])) / 2
+        half = best_level(res["rounds"])[2] / 2
         delay = calibrate_delay(srv, half, lua_members, pause_lua=RANDOM_PAUSE_LUA,
                                 connections=HALF_CONN,
                                 page_lua=FIRST_LUA % (9, lua_members, next(hours)))
@@ -364,7 +362,7 @@ def main() -> None:
                            composed=_page_cache(srv).get("misses", 0) - c0)
         print("half load", res["half"], flush=True)
         # the same at half of the precomputed pages' rate (members' pages composed ahead)
-        half_pre = best_level(res["precomputed"]["runs"])[1][0]["homepage"]["rps"] / 2
+        half_pre = best_level(res["precomputed"]["runs"])[2] / 2
         delay = calibrate_delay(srv, half_pre, lua_ahead, pause_lua=RANDOM_PAUSE_LUA,
                                 connections=HALF_CONN)
         res["half_precomputed"] = srv.load(
@@ -411,9 +409,8 @@ def _row(name: str, r: dict[str, Any], composed: str = "") -> str:
 
 def _summary(name: str, runs: list[dict[str, Any]], half: dict[str, Any] | None) -> str:
     """One line of the maximum-load table: the runs at the homepage's best connection count."""
-    c, best = best_level(runs)
+    c, best, rps = best_level(runs)
     ratio = float(np.median([r["ratio"] for r in best]))
-    rps = float(np.median([r["homepage"]["rps"] for r in best]))
     cpu = float(np.median([r["homepage"]["cpu_ms_per_request"] for r in best]))
     hcpu = float(np.median([r["hello"]["cpu_ms_per_request"] for r in best]))
     hl = "-" if half is None else (f"{half['p50_ms']:.1f} / **{half['p99_ms']:.1f}** "
@@ -470,7 +467,8 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(_summary("page store, 2 workers (hello-world: 2 workers too)",
                               st2["rounds"], None))
     lines += [
-        "", "Every closed-loop run. Each run of rounds 0-2 asks for pages at an hour no other "
+        "", f"Every closed-loop run. Each run of rounds 0-{args.rounds - 1} asks for pages at an "
+        "hour no other "
         "run asks for, drawing members from 5,000: a member's first request of the run is a "
         "first page, composed on request (sources, ranker, rows, image probabilities), and "
         "`composed` counts them (the others are the same member again, cached):\n",

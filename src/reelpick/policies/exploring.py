@@ -58,11 +58,10 @@ def _annotated(visits: VisitBatch, base: AnnotatedPageBatch, titles: np.ndarray,
     remembers image distributions (``remembers_pages``), so that they do not push the repeat
     pages' distributions out of its memo."""
     if artwork is not None:
-        if explored is not None and explored.any() and getattr(artwork, "remembers_pages",
-                                                               False):
-            choice = artwork.select(visits, titles, rng, once=explored)  # type: ignore
-        else:
-            choice = artwork.select(visits, titles, rng)  # type: ignore[attr-defined]
+        once = (explored is not None and explored.any()
+                and getattr(artwork, "remembers_pages", False))
+        kw = {"once": explored} if once else {}
+        choice = artwork.select(visits, titles, rng, **kw)  # type: ignore[attr-defined]
         arts, aprop = choice.artworks, choice.propensity
     else:
         nv = visits.catalog.n_variants[np.where(titles >= 0, titles, 0)]

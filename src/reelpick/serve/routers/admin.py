@@ -64,8 +64,8 @@ async def precompute(body: PrecomputeIn, state: StateDep, _: AdminKeyDep) -> Pre
             raise ctx
         requests.append((member, ctx))
     t0 = time.perf_counter()
-    prune = getattr(provider, "prune_store", None)
-    pruned = 0 if prune is None else prune((now if body.at is None else body.at) // 3600)
+    prune = getattr(provider, "prune_store", None)  # the pages' hour: the same for them all
+    pruned = 0 if prune is None else prune(requests[0][1].timestamp // 3600)
     composed = 0
     for lo in range(0, len(requests), PRECOMPUTE_CHUNK):
         composed += run(requests[lo:lo + PRECOMPUTE_CHUNK])
